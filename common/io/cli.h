@@ -1,0 +1,45 @@
+/* cli.h - option conventions shared by every program (DESIGN.md section 7).
+ *
+ * Every program takes --help (usage to stdout, exit 0), --version, --seed N, --threads N
+ * (default: all cores), --quiet and --log-every SECONDS. Stages use getopt_long with
+ * CLI_COMMON_OPTIONS appended to their own table and pass unknown codes to cli_common_opt().
+ */
+#ifndef ITREK_IO_CLI_H
+#define ITREK_IO_CLI_H
+
+#include <getopt.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef struct {
+    uint64_t seed;
+    int threads;
+    bool quiet;
+    double log_every;
+} cli_common;
+
+enum { OPT_HELP = 'h', OPT_VERSION = 0x1000, OPT_SEED, OPT_THREADS, OPT_QUIET, OPT_LOG_EVERY, OPT_FIRST_STAGE = 0x1100 };
+
+#define CLI_COMMON_OPTIONS                                                                   \
+    {"help", no_argument, 0, OPT_HELP}, {"version", no_argument, 0, OPT_VERSION},            \
+    {"seed", required_argument, 0, OPT_SEED}, {"threads", required_argument, 0, OPT_THREADS}, \
+    {"quiet", no_argument, 0, OPT_QUIET}, {"log-every", required_argument, 0, OPT_LOG_EVERY}
+
+#define CLI_COMMON_USAGE                                                                    \
+    "Common options:\n"                                                                     \
+    "  --seed N          seed for every random choice (default 1)\n"                        \
+    "  --threads N       worker threads (default: all cores)\n"                             \
+    "  --quiet           no progress output\n"                                              \
+    "  --log-every S     seconds between progress lines when stderr is not a terminal (10)\n" \
+    "  --help, --version\n"
+
+void cli_common_init(cli_common *c);
+/* Handles a common option (exits for --help/--version and on '?'); false if not common. */
+bool cli_common_opt(int opt, const char *arg, cli_common *c, const char *usage);
+long cli_long(const char *name, const char *arg, long min, long max, const char *usage);
+double cli_double(const char *name, const char *arg, double min, double max, const char *usage);
+/* Comma-separated numbers into out[max]; returns the count. */
+int cli_doubles(const char *name, const char *arg, double *out, int max, const char *usage);
+int cli_ints(const char *name, const char *arg, int *out, int max, const char *usage);
+
+#endif

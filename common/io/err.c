@@ -1,0 +1,123 @@
+/* err.c - error reporting, temp-file cleanup and checked allocation. */
+#include "io/err.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const char *prog_name = "itrek";
+
+/* Registered temporary files. A handful at most per process, so a small fixed table. */
+#define MAX_TMP 16
+static char *tmp_paths[MAX_TMP];
+
+static void cleanup_tmp(void) {
+    for (int i = 0; i < MAX_TMP; i++)
+        if (tmp_paths[i]) { unlink(tmp_paths[i]); free(tmp_paths[i]); tmp_paths[i] = NULL; }
+}
+
+static void on_signal(int sig) {
+    /* unlink is async-signal-safe; the table is only read here. */
+    for (int i = 0; i < MAX_TMP; i++)
+        if (tmp_paths[i]) unlink(tmp_paths[i]);
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+void err_set_prog(const char *argv0) {
+    const char *slash = argv0 ? strrchr(argv0, '/') : NULL;
+    prog_name = slash ? slash + 1 : (argv0 ? argv0 : "itrek");
+    if (strncmp(prog_name, "itrek-", 6) == 0) prog_name += 6;
+    atexit(cleanup_tmp);
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+    signal(SIGPIPE, on_signal);
+}
+
+const char *err_prog(void) { return prog_name; }
+
+void err_register_tmp(const char *path) {
+    for (int i = 0; i < MAX_TMP; i++)
+        if (!tmp_paths[i]) { tmp_paths[i] = strdup(path); return; }
+    die("too many open temporary outputs");
+}
+
+void err_unregister_tmp(const char *path) {
+    for (int i = 0; i < MAX_TMP; i++)
+        if (tmp_paths[i] && strcmp(tmp_paths[i], path) == 0) { free(tmp_paths[i]); tmp_paths[i] = NULL; }
+}
+
+void die_at(const char *file, long record, const char *fmt, ...) {
+    va_list ap;
+    fflush(stdout);
+    if (record >= 0) fprintf(stderr, "%s: error: %s:%ld: ", prog_name, file, record);
+    else fprintf(stderr, "%s: error: %s: ", prog_name, file);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    exit(EXIT_DATA);
+}
+
+void die(const char *fmt, ...) {
+    va_list ap;
+    fflush(stdout);
+    fprintf(stderr, "%s: error: ", prog_name);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    exit(EXIT_DATA);
+}
+
+void die_usage(const char *usage, const char *fmt, ...) {
+    va_list ap;
+    fprintf(stderr, "%s: ", prog_name);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    if (usage) fputs(usage, stderr);
+    exit(EXIT_USAGE);
+}
+
+void warnf(const char *fmt, ...) {
+    va_list ap;
+    fprintf(stderr, "%s: warning: ", prog_name);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
+void *xmalloc(size_t n) {
+    void *p = malloc(n ? n : 1);
+    if (!p) die("out of memory (%zu bytes)", n);
+    return p;
+}
+
+void *xcalloc(size_t n, size_t size) {
+    void *p = calloc(n ? n : 1, size ? size : 1);
+    if (!p) die("out of memory (%zu x %zu bytes)", n, size);
+    return p;
+}
+
+void *xrealloc(void *p, size_t n) {
+    p = realloc(p, n ? n : 1);
+    if (!p) die("out of memory (%zu bytes)", n);
+    return p;
+}
+
+char *xstrdup(const char *s) {
+    char *d = strdup(s);
+    if (!d) die("out of memory");
+    return d;
+}
+
+void close_stdout(void) {
+    if (fflush(stdout) != 0 || ferror(stdout) || fclose(stdout) != 0)
+        die("<stdout>: write failed: %s", strerror(errno));
+}

@@ -1,0 +1,468 @@
+/* stream.c - msgpack record streams over plain or zstd-compressed files and pipes. */
+#include "io/stream.h"
+
+#include "io/err.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <zstd.h>
+
+static const unsigned char ZSTD_MAGIC[4] = {0x28, 0xB5, 0x2F, 0xFD};
+static size_t default_max_record = STREAM_DEFAULT_MAX_RECORD;
+
+bool is_zstd_magic(const unsigned char b[4]) { return memcmp(b, ZSTD_MAGIC, 4) == 0; }
+
+void sr_set_default_max_record(size_t bytes) { default_max_record = bytes; }
+
+/* ======================================================================== reader */
+
+struct stream_reader {
+    char *name;
+    FILE *fp;
+    bool own_fp;
+    /* Bytes sniffed for the magic number, handed to the decoder before anything else. */
+    unsigned char sniff[4];
+    size_t nsniff, sniff_pos;
+    /* zstd state */
+    bool zstd;
+    ZSTD_DCtx *dctx;
+    unsigned char *zin;
+    size_t zin_cap;
+    ZSTD_inBuffer zib;
+    size_t zlast;  /* last ZSTD_decompressStream return: 0 means at a frame boundary */
+    bool in_eof;
+    /* msgpack state */
+    msgpack_unpacker unp;
+    msgpack_unpacked header_res, res;
+    const msgpack_object *header;
+    char *schema;
+    long index;
+    size_t max_record;
+    bool done;
+};
+
+void sr_fail(const stream_reader *r, const char *fmt, ...) {
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    die_at(r->name, r->index, "%s", msg);
+}
+
+/* Raw bytes from the file, sniffed bytes first. Returns 0 at end of file. */
+static size_t read_raw(stream_reader *r, unsigned char *buf, size_t cap) {
+    if (r->sniff_pos < r->nsniff) {
+        size_t n = r->nsniff - r->sniff_pos;
+        if (n > cap) n = cap;
+        memcpy(buf, r->sniff + r->sniff_pos, n);
+        r->sniff_pos += n;
+        return n;
+    }
+    size_t n = fread(buf, 1, cap, r->fp);
+    if (n == 0 && ferror(r->fp)) die_at(r->name, -1, "read failed: %s", strerror(errno));
+    return n;
+}
+
+/* Decoded bytes (decompressed when zstd). Returns 0 only at end of input. */
+static size_t read_decoded(stream_reader *r, unsigned char *buf, size_t cap) {
+    if (!r->zstd) return read_raw(r, buf, cap);
+    ZSTD_outBuffer out = {buf, cap, 0};
+    while (out.pos == 0) {
+        if (r->zib.pos == r->zib.size && !r->in_eof) {
+            size_t n = read_raw(r, r->zin, r->zin_cap);
+            if (n == 0) r->in_eof = true;
+            r->zib = (ZSTD_inBuffer){r->zin, n, 0};
+        }
+        if (r->in_eof && r->zib.pos == r->zib.size && r->zlast == 0) break;
+        size_t before_in = r->zib.pos;
+        size_t ret = ZSTD_decompressStream(r->dctx, &out, &r->zib);
+        if (ZSTD_isError(ret))
+            die_at(r->name, r->index + 1, "corrupt zstd data: %s", ZSTD_getErrorName(ret));
+        r->zlast = ret;
+        /* Input exhausted, frame unfinished and nothing more produced: truncated. */
+        if (r->in_eof && out.pos == 0 && r->zib.pos == before_in) break;
+    }
+    return out.pos;
+}
+
+static const msgpack_object *next_object(stream_reader *r, msgpack_unpacked *res) {
+    for (;;) {
+        msgpack_unpack_return ret = msgpack_unpacker_next(&r->unp, res);
+        if (ret == MSGPACK_UNPACK_SUCCESS) {
+            r->index++;
+            if (res->data.type != MSGPACK_OBJECT_MAP) sr_fail(r, "record is not a map");
+            return &res->data;
+        }
+        if (ret == MSGPACK_UNPACK_PARSE_ERROR)
+            die_at(r->name, r->index + 1, "not a msgpack record (corrupt stream)");
+        if (ret == MSGPACK_UNPACK_NOMEM_ERROR)
+            die_at(r->name, r->index + 1, "record too large to decode (out of memory)");
+        /* CONTINUE: the current record is incomplete. */
+        if (msgpack_unpacker_message_size(&r->unp) > r->max_record)
+            die_at(r->name, r->index + 1, "record over the size cap of %zu bytes", r->max_record);
+        if (!msgpack_unpacker_reserve_buffer(&r->unp, 64 * 1024)) die("out of memory");
+        size_t n = read_decoded(r, (unsigned char *)msgpack_unpacker_buffer(&r->unp),
+                                msgpack_unpacker_buffer_capacity(&r->unp));
+        if (n == 0) {
+            if (r->zstd && r->zlast != 0)
+                die_at(r->name, r->index + 1, "truncated stream (zstd frame unfinished)");
+            if (msgpack_unpacker_message_size(&r->unp) > 0)
+                die_at(r->name, r->index + 1, "truncated stream (%zu bytes of an unfinished record at end of file)",
+                       msgpack_unpacker_message_size(&r->unp));
+            return NULL;
+        }
+        msgpack_unpacker_buffer_consumed(&r->unp, n);
+    }
+}
+
+stream_reader *sr_open(const char *path, const char *schema, int major) {
+    stream_reader *r = xcalloc(1, sizeof *r);
+    if (!path || strcmp(path, "-") == 0) {
+        r->name = xstrdup("<stdin>");
+        r->fp = stdin;
+    } else {
+        r->name = xstrdup(path);
+        r->fp = fopen(path, "rb");
+        if (!r->fp) die_at(path, -1, "cannot open: %s", strerror(errno));
+        r->own_fp = true;
+    }
+    const char *cap = getenv("ITREK_MAX_RECORD");
+    r->max_record = cap && *cap ? strtoull(cap, NULL, 10) : default_max_record;
+    r->index = -1; /* the header is record 0 */
+    r->nsniff = fread(r->sniff, 1, 4, r->fp);
+    if (r->nsniff == 0 && ferror(r->fp)) die_at(r->name, -1, "read failed: %s", strerror(errno));
+    if (r->nsniff == 4 && is_zstd_magic(r->sniff)) {
+        r->zstd = true;
+        r->dctx = ZSTD_createDCtx();
+        r->zin_cap = ZSTD_DStreamInSize();
+        r->zin = xmalloc(r->zin_cap);
+        if (!r->dctx) die("out of memory");
+    }
+    if (!msgpack_unpacker_init(&r->unp, MSGPACK_UNPACKER_INIT_BUFFER_SIZE)) die("out of memory");
+    msgpack_unpacked_init(&r->header_res);
+    msgpack_unpacked_init(&r->res);
+
+    r->header = next_object(r, &r->header_res);
+    if (!r->header) die_at(r->name, 0, "empty stream: no header record");
+    const msgpack_object *s = mp_find(r->header, "schema");
+    if (!s || s->type != MSGPACK_OBJECT_STR)
+        die_at(r->name, 0, "missing header: field 'schema' absent or not a string");
+    r->schema = xmalloc(s->via.str.size + 1);
+    memcpy(r->schema, s->via.str.ptr, s->via.str.size);
+    r->schema[s->via.str.size] = 0;
+    if (schema && strcmp(schema, r->schema) != 0)
+        die_at(r->name, 0, "field 'schema': expected %s, got %s", schema, r->schema);
+    const msgpack_object *v = mp_find(r->header, "version");
+    if (!v || v->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+        die_at(r->name, 0, "field 'version': absent or not a positive integer");
+    if ((int64_t)v->via.u64 != major)
+        die_at(r->name, 0, "field 'version': unsupported major version %llu of %s (this program reads %d)",
+               (unsigned long long)v->via.u64, r->schema, major);
+    return r;
+}
+
+const msgpack_object *sr_next(stream_reader *r) {
+    if (r->done) return NULL;
+    const msgpack_object *o = next_object(r, &r->res);
+    if (!o) r->done = true;
+    return o;
+}
+
+const msgpack_object *sr_header(const stream_reader *r) { return r->header; }
+const char *sr_schema(const stream_reader *r) { return r->schema; }
+long sr_index(const stream_reader *r) { return r->index; }
+const char *sr_name(const stream_reader *r) { return r->name; }
+void sr_set_max_record(stream_reader *r, size_t bytes) { r->max_record = bytes; }
+
+void sr_close(stream_reader *r) {
+    if (!r) return;
+    msgpack_unpacked_destroy(&r->res);
+    msgpack_unpacked_destroy(&r->header_res);
+    msgpack_unpacker_destroy(&r->unp);
+    if (r->dctx) ZSTD_freeDCtx(r->dctx);
+    free(r->zin);
+    if (r->own_fp) fclose(r->fp);
+    free(r->schema);
+    free(r->name);
+    free(r);
+}
+
+/* ---------- field access ---------- */
+
+const msgpack_object *mp_find(const msgpack_object *map, const char *key) {
+    if (!map || map->type != MSGPACK_OBJECT_MAP) return NULL;
+    size_t klen = strlen(key);
+    for (uint32_t i = 0; i < map->via.map.size; i++) {
+        const msgpack_object *k = &map->via.map.ptr[i].key;
+        if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == klen && memcmp(k->via.str.ptr, key, klen) == 0)
+            return &map->via.map.ptr[i].val;
+    }
+    return NULL;
+}
+
+bool sr_has(const msgpack_object *map, const char *key) { return mp_find(map, key) != NULL; }
+
+static const char *type_name(msgpack_object_type t) {
+    switch (t) {
+    case MSGPACK_OBJECT_NIL: return "nil";
+    case MSGPACK_OBJECT_BOOLEAN: return "boolean";
+    case MSGPACK_OBJECT_POSITIVE_INTEGER:
+    case MSGPACK_OBJECT_NEGATIVE_INTEGER: return "integer";
+    case MSGPACK_OBJECT_FLOAT32:
+    case MSGPACK_OBJECT_FLOAT64: return "float";
+    case MSGPACK_OBJECT_STR: return "string";
+    case MSGPACK_OBJECT_ARRAY: return "array";
+    case MSGPACK_OBJECT_MAP: return "map";
+    case MSGPACK_OBJECT_BIN: return "bin";
+    default: return "ext";
+    }
+}
+
+static const msgpack_object *need(const stream_reader *r, const msgpack_object *map, const char *key) {
+    const msgpack_object *o = mp_find(map, key);
+    if (!o) sr_fail(r, "missing field '%s'", key);
+    return o;
+}
+
+static int64_t as_int(const stream_reader *r, const msgpack_object *o, const char *key) {
+    if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+        if (o->via.u64 > INT64_MAX) sr_fail(r, "field '%s': integer out of range", key);
+        return (int64_t)o->via.u64;
+    }
+    if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) return o->via.i64;
+    sr_fail(r, "field '%s': expected integer, got %s", key, type_name(o->type));
+}
+
+static double as_num(const stream_reader *r, const msgpack_object *o, const char *key) {
+    switch (o->type) {
+    case MSGPACK_OBJECT_POSITIVE_INTEGER: return (double)o->via.u64;
+    case MSGPACK_OBJECT_NEGATIVE_INTEGER: return (double)o->via.i64;
+    case MSGPACK_OBJECT_FLOAT32:
+    case MSGPACK_OBJECT_FLOAT64:
+        if (!isfinite(o->via.f64)) sr_fail(r, "field '%s': not a finite number", key);
+        return o->via.f64;
+    default: sr_fail(r, "field '%s': expected number, got %s", key, type_name(o->type));
+    }
+}
+
+int64_t sr_int(const stream_reader *r, const msgpack_object *map, const char *key) {
+    return as_int(r, need(r, map, key), key);
+}
+
+double sr_num(const stream_reader *r, const msgpack_object *map, const char *key) {
+    return as_num(r, need(r, map, key), key);
+}
+
+const char *sr_str(const stream_reader *r, const msgpack_object *map, const char *key, uint32_t *len) {
+    const msgpack_object *o = need(r, map, key);
+    if (o->type != MSGPACK_OBJECT_STR) sr_fail(r, "field '%s': expected string, got %s", key, type_name(o->type));
+    *len = o->via.str.size;
+    return o->via.str.ptr;
+}
+
+char *sr_strdup(const stream_reader *r, const msgpack_object *map, const char *key) {
+    uint32_t n;
+    const char *s = sr_str(r, map, key, &n);
+    if (memchr(s, 0, n)) sr_fail(r, "field '%s': string contains a NUL byte", key);
+    char *d = xmalloc((size_t)n + 1);
+    memcpy(d, s, n);
+    d[n] = 0;
+    return d;
+}
+
+const msgpack_object_array *sr_array(const stream_reader *r, const msgpack_object *map, const char *key) {
+    const msgpack_object *o = need(r, map, key);
+    if (o->type != MSGPACK_OBJECT_ARRAY) sr_fail(r, "field '%s': expected array, got %s", key, type_name(o->type));
+    return &o->via.array;
+}
+
+const msgpack_object_bin *sr_bin(const stream_reader *r, const msgpack_object *map, const char *key) {
+    const msgpack_object *o = need(r, map, key);
+    if (o->type != MSGPACK_OBJECT_BIN) sr_fail(r, "field '%s': expected bin, got %s", key, type_name(o->type));
+    return &o->via.bin;
+}
+
+int64_t sr_elem_int(const stream_reader *r, const msgpack_object_array *a, uint32_t i, const char *key) {
+    char k[96];
+    snprintf(k, sizeof k, "%s[%u]", key, i);
+    return as_int(r, &a->ptr[i], k);
+}
+
+double sr_elem_num(const stream_reader *r, const msgpack_object_array *a, uint32_t i, const char *key) {
+    char k[96];
+    snprintf(k, sizeof k, "%s[%u]", key, i);
+    return as_num(r, &a->ptr[i], k);
+}
+
+int64_t sr_header_int(const stream_reader *r, const char *key, int64_t dflt) {
+    const msgpack_object *o = mp_find(r->header, key);
+    if (!o) return dflt;
+    stream_reader tmp = *r;
+    tmp.index = 0;
+    return as_int(&tmp, o, key);
+}
+
+double sr_header_num(const stream_reader *r, const char *key, double dflt) {
+    const msgpack_object *o = mp_find(r->header, key);
+    if (!o) return dflt;
+    stream_reader tmp = *r;
+    tmp.index = 0;
+    return as_num(&tmp, o, key);
+}
+
+char *sr_header_strdup(const stream_reader *r, const char *key) {
+    const msgpack_object *o = mp_find(r->header, key);
+    if (!o) return NULL;
+    if (o->type != MSGPACK_OBJECT_STR) die_at(r->name, 0, "field '%s': expected string, got %s", key, type_name(o->type));
+    char *d = xmalloc(o->via.str.size + 1);
+    memcpy(d, o->via.str.ptr, o->via.str.size);
+    d[o->via.str.size] = 0;
+    return d;
+}
+
+const msgpack_object *sr_header_param(const stream_reader *r, const char *key) {
+    return mp_find(mp_find(r->header, "params"), key);
+}
+
+/* ======================================================================== writer */
+
+struct stream_writer {
+    char *path;  /* final path, NULL for stdout */
+    char *tmp;   /* temporary path being written */
+    FILE *fp;
+    bool zstd;
+    ZSTD_CCtx *cctx;
+    unsigned char *zout;
+    size_t zout_cap;
+    msgpack_sbuffer sbuf;
+    msgpack_packer pk;
+    long records; /* maps written, header included */
+};
+
+static void write_all(stream_writer *w, const void *p, size_t n) {
+    if (n && fwrite(p, 1, n, w->fp) != n)
+        die_at(w->path ? w->path : "<stdout>", -1, "write failed: %s", strerror(errno));
+}
+
+/* Push n bytes through the compressor (or straight out). end: finish the frame. */
+static void emit(stream_writer *w, const void *p, size_t n, bool end) {
+    if (!w->zstd) { write_all(w, p, n); return; }
+    ZSTD_inBuffer in = {p, n, 0};
+    ZSTD_EndDirective mode = end ? ZSTD_e_end : ZSTD_e_continue;
+    for (;;) {
+        ZSTD_outBuffer out = {w->zout, w->zout_cap, 0};
+        size_t left = ZSTD_compressStream2(w->cctx, &out, &in, mode);
+        if (ZSTD_isError(left)) die("zstd compression failed: %s", ZSTD_getErrorName(left));
+        write_all(w, w->zout, out.pos);
+        if (end ? left == 0 : in.pos == in.size) break;
+    }
+}
+
+static bool ends_with(const char *s, const char *suf) {
+    size_t a = strlen(s), b = strlen(suf);
+    return a >= b && strcmp(s + a - b, suf) == 0;
+}
+
+stream_writer *sw_open(const char *path, bool compress) {
+    stream_writer *w = xcalloc(1, sizeof *w);
+    if (!path || strcmp(path, "-") == 0) {
+        w->fp = stdout;
+    } else {
+        w->path = xstrdup(path);
+        size_t n = strlen(path) + 32;
+        w->tmp = xmalloc(n);
+        snprintf(w->tmp, n, "%s.tmp.%ld", path, (long)getpid());
+        err_register_tmp(w->tmp);
+        w->fp = fopen(w->tmp, "wb");
+        if (!w->fp) die_at(path, -1, "cannot create: %s", strerror(errno));
+        if (ends_with(path, ".zst")) compress = true;
+    }
+    w->zstd = compress;
+    if (compress) {
+        w->cctx = ZSTD_createCCtx();
+        if (!w->cctx) die("out of memory");
+        ZSTD_CCtx_setParameter(w->cctx, ZSTD_c_compressionLevel, 3);
+        ZSTD_CCtx_setParameter(w->cctx, ZSTD_c_checksumFlag, 1);
+        w->zout_cap = ZSTD_CStreamOutSize();
+        w->zout = xmalloc(w->zout_cap);
+    }
+    msgpack_sbuffer_init(&w->sbuf);
+    msgpack_packer_init(&w->pk, &w->sbuf, msgpack_sbuffer_write);
+    return w;
+}
+
+msgpack_packer *sw_pk(stream_writer *w) { return &w->pk; }
+
+void sw_end_record(stream_writer *w) {
+    emit(w, w->sbuf.data, w->sbuf.size, false);
+    msgpack_sbuffer_clear(&w->sbuf);
+    w->records++;
+}
+
+long sw_records(const stream_writer *w) { return w->records > 0 ? w->records - 1 : 0; }
+
+void sw_header_common(stream_writer *w, const char *schema, int version) {
+    char producer[128];
+    snprintf(producer, sizeof producer, "%s %s", err_prog(), ITREK_VERSION);
+    pk_kv_str(&w->pk, "schema", schema);
+    pk_kv_int(&w->pk, "version", version);
+    pk_kv_str(&w->pk, "producer", producer);
+}
+
+void sw_close(stream_writer *w) {
+    const char *name = w->path ? w->path : "<stdout>";
+    if (w->sbuf.size) die("internal: record packed but not ended");
+    if (w->zstd) emit(w, NULL, 0, true);
+    if (fflush(w->fp) != 0 || ferror(w->fp)) die_at(name, -1, "write failed: %s", strerror(errno));
+    if (w->path) {
+        if (fsync(fileno(w->fp)) != 0 && errno != EINVAL) die_at(name, -1, "fsync failed: %s", strerror(errno));
+        if (fclose(w->fp) != 0) die_at(name, -1, "write failed: %s", strerror(errno));
+        if (rename(w->tmp, w->path) != 0) die_at(name, -1, "cannot rename into place: %s", strerror(errno));
+        err_unregister_tmp(w->tmp);
+    }
+    /* stdout is closed by the program's close_stdout(), which checks for errors. */
+    msgpack_sbuffer_destroy(&w->sbuf);
+    if (w->cctx) ZSTD_freeCCtx(w->cctx);
+    free(w->zout);
+    free(w->path);
+    free(w->tmp);
+    free(w);
+}
+
+/* ---------- packing helpers ---------- */
+
+void pk_strn(msgpack_packer *pk, const char *s, size_t n) {
+    msgpack_pack_str(pk, n);
+    msgpack_pack_str_body(pk, s, n);
+}
+void pk_str(msgpack_packer *pk, const char *s) { pk_strn(pk, s, strlen(s)); }
+void pk_kv_int(msgpack_packer *pk, const char *key, int64_t v) { pk_str(pk, key); msgpack_pack_int64(pk, v); }
+void pk_kv_num(msgpack_packer *pk, const char *key, double v) { pk_str(pk, key); msgpack_pack_double(pk, v); }
+void pk_kv_str(msgpack_packer *pk, const char *key, const char *v) { pk_str(pk, key); pk_str(pk, v); }
+void pk_kv_bool(msgpack_packer *pk, const char *key, bool v) {
+    pk_str(pk, key);
+    if (v) msgpack_pack_true(pk); else msgpack_pack_false(pk);
+}
+void pk_kv_ints(msgpack_packer *pk, const char *key, const int32_t *v, size_t n) {
+    pk_str(pk, key);
+    msgpack_pack_array(pk, n);
+    for (size_t i = 0; i < n; i++) msgpack_pack_int32(pk, v[i]);
+}
+void pk_kv_floats(msgpack_packer *pk, const char *key, const float *v, size_t n) {
+    pk_str(pk, key);
+    msgpack_pack_array(pk, n);
+    for (size_t i = 0; i < n; i++) msgpack_pack_float(pk, v[i]);
+}
+void pk_kv_f32bin(msgpack_packer *pk, const char *key, const float *v, size_t n) {
+    pk_str(pk, key);
+    msgpack_pack_bin(pk, n * 4);
+    /* float32 little-endian; x86-64 and aarch64 are little-endian, checked at build time. */
+    _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "float32 LE packing assumes a little-endian host");
+    msgpack_pack_bin_body(pk, v, n * 4);
+}
+void pk_object(msgpack_packer *pk, const msgpack_object *o) { msgpack_pack_object(pk, *o); }
