@@ -80,7 +80,7 @@ unit-progs: $(UNIT_PROGS)
 # The test runner: unit programs and CLI scripts; ends with "N passed, N failed".
 test: deps
 	@$(MAKE) --no-print-directory all
-	@BINDIR=$(abspath $(BINDIR)) UNITDIR=$(abspath $(BUILD)/tests) tests/run.sh
+	@SAN=$(SAN) BINDIR=$(abspath $(BINDIR)) UNITDIR=$(abspath $(BUILD)/tests) tests/run.sh $(TESTS)
 
 bench: deps
 	@$(MAKE) --no-print-directory all

@@ -18,7 +18,7 @@ static const char USAGE[] =
     "  --init-std X       initial vector entries ~ N(0, X^2) (default 0.1)\n"
     "  --epochs N         at most N epochs (default 200)\n"
     "  --batch N          triples per mini-batch (default 1: plain SGD)\n"
-    "  --negatives N      negatives per positive (default 1)\n"
+    "  --negatives N      negatives per positive (default 4)\n"
     "  --eval-every N     evaluate on valid every N epochs (default 5)\n"
     "  --patience N       stop after N evaluations without improvement (default 4)\n"
     "  --metric M         ndcg10 (default) or hr10, on valid\n"

@@ -37,6 +37,7 @@ for t in $(find "$UNITDIR" -type f -name 'test_*' -perm -u+x 2>/dev/null | sort)
     run_one "${t#$UNITDIR/}" "$t"
 done
 for t in "$here"/cli/*.sh "$here"/llm/*.sh; do
+    [ "$(basename "$t")" = lib.sh ] && continue
     [ -f "$t" ] || continue
     [ -n "$filter" ] && [[ $t != *"$filter"* ]] && continue
     run_one "${t#$here/}" bash "$t"

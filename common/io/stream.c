@@ -8,6 +8,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zstd.h>
 
@@ -92,15 +93,24 @@ static size_t read_decoded(stream_reader *r, unsigned char *buf, size_t cap) {
 
 static const msgpack_object *next_object(stream_reader *r, msgpack_unpacked *res) {
     for (;;) {
-        msgpack_unpack_return ret = msgpack_unpacker_next(&r->unp, res);
-        if (ret == MSGPACK_UNPACK_SUCCESS) {
+        /* msgpack_unpacker_next() spelled out, so the record's size can be checked before
+         * the unpacker forgets it (a record that arrived in one read never reports CONTINUE). */
+        msgpack_unpacked_destroy(res);
+        int ret = msgpack_unpacker_execute(&r->unp);
+        if (ret > 0) {
+            size_t size = msgpack_unpacker_parsed_size(&r->unp);
+            res->zone = msgpack_unpacker_release_zone(&r->unp);
+            res->data = msgpack_unpacker_data(&r->unp);
+            msgpack_unpacker_reset(&r->unp);
+            if (size > r->max_record)
+                die_at(r->name, r->index + 1, "record over the size cap of %zu bytes", r->max_record);
             r->index++;
             if (res->data.type != MSGPACK_OBJECT_MAP) sr_fail(r, "record is not a map");
             return &res->data;
         }
         if (ret == MSGPACK_UNPACK_PARSE_ERROR)
             die_at(r->name, r->index + 1, "not a msgpack record (corrupt stream)");
-        if (ret == MSGPACK_UNPACK_NOMEM_ERROR)
+        if (ret < 0)
             die_at(r->name, r->index + 1, "record too large to decode (out of memory)");
         /* CONTINUE: the current record is incomplete. */
         if (msgpack_unpacker_message_size(&r->unp) > r->max_record)
@@ -335,6 +345,7 @@ struct stream_writer {
     char *path;  /* final path, NULL for stdout */
     char *tmp;   /* temporary path being written */
     FILE *fp;
+    bool own_fp; /* a device opened by name: closed, not renamed */
     bool zstd;
     ZSTD_CCtx *cctx;
     unsigned char *zout;
@@ -368,10 +379,20 @@ static bool ends_with(const char *s, const char *suf) {
     return a >= b && strcmp(s + a - b, suf) == 0;
 }
 
+static bool is_regular_or_absent(const char *path) {
+    struct stat st;
+    return stat(path, &st) != 0 || S_ISREG(st.st_mode);
+}
+
 stream_writer *sw_open(const char *path, bool compress) {
     stream_writer *w = xcalloc(1, sizeof *w);
     if (!path || strcmp(path, "-") == 0) {
         w->fp = stdout;
+    } else if (!is_regular_or_absent(path)) {
+        /* A device or pipe (/dev/null, a fifo): written directly, never renamed over. */
+        w->fp = fopen(path, "wb");
+        if (!w->fp) die_at(path, -1, "cannot open for writing: %s", strerror(errno));
+        w->own_fp = true;
     } else {
         w->path = xstrdup(path);
         size_t n = strlen(path) + 32;
@@ -424,6 +445,8 @@ void sw_close(stream_writer *w) {
         if (fclose(w->fp) != 0) die_at(name, -1, "write failed: %s", strerror(errno));
         if (rename(w->tmp, w->path) != 0) die_at(name, -1, "cannot rename into place: %s", strerror(errno));
         err_unregister_tmp(w->tmp);
+    } else if (w->own_fp && fclose(w->fp) != 0) {
+        die_at(name, -1, "write failed: %s", strerror(errno));
     }
     /* stdout is closed by the program's close_stdout(), which checks for errors. */
     msgpack_sbuffer_destroy(&w->sbuf);

@@ -22,7 +22,7 @@ void mf_params_default(mf_params *p) {
     p->init_std = 0.1;
     p->epochs = 200;
     p->batch = 1;
-    p->negatives = 1;
+    p->negatives = 4;
     p->eval_every = 5;
     p->patience = 4;
     p->metric = MF_METRIC_NDCG10;

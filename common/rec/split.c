@@ -221,13 +221,12 @@ void catalog_read_ml100k(catalog *c, const char *dir) {
         if (it->title) die_at(path, lineno, "field 'item': duplicate id %ld", id);
         it->id = (int32_t)id;
         it->title = latin1_to_utf8(f[1], fl[1]);
-        /* Release date "01-Jan-1995": the year is its last four digits; else "(1995)" in the title. */
+        /* The year in the title "(1994)" is the film's; the release date's year (u.item's third
+         * field) can be a later re-release, so it is only the fallback. */
         it->year = 0;
-        if (fl[2] >= 4) it->year = (int32_t)strtol(f[2] + fl[2] - 4, NULL, 10);
-        if (!it->year) {
-            const char *lp = strrchr(it->title, '(');
-            if (lp && isdigit((unsigned char)lp[1])) it->year = (int32_t)strtol(lp + 1, NULL, 10);
-        }
+        const char *lp = strrchr(it->title, '(');
+        if (lp && isdigit((unsigned char)lp[1]) && strlen(lp) == 6 && lp[5] == ')') it->year = (int32_t)strtol(lp + 1, NULL, 10);
+        if (!it->year && fl[2] >= 4) it->year = (int32_t)strtol(f[2] + fl[2] - 4, NULL, 10);
         it->genres = xcalloc(19, sizeof *it->genres);
         for (int g = 0; g < 19; g++) {
             if (fl[5 + g] != 1 || (f[5 + g][0] != '0' && f[5 + g][0] != '1'))

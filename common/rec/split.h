@@ -52,7 +52,7 @@ void ratings_free(ratings *r);
 void split_assign(ratings *r, const split_params *p, uint8_t *part, split_stats *st, const char *source);
 
 /* ML-100K u.item (latin-1, '|' separated) into a catalogue; genre names from u.genre when
- * present. Titles are converted to UTF-8; year from the release date, else the title. */
+ * present. Titles are converted to UTF-8; year from the title's "(YYYY)", else the release date. */
 void catalog_read_ml100k(catalog *c, const char *dir);
 
 #endif

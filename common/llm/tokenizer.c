@@ -1,0 +1,857 @@
+/* tokenizer.c - SentencePiece BPE tokenizer, bit-compatible with `spm_encode --output_format=id`
+ * (SentencePiece 0.1.97, Debian) for BPE models. See docs/tokenizer.md.
+ *
+ * Encoding follows SentencePiece's own pipeline:
+ *   1. normalise (normalizer.cc): optional precompiled character map (NFKC etc.), user-defined
+ *      symbols copied verbatim, invalid UTF-8 bytes -> U+FFFD, optional removal of leading,
+ *      trailing and repeated spaces, a dummy-prefix space, ' ' -> U+2581;
+ *   2. split into characters, except that user-defined symbols are matched (longest first)
+ *      and frozen (bpe_model.cc);
+ *   3. repeatedly merge the adjacent pair whose concatenation is the vocabulary piece with the
+ *      highest score, the leftmost on ties (a max-heap of candidate pairs over a linked list;
+ *      stale candidates are skipped when popped, exactly as SentencePiece does);
+ *   4. pieces not in the vocabulary become <unk>, or their UTF-8 bytes <0xNN> when the model
+ *      has byte_fallback; consecutive <unk>s collapse into one.
+ * Every step mirrors the reference code closely because "almost the same ids" is a bug:
+ * the model was trained on the reference tokenisation.
+ */
+#include "llm/tokenizer.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "io/err.h"
+#include "llm/spm_proto.h"
+
+#define WS "\xe2\x96\x81"   /* U+2581 LOWER ONE EIGHTH BLOCK, SentencePiece's visible space */
+#define WS_LEN 3
+
+/* Open-addressing hash map from piece bytes to id (value id + 1; 0 = empty slot). */
+typedef struct {
+    int *slot;
+    uint32_t mask;
+} piece_map;
+
+struct llm_tokenizer {
+    spm_model m;             /* the model as read (or synthesised); what tok_save_model writes */
+    int n;                   /* vocabulary size */
+    piece_map normal;        /* NORMAL, USER_DEFINED, UNUSED: the pieces BPE merges may form */
+    piece_map reserved;      /* UNKNOWN, CONTROL, BYTE: found only by exact id lookup */
+    int unk, bos, eos, pad;
+    int byte_id[256];        /* id of <0xNN>, -1 when absent */
+    int byte_fallback;
+    int has_unused;
+    /* user-defined symbols: longest match wins; first-byte filter keeps the common case cheap */
+    int n_user;
+    uint32_t user_maxlen;
+    uint8_t user_first[256];
+    /* precompiled_charsmap: a darts-clone double-array trie plus a blob of NUL-terminated
+     * replacement strings (NFKC and friends); NULL for identity normalisation */
+    uint32_t *trie;
+    size_t n_trie;
+    const char *repl;
+    size_t repl_len;
+    /* decoded text of each piece (U+2581 -> ' '), for tok_decode_piece */
+    char **surface;
+};
+
+static void seterr(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void seterr(char *err, size_t errlen, const char *fmt, ...) {
+    if (!err || !errlen) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+/* ---------- piece map ---------- */
+
+static uint32_t hash_bytes(const char *s, size_t n) {
+    uint32_t h = 2166136261u;   /* FNV-1a */
+    for (size_t i = 0; i < n; i++) h = (h ^ (uint8_t)s[i]) * 16777619u;
+    return h;
+}
+
+static void map_init(piece_map *pm, int n) {
+    uint32_t cap = 16;
+    while (cap < (uint32_t)n * 2 + 16) cap <<= 1;
+    pm->slot = xcalloc(cap, sizeof *pm->slot);
+    pm->mask = cap - 1;
+}
+
+static int map_get(const llm_tokenizer *t, const piece_map *pm, const char *s, size_t n) {
+    for (uint32_t h = hash_bytes(s, n) & pm->mask;; h = (h + 1) & pm->mask) {
+        int v = pm->slot[h];
+        if (!v) return -1;
+        const spm_piece *p = &t->m.pieces[v - 1];
+        if (p->len == n && memcmp(p->piece, s, n) == 0) return v - 1;
+    }
+}
+
+/* Insert id; returns 0, or -1 when the piece is already there. */
+static int map_put(llm_tokenizer *t, piece_map *pm, int id) {
+    const spm_piece *p = &t->m.pieces[id];
+    if (map_get(t, pm, p->piece, p->len) >= 0) return -1;
+    uint32_t h = hash_bytes(p->piece, p->len) & pm->mask;
+    while (pm->slot[h]) h = (h + 1) & pm->mask;
+    pm->slot[h] = id + 1;
+    return 0;
+}
+
+/* SentencePiece's PieceToId: reserved pieces first, then normal ones, else <unk>. */
+static int piece_to_id(const llm_tokenizer *t, const char *s, size_t n) {
+    int id = map_get(t, &t->reserved, s, n);
+    if (id < 0) id = map_get(t, &t->normal, s, n);
+    return id < 0 ? t->unk : id;
+}
+
+/* ---------- UTF-8 helpers (util.h of SentencePiece) ---------- */
+
+/* Length of the UTF-8 character starting with byte c, judged by its first byte only. */
+static size_t one_char_len(uint8_t c) {
+    static const uint8_t len[16] = { 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 3, 4 };
+    return len[c >> 4];
+}
+
+static int trail(uint8_t c) { return (c & 0xC0) == 0x80; }
+static int valid_cp(uint32_t c) { return c < 0xD800 || (c >= 0xE000 && c <= 0x10FFFF); }
+
+/* IsValidDecodeUTF8: 1 and the character length when s starts with a well-formed UTF-8
+ * character (shortest form, no surrogates); 0 and length 1 otherwise. */
+static int valid_utf8(const uint8_t *s, size_t n, size_t *len) {
+    uint32_t cp;
+    *len = 1;
+    if (s[0] < 0x80) return 1;
+    if (n >= 2 && (s[0] & 0xE0) == 0xC0 && trail(s[1])) {
+        cp = (uint32_t)(s[0] & 0x1F) << 6 | (s[1] & 0x3F);
+        if (cp >= 0x80) { *len = 2; return 1; }
+    } else if (n >= 3 && (s[0] & 0xF0) == 0xE0 && trail(s[1]) && trail(s[2])) {
+        cp = (uint32_t)(s[0] & 0x0F) << 12 | (uint32_t)(s[1] & 0x3F) << 6 | (s[2] & 0x3F);
+        if (cp >= 0x800 && valid_cp(cp)) { *len = 3; return 1; }
+    } else if (n >= 4 && (s[0] & 0xF8) == 0xF0 && trail(s[1]) && trail(s[2]) && trail(s[3])) {
+        cp = (uint32_t)(s[0] & 0x07) << 18 | (uint32_t)(s[1] & 0x3F) << 12 |
+             (uint32_t)(s[2] & 0x3F) << 6 | (s[3] & 0x3F);
+        if (cp >= 0x10000 && valid_cp(cp)) { *len = 4; return 1; }
+    }
+    return 0;
+}
+
+/* ---------- growable byte buffer ---------- */
+
+typedef struct {
+    char *p;
+    size_t n, cap;
+} sbuf;
+
+static void sb_put(sbuf *b, const char *s, size_t n) {
+    if (b->n + n + 1 > b->cap) {
+        b->cap = (b->n + n + 1) * 2;
+        b->p = xrealloc(b->p, b->cap);
+    }
+    memcpy(b->p + b->n, s, n);
+    b->n += n;
+}
+
+/* ---------- normalisation ---------- */
+
+/* Longest user-defined symbol at the start of s (0 when none). */
+static size_t user_match(const llm_tokenizer *t, const char *s, size_t n) {
+    if (!t->n_user || !n || !t->user_first[(uint8_t)s[0]]) return 0;
+    size_t k = n < t->user_maxlen ? n : t->user_maxlen;
+    for (; k > 0; k--) {
+        int id = map_get(t, &t->normal, s, k);
+        if (id >= 0 && t->m.pieces[id].type == SPM_USER_DEFINED) return k;
+    }
+    return 0;
+}
+
+/* darts-clone DoubleArray::commonPrefixSearch, keeping the longest hit. Returns the matched
+ * length (0: none) and the offset of the replacement string in *value. Every index is
+ * bounds-checked, so a corrupt charsmap gives wrong text, never a crash. */
+static size_t trie_longest(const llm_tokenizer *t, const uint8_t *s, size_t n, uint32_t *value) {
+    const uint32_t *a = t->trie;
+    size_t best = 0, pos = 0;
+#define UNIT_OFFSET(u) (((u) >> 10) << (((u) & (1u << 9)) >> 6))
+#define UNIT_LABEL(u) ((u) & ((1u << 31) | 0xFFu))
+#define UNIT_HAS_LEAF(u) (((u) >> 8) & 1u)
+    pos ^= UNIT_OFFSET(a[0]);
+    for (size_t i = 0; i < n; i++) {
+        pos ^= s[i];
+        if (pos >= t->n_trie) break;
+        uint32_t u = a[pos];
+        if (UNIT_LABEL(u) != s[i]) break;
+        pos ^= UNIT_OFFSET(u);
+        if (UNIT_HAS_LEAF(u)) {
+            if (pos >= t->n_trie) break;
+            *value = a[pos] & 0x7FFFFFFFu;
+            best = i + 1;
+        }
+    }
+    return best;
+}
+
+/* NormalizePrefix: how many input bytes the next unit consumes, and its normalised text. */
+static size_t norm_prefix(const llm_tokenizer *t, const char *s, size_t n, const char **out, size_t *outlen) {
+    size_t k = user_match(t, s, n);
+    if (k) { *out = s; *outlen = k; return k; }
+    if (t->trie) {
+        uint32_t v = 0;
+        k = trie_longest(t, (const uint8_t *)s, n, &v);
+        if (k) {
+            if (v < t->repl_len) {
+                const char *r = t->repl + v;
+                const char *z = memchr(r, 0, t->repl_len - v);
+                *out = r;
+                *outlen = z ? (size_t)(z - r) : t->repl_len - v;
+            } else {
+                *out = "";
+                *outlen = 0;
+            }
+            return k;
+        }
+    }
+    if (!valid_utf8((const uint8_t *)s, n, &k)) {
+        *out = "\xEF\xBF\xBD";   /* U+FFFD for each malformed byte */
+        *outlen = 3;
+        return 1;
+    }
+    *out = s;
+    *outlen = k;
+    return k;
+}
+
+static void add_ws(const llm_tokenizer *t, sbuf *b) {
+    if (t->m.escape_whitespaces) sb_put(b, WS, WS_LEN);
+    else sb_put(b, " ", 1);
+}
+
+/* Normalizer::Normalize into b (b->n = 0 on entry). */
+static void normalize(const llm_tokenizer *t, const char *s, size_t n, sbuf *b) {
+    const int rm = t->m.remove_extra_whitespaces;
+    const char *p;
+    size_t plen, k;
+    if (rm) {   /* leading spaces (after normalisation) are dropped */
+        while (n) {
+            k = norm_prefix(t, s, n, &p, &plen);
+            if (!(plen == 1 && p[0] == ' ')) break;
+            s += k; n -= k;
+        }
+    }
+    if (!n) return;   /* empty or all spaces: no dummy prefix either */
+    if (t->m.add_dummy_prefix) add_ws(t, b);
+    int prev_space = rm;
+    while (n) {
+        k = norm_prefix(t, s, n, &p, &plen);
+        while (prev_space && plen && p[0] == ' ') p++, plen--;
+        if (plen) {
+            for (size_t i = 0; i < plen; i++) {
+                if (t->m.escape_whitespaces && p[i] == ' ') sb_put(b, WS, WS_LEN);
+                else sb_put(b, p + i, 1);
+            }
+            prev_space = p[plen - 1] == ' ';
+        }
+        s += k; n -= k;
+        if (!rm) prev_space = 0;
+    }
+    if (rm) {   /* trailing spaces */
+        const char *sp = t->m.escape_whitespaces ? WS : " ";
+        size_t sl = t->m.escape_whitespaces ? WS_LEN : 1;
+        while (b->n >= sl && memcmp(b->p + b->n - sl, sp, sl) == 0) b->n -= sl;
+    }
+}
+
+/* ---------- BPE ---------- */
+
+typedef struct {
+    float score;
+    int left, right;
+    uint32_t size;       /* byte length of the merged piece, to detect stale entries */
+} pair;
+
+/* heap order: higher score first, then smaller left index (SymbolPairComparator) */
+static int pair_before(const pair *a, const pair *b) {
+    return a->score > b->score || (a->score == b->score && a->left < b->left);
+}
+
+typedef struct {
+    const llm_tokenizer *t;
+    const char *s;           /* normalised text */
+    uint32_t *start, *len;
+    int *prev, *next;
+    uint8_t *freeze;
+    pair *heap;
+    size_t nheap, capheap;
+    /* rev_merge for UNUSED pieces: (id, left length), latest wins */
+    int *rev_id;
+    uint32_t *rev_left;
+    size_t nrev, caprev;
+    /* output */
+    int *ids;
+    int max_ids, count;
+    int prev_unk;
+} bpe_ctx;
+
+static void heap_push(bpe_ctx *c, pair p) {
+    if (c->nheap == c->capheap) {
+        c->capheap = c->capheap * 2 + 16;
+        c->heap = xrealloc(c->heap, c->capheap * sizeof *c->heap);
+    }
+    size_t i = c->nheap++;
+    while (i > 0) {
+        size_t up = (i - 1) / 2;
+        if (!pair_before(&p, &c->heap[up])) break;
+        c->heap[i] = c->heap[up];
+        i = up;
+    }
+    c->heap[i] = p;
+}
+
+static pair heap_pop(bpe_ctx *c) {
+    pair top = c->heap[0], last = c->heap[--c->nheap];
+    size_t i = 0, n = c->nheap;
+    for (;;) {
+        size_t l = 2 * i + 1, best = i;
+        const pair *bp = &last;
+        if (l < n && pair_before(&c->heap[l], bp)) best = l, bp = &c->heap[l];
+        if (l + 1 < n && pair_before(&c->heap[l + 1], bp)) best = l + 1;
+        if (best == i) break;
+        c->heap[i] = c->heap[best];
+        i = best;
+    }
+    if (n) c->heap[i] = last;
+    return top;
+}
+
+/* MaybeAddNewSymbolPair */
+static void maybe_add(bpe_ctx *c, int left, int right) {
+    if (left < 0 || right < 0 || c->freeze[left] || c->freeze[right]) return;
+    uint32_t size = c->len[left] + c->len[right];
+    int id = map_get(c->t, &c->t->normal, c->s + c->start[left], size);
+    if (id < 0) return;
+    pair p = { c->t->m.pieces[id].score, left, right, size };
+    heap_push(c, p);
+    if (c->t->m.pieces[id].type == SPM_UNUSED) {
+        if (c->nrev == c->caprev) {
+            c->caprev = c->caprev * 2 + 8;
+            c->rev_id = xrealloc(c->rev_id, c->caprev * sizeof *c->rev_id);
+            c->rev_left = xrealloc(c->rev_left, c->caprev * sizeof *c->rev_left);
+        }
+        c->rev_id[c->nrev] = id;
+        c->rev_left[c->nrev++] = c->len[left];
+    }
+}
+
+static void emit_id(bpe_ctx *c, int id) {
+    if (c->count < c->max_ids) c->ids[c->count] = id;
+    c->count++;
+}
+
+/* One final piece -> ids (PopulateSentencePieceText): byte fallback or merged <unk>s. */
+static void emit_piece(bpe_ctx *c, const char *w, size_t n) {
+    const llm_tokenizer *t = c->t;
+    int id = piece_to_id(t, w, n);
+    int is_unk = t->m.pieces[id].type == SPM_UNKNOWN;
+    if (is_unk && t->byte_fallback) {
+        for (size_t i = 0; i < n; i++) emit_id(c, t->byte_id[(uint8_t)w[i]]);
+    } else if (!(is_unk && c->prev_unk)) {
+        emit_id(c, id);
+    }
+    c->prev_unk = is_unk;
+}
+
+/* resegment: an UNUSED piece is split back into the two parts it was merged from. */
+static void resegment(bpe_ctx *c, const char *w, size_t n, int depth) {
+    int id = piece_to_id(c->t, w, n);
+    if (c->t->m.pieces[id].type == SPM_UNUSED && depth < 64) {
+        for (size_t r = c->nrev; r-- > 0;) {
+            if (c->rev_id[r] != id) continue;
+            size_t l = c->rev_left[r];
+            resegment(c, w, l, depth + 1);
+            resegment(c, w + l, n - l, depth + 1);
+            return;
+        }
+    }
+    emit_piece(c, w, n);
+}
+
+static void bpe(bpe_ctx *c, size_t n) {
+    const llm_tokenizer *t = c->t;
+    const char *s = c->s;
+    int ns = 0;
+    c->start = xmalloc((n + 1) * sizeof *c->start);
+    c->len = xmalloc((n + 1) * sizeof *c->len);
+    c->prev = xmalloc((n + 1) * sizeof *c->prev);
+    c->next = xmalloc((n + 1) * sizeof *c->next);
+    c->freeze = xmalloc(n + 1);
+    for (size_t pos = 0; pos < n; ns++) {
+        size_t k = user_match(t, s + pos, n - pos);
+        c->freeze[ns] = k > 0;
+        if (!k) {
+            k = one_char_len((uint8_t)s[pos]);
+            if (k > n - pos) k = n - pos;
+        }
+        c->start[ns] = (uint32_t)pos;
+        c->len[ns] = (uint32_t)k;
+        c->prev[ns] = ns - 1;
+        pos += k;
+        c->next[ns] = pos < n ? ns + 1 : -1;
+    }
+    for (int i = 1; i < ns; i++) maybe_add(c, i - 1, i);
+    while (c->nheap) {
+        pair top = heap_pop(c);
+        int l = top.left, r = top.right;
+        if (!c->len[l] || !c->len[r] || c->len[l] + c->len[r] != top.size) continue;  /* stale */
+        c->len[l] += c->len[r];
+        c->next[l] = c->next[r];
+        if (c->next[r] >= 0) c->prev[c->next[r]] = l;
+        c->len[r] = 0;
+        maybe_add(c, c->prev[l], l);
+        maybe_add(c, l, c->next[l]);
+    }
+    for (int i = ns ? 0 : -1; i != -1; i = c->next[i]) {
+        if (t->has_unused) resegment(c, s + c->start[i], c->len[i], 0);
+        else emit_piece(c, s + c->start[i], c->len[i]);
+    }
+    free(c->start); free(c->len); free(c->prev); free(c->next); free(c->freeze);
+    free(c->heap); free(c->rev_id); free(c->rev_left);
+}
+
+int tok_encode(const llm_tokenizer *t, const char *text, int add_bos, int add_eos,
+               int *ids, int max_ids) {
+    bpe_ctx c;
+    memset(&c, 0, sizeof c);
+    c.t = t;
+    c.ids = ids;
+    c.max_ids = ids ? max_ids : 0;
+    if (add_bos && t->bos >= 0) emit_id(&c, t->bos);
+    size_t n = text ? strlen(text) : 0;
+    sbuf b = { 0 };
+    b.cap = 3 * n + 16;
+    b.p = xmalloc(b.cap);
+    normalize(t, text ? text : "", n, &b);
+    c.s = b.p;
+    bpe(&c, b.n);
+    free(b.p);
+    if (add_eos && t->eos >= 0) emit_id(&c, t->eos);
+    return c.count;
+}
+
+/* ---------- decoding ---------- */
+
+typedef struct {
+    char *buf;
+    size_t cap, n;   /* n counts every byte, also those that did not fit */
+} out_t;
+
+static void out_put(out_t *o, const char *s, size_t n) {
+    if (o->cap && o->n < o->cap - 1) {
+        size_t room = o->cap - 1 - o->n;
+        memcpy(o->buf + o->n, s, n < room ? n : room);
+    }
+    o->n += n;
+}
+
+/* A run of byte pieces -> UTF-8; each byte that does not start a well-formed character
+ * becomes U+FFFD (ProcessBytePieces). */
+static void flush_bytes(out_t *o, const uint8_t *bytes, size_t nb) {
+    size_t off = 0, k;
+    while (off < nb) {
+        if (valid_utf8(bytes + off, nb - off, &k)) out_put(o, (const char *)bytes + off, k);
+        else out_put(o, "\xEF\xBF\xBD", 3);
+        off += k;
+    }
+}
+
+/* Append piece text with U+2581 -> ' '. */
+static void put_unescaped(out_t *o, const char *p, size_t n) {
+    size_t i = 0, run = 0;
+    while (i < n) {
+        if (n - i >= WS_LEN && memcmp(p + i, WS, WS_LEN) == 0) {
+            out_put(o, p + run, i - run);
+            out_put(o, " ", 1);
+            i += WS_LEN;
+            run = i;
+        } else {
+            i++;
+        }
+    }
+    out_put(o, p + run, n - run);
+}
+
+size_t tok_decode(const llm_tokenizer *t, const int *ids, int n, char *buf, size_t buflen) {
+    out_t o = { buf, buflen, 0 };
+    uint8_t *bytes = xmalloc((size_t)(n > 0 ? n : 1));
+    size_t nb = 0;
+    int is_bos_ws = 1, bos_ws_seen = 0;
+    for (int i = 0; i < n; i++) {
+        int id = ids[i];
+        if (id < 0 || id >= t->n) continue;   /* spm_decode refuses these; we skip them */
+        const spm_piece *sp = &t->m.pieces[id];
+        if (sp->type == SPM_BYTE) {
+            bytes[nb++] = (uint8_t)strtol(sp->piece + 3, NULL, 16);
+            continue;
+        }
+        flush_bytes(&o, bytes, nb);
+        nb = 0;
+        if (bos_ws_seen || o.n > 0) is_bos_ws = 0;
+        bos_ws_seen = 0;
+        if (sp->type == SPM_CONTROL) continue;            /* <s>, </s>: invisible */
+        if (sp->type == SPM_UNKNOWN) {
+            out_put(&o, t->m.unk_surface, strlen(t->m.unk_surface));
+            continue;
+        }
+        const char *p = sp->piece;
+        size_t len = sp->len;
+        if (is_bos_ws && (t->m.add_dummy_prefix || t->m.remove_extra_whitespaces) &&
+            len >= WS_LEN && memcmp(p, WS, WS_LEN) == 0) {
+            p += WS_LEN;
+            len -= WS_LEN;
+            /* with remove_extra_whitespaces every leading space goes, not just one */
+            bos_ws_seen = !t->m.remove_extra_whitespaces;
+        }
+        put_unescaped(&o, p, len);
+    }
+    flush_bytes(&o, bytes, nb);
+    free(bytes);
+    if (buflen) buf[o.n < buflen - 1 ? o.n : buflen - 1] = 0;
+    return o.n;
+}
+
+const char *tok_decode_piece(const llm_tokenizer *t, int prev, int id, char scratch[8]) {
+    if (id < 0 || id >= t->n) return "";
+    const spm_piece *sp = &t->m.pieces[id];
+    switch (sp->type) {
+    case SPM_CONTROL:
+        return "";
+    case SPM_UNKNOWN:
+        return t->m.unk_surface;
+    case SPM_BYTE:   /* raw byte: consecutive calls reassemble multi-byte characters */
+        scratch[0] = (char)strtol(sp->piece + 3, NULL, 16);
+        scratch[1] = 0;
+        return scratch;
+    default: {
+        const char *s = t->surface[id];
+        /* the dummy-prefix space of the first word is not part of the text */
+        if ((prev < 0 || prev == t->bos) && t->m.add_dummy_prefix && s[0] == ' ') s++;
+        return s;
+    }
+    }
+}
+
+/* ---------- loading ---------- */
+
+static void tok_free_partial(llm_tokenizer *t) {
+    if (!t) return;
+    if (t->surface) for (int i = 0; i < t->n; i++) free(t->surface[i]);
+    free(t->surface);
+    free(t->normal.slot);
+    free(t->reserved.slot);
+    free(t->trie);
+    spm_model_free(&t->m);
+    free(t);
+}
+
+void tok_free(llm_tokenizer *t) { tok_free_partial(t); }
+
+static int parse_byte_piece(const char *s, uint32_t len) {
+    static const char hex[] = "0123456789ABCDEF";
+    if (len != 6 || memcmp(s, "<0x", 3) != 0 || s[5] != '>') return -1;
+    const char *hi = memchr(hex, s[3], 16), *lo = memchr(hex, s[4], 16);
+    if (!hi || !lo || !s[3] || !s[4]) return -1;
+    return (int)((hi - hex) * 16 + (lo - hex));
+}
+
+static const char *model_type_name(int mt) {
+    switch (mt) {
+    case SPM_UNIGRAM: return "unigram";
+    case SPM_BPE: return "bpe";
+    case SPM_WORD: return "word";
+    case SPM_CHAR: return "char";
+    default: return "unknown";
+    }
+}
+
+/* Validate t->m (as ModelInterface::InitializePieces does) and build the lookup tables. */
+static int finish_init(llm_tokenizer *t, char *err, size_t errlen) {
+    spm_model *m = &t->m;
+    t->n = m->n_pieces;
+    t->unk = -1;
+    if (m->model_type != SPM_BPE) {
+        seterr(err, errlen, "unsupported SentencePiece model_type %s (only bpe is supported)",
+               model_type_name(m->model_type));
+        return -1;
+    }
+    if (m->treat_whitespace_as_suffix) {
+        seterr(err, errlen, "unsupported SentencePiece option treat_whitespace_as_suffix");
+        return -1;
+    }
+    map_init(&t->normal, t->n);
+    map_init(&t->reserved, t->n);
+    for (int b = 0; b < 256; b++) t->byte_id[b] = -1;
+    int n_bytes = 0;
+    for (int i = 0; i < t->n; i++) {
+        spm_piece *p = &m->pieces[i];
+        if (p->len == 0) {
+            seterr(err, errlen, "piece %d is empty", i);
+            return -1;
+        }
+        int normal;
+        switch (p->type) {
+        case SPM_NORMAL: case SPM_USER_DEFINED: case SPM_UNUSED: normal = 1; break;
+        case SPM_UNKNOWN: case SPM_CONTROL: case SPM_BYTE: normal = 0; break;
+        default:
+            seterr(err, errlen, "piece %d has unknown type %d", i, p->type);
+            return -1;
+        }
+        if (map_put(t, normal ? &t->normal : &t->reserved, i) < 0) {
+            seterr(err, errlen, "piece %d \"%.40s\" is defined twice", i, p->piece);
+            return -1;
+        }
+        if (p->type == SPM_UNKNOWN) {
+            if (t->unk >= 0) {
+                seterr(err, errlen, "more than one <unk> piece (%d and %d)", t->unk, i);
+                return -1;
+            }
+            t->unk = i;
+        } else if (p->type == SPM_USER_DEFINED) {
+            t->n_user++;
+            if (p->len > t->user_maxlen) t->user_maxlen = p->len;
+            t->user_first[(uint8_t)p->piece[0]] = 1;
+        } else if (p->type == SPM_UNUSED) {
+            t->has_unused = 1;
+        } else if (p->type == SPM_BYTE) {
+            int b = parse_byte_piece(p->piece, p->len);
+            if (b < 0) {
+                seterr(err, errlen, "byte piece %d \"%.40s\" is not of the form <0xNN>", i, p->piece);
+                return -1;
+            }
+            if (!m->byte_fallback) {
+                seterr(err, errlen, "byte piece %d found but byte_fallback is off", i);
+                return -1;
+            }
+            t->byte_id[b] = i;
+            n_bytes++;
+        }
+    }
+    if (t->unk < 0) {
+        seterr(err, errlen, "the vocabulary has no <unk> piece");
+        return -1;
+    }
+    if (m->byte_fallback && n_bytes != 256) {
+        seterr(err, errlen, "byte_fallback is on but only %d of 256 byte pieces exist", n_bytes);
+        return -1;
+    }
+    t->byte_fallback = m->byte_fallback;
+    /* bos_id() etc. of SentencePieceProcessor: the named piece, if it is a control piece */
+    int *dst[3] = { &t->bos, &t->eos, &t->pad };
+    const char *name[3] = { m->bos_piece, m->eos_piece, m->pad_piece };
+    for (int k = 0; k < 3; k++) {
+        int id = piece_to_id(t, name[k], strlen(name[k]));
+        *dst[k] = m->pieces[id].type == SPM_CONTROL ? id : -1;
+    }
+    if (m->charsmap.len) {
+        /* <uint32 trie size><double array (uint32 units)><replacement strings> */
+        const uint8_t *cm = m->charsmap.data;
+        size_t len = m->charsmap.len;
+        uint32_t tsz = len > 4 ? (uint32_t)cm[0] | (uint32_t)cm[1] << 8 | (uint32_t)cm[2] << 16 | (uint32_t)cm[3] << 24 : 0;
+        if (len <= 4 || tsz >= len - 4 || tsz < 4) {
+            seterr(err, errlen, "normalizer_spec.precompiled_charsmap is broken");
+            return -1;
+        }
+        t->n_trie = tsz / 4;
+        t->trie = xmalloc(t->n_trie * sizeof *t->trie);
+        for (size_t i = 0; i < t->n_trie; i++) {
+            const uint8_t *u = cm + 4 + 4 * i;
+            t->trie[i] = (uint32_t)u[0] | (uint32_t)u[1] << 8 | (uint32_t)u[2] << 16 | (uint32_t)u[3] << 24;
+        }
+        t->repl = (const char *)cm + 4 + tsz;
+        t->repl_len = len - 4 - tsz;
+    }
+    t->surface = xcalloc((size_t)t->n, sizeof *t->surface);
+    for (int i = 0; i < t->n; i++) {
+        const spm_piece *p = &m->pieces[i];
+        out_t o = { NULL, 0, 0 };
+        put_unescaped(&o, p->piece, p->len);   /* measure */
+        char *s = xmalloc(o.n + 1);
+        out_t w = { s, o.n + 1, 0 };
+        put_unescaped(&w, p->piece, p->len);
+        s[o.n] = 0;
+        t->surface[i] = s;
+    }
+    return 0;
+}
+
+static uint8_t *read_file(const char *path, size_t *n, char *err, size_t errlen) {
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        seterr(err, errlen, "cannot open: %s", strerror(errno));
+        return NULL;
+    }
+    size_t cap = 1 << 16, len = 0;
+    uint8_t *buf = xmalloc(cap);
+    for (;;) {
+        size_t got = fread(buf + len, 1, cap - len, f);
+        len += got;
+        if (len < cap) break;
+        cap *= 2;
+        buf = xrealloc(buf, cap);
+    }
+    if (ferror(f)) {
+        seterr(err, errlen, "read error: %s", strerror(errno));
+        fclose(f);
+        free(buf);
+        return NULL;
+    }
+    fclose(f);
+    *n = len;
+    return buf;
+}
+
+llm_tokenizer *tok_load(const char *path, char *err, size_t errlen) {
+    size_t n;
+    uint8_t *buf = read_file(path, &n, err, errlen);
+    if (!buf) return NULL;
+    llm_tokenizer *t = xcalloc(1, sizeof *t);
+    int rc = spm_parse(&t->m, buf, n, err, errlen);
+    free(buf);
+    if (rc < 0 || finish_init(t, err, errlen) < 0) {
+        tok_free_partial(t);
+        return NULL;
+    }
+    return t;
+}
+
+/* llama2.c's export (tokenizer.py) wrote each SentencePiece piece with U+2581 replaced by
+ * ' ', BOS/EOS as "\n<s>\n" / "\n</s>\n", and scores as they were. The piece types are not
+ * stored; they are recovered from the conventions of that export: "<unk>" is UNKNOWN,
+ * "<s>"/"</s>" CONTROL, "<0xNN>" BYTE when all 256 exist (then byte_fallback is on). */
+llm_tokenizer *tok_load_llama2c(const char *path, int vocab_size, char *err, size_t errlen) {
+    size_t n;
+    uint8_t *buf = read_file(path, &n, err, errlen);
+    if (!buf) return NULL;
+    llm_tokenizer *t = xcalloc(1, sizeof *t);
+    spm_model *m = &t->m;
+    spm_model_init(m);
+    size_t pos = 4;
+    if (n < 4) {
+        seterr(err, errlen, "truncated llama2.c tokenizer: %zu bytes", n);
+        goto fail;
+    }
+    int cap = vocab_size > 0 ? vocab_size : 1024;
+    m->pieces = xcalloc((size_t)cap, sizeof *m->pieces);
+    int nbyte = 0;
+    while (vocab_size > 0 ? m->n_pieces < vocab_size : pos < n) {
+        int i = m->n_pieces;
+        if (n - pos < 8) {
+            seterr(err, errlen, "truncated llama2.c tokenizer at token %d", i);
+            goto fail;
+        }
+        float score;
+        uint32_t len;
+        memcpy(&score, buf + pos, 4);
+        len = (uint32_t)buf[pos + 4] | (uint32_t)buf[pos + 5] << 8 | (uint32_t)buf[pos + 6] << 16 | (uint32_t)buf[pos + 7] << 24;
+        pos += 8;
+        if (len == 0 || len > n - pos) {
+            seterr(err, errlen, "bad length %u of token %d", len, i);
+            goto fail;
+        }
+        if (i == cap) {
+            cap *= 2;
+            m->pieces = xrealloc(m->pieces, (size_t)cap * sizeof *m->pieces);
+        }
+        const char *s = (const char *)buf + pos;
+        pos += len;
+        spm_piece *p = &m->pieces[m->n_pieces++];
+        memset(p, 0, sizeof *p);
+        p->score = score;
+        p->type = SPM_NORMAL;
+        if (len == 5 && !memcmp(s, "<unk>", 5)) {
+            p->type = SPM_UNKNOWN;
+            m->unk_id = i;
+        } else if (len == 5 && !memcmp(s, "\n<s>\n", 5)) {
+            s = "<s>", len = 3;
+            p->type = SPM_CONTROL;
+            m->bos_id = i;
+        } else if (len == 6 && !memcmp(s, "\n</s>\n", 6)) {
+            s = "</s>", len = 4;
+            p->type = SPM_CONTROL;
+            m->eos_id = i;
+        } else if (parse_byte_piece(s, len) >= 0) {
+            p->type = SPM_BYTE;
+            nbyte++;
+        }
+        /* ' ' -> U+2581 */
+        sbuf sb = { 0 };
+        for (uint32_t k = 0; k < len; k++) {
+            if (s[k] == ' ') sb_put(&sb, WS, WS_LEN);
+            else sb_put(&sb, s + k, 1);
+        }
+        sb_put(&sb, "", 0);
+        sb.p[sb.n] = 0;
+        p->piece = sb.p;
+        p->len = (uint32_t)sb.n;
+    }
+    if (nbyte == 256) {
+        m->byte_fallback = 1;
+    } else {   /* incomplete byte set: they are ordinary pieces then */
+        for (int i = 0; i < m->n_pieces; i++)
+            if (m->pieces[i].type == SPM_BYTE) m->pieces[i].type = SPM_NORMAL;
+    }
+    m->model_type = SPM_BPE;
+    m->vocab_size = m->n_pieces;
+    m->pad_id = -1;
+    free(m->norm_name);
+    m->norm_name = xstrdup("identity");
+    m->add_dummy_prefix = 1;
+    m->remove_extra_whitespaces = 0;   /* LLaMA's setting; llama2.c's encoder never collapses spaces */
+    m->escape_whitespaces = 1;
+    free(buf);
+    buf = NULL;
+    if (finish_init(t, err, errlen) < 0) goto fail;
+    return t;
+fail:
+    free(buf);
+    tok_free_partial(t);
+    return NULL;
+}
+
+int tok_save_model(const llm_tokenizer *t, const char *path, char *err, size_t errlen) {
+    size_t n;
+    uint8_t *buf = spm_serialize(&t->m, &n);
+    FILE *f = fopen(path, "wb");
+    if (!f) {
+        seterr(err, errlen, "cannot create: %s", strerror(errno));
+        free(buf);
+        return -1;
+    }
+    int ok = fwrite(buf, 1, n, f) == n;
+    ok = (fclose(f) == 0) && ok;
+    free(buf);
+    if (!ok) {
+        seterr(err, errlen, "write error: %s", strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/* ---------- accessors ---------- */
+
+int tok_vocab_size(const llm_tokenizer *t) { return t->n; }
+int tok_bos(const llm_tokenizer *t) { return t->bos; }
+int tok_eos(const llm_tokenizer *t) { return t->eos; }
+int tok_unk(const llm_tokenizer *t) { return t->unk; }
+int tok_pad(const llm_tokenizer *t) { return t->pad; }
+
+int tok_piece_id(const llm_tokenizer *t, const char *piece) {
+    size_t n = strlen(piece);
+    int id = map_get(t, &t->reserved, piece, n);
+    return id >= 0 ? id : map_get(t, &t->normal, piece, n);
+}
+
+const char *tok_piece(const llm_tokenizer *t, int id) {
+    return id >= 0 && id < t->n ? t->m.pieces[id].piece : NULL;
+}

@@ -1,0 +1,73 @@
+# pipeline.sh - the base stages end to end: determinism, thread-count reproducibility,
+# candidates' exclusions, metrics output formats, bad model / rankings inputs, and the
+# Make DAG (`make base` into a temporary artifacts folder; a second run does nothing;
+# changing one parameter reruns exactly what depends on it).
+source "$ITREK_ROOT/tests/cli/lib.sh"
+B=$BINDIR
+ML=$SHARED/data/ml-100k
+"$B/split" --quiet --ml100k "$ML" --scheme loo -o "$T/ia.mp"
+"$B/mf-train" --quiet --threads 2 --epochs 20 "$T/ia.mp" -o "$T/mf1.mp"
+"$B/mf-train" --quiet --threads 2 --epochs 20 "$T/ia.mp" -o "$T/mf2.mp"
+same "mf-train: same seed and threads, identical bytes" "$T/mf1.mp" "$T/mf2.mp"
+"$B/mf-train" --quiet --threads 1 --epochs 20 "$T/ia.mp" -o "$T/mf3.mp"
+"$B/mf-train" --quiet --threads 1 --epochs 20 "$T/ia.mp" -o "$T/mf4.mp"
+same "mf-train: one thread, identical bytes" "$T/mf3.mp" "$T/mf4.mp"
+"$B/mf-train" --quiet --threads 2 --epochs 20 --seed 2 "$T/ia.mp" -o "$T/mf5.mp"
+cmp -s "$T/mf1.mp" "$T/mf5.mp" && fail "mf-train: another seed, other bytes" || pass "mf-train: another seed, other bytes"
+"$B/mf-train" --quiet --threads 2 --epochs 3 --batch 32 "$T/ia.mp" -o "$T/mfb.mp" && pass "mf-train: mini-batches" || fail "mf-train: mini-batches"
+"$B/candgen" --quiet --threads 2 --mf "$T/mf1.mp" "$T/ia.mp" -o "$T/c1.mp"
+"$B/candgen" --quiet --threads 1 --mf "$T/mf1.mp" "$T/ia.mp" -o "$T/c2.mp"
+same "candgen: same result on 1 and 2 threads" "$T/c1.mp" "$T/c2.mp"
+# Candidates never contain a train or valid item of their user (test), and are 10 distinct items.
+"$B/mp2json" "$T/ia.mp" | tail -n +2 | grep -v '"part":"test"' | sed 's/.*"user":\([0-9]*\),"item":\([0-9]*\).*/\1 \2/' > "$T/seen"
+"$B/mp2json" "$T/c1.mp" | tail -n +2 | sed 's/.*"user":\([0-9]*\),"items":\[\([0-9,]*\)\].*/\1 \2/' |
+    awk '{n=split($2,a,","); if (n!=10) bad++; for(i=1;i<=n;i++){print $1, a[i]; for(j=1;j<i;j++) if(a[j]==a[i]) dup++}} END{if(bad+dup) print "BAD", bad+0, dup+0 > "/dev/stderr"}' > "$T/cand" 2>"$T/candbad"
+[ ! -s "$T/candbad" ] && pass "candgen: 10 distinct items per user" || fail "candgen: 10 distinct items per user" "$(cat "$T/candbad")"
+[ -z "$(sort "$T/seen" "$T/cand" | uniq -d | head -1)" ] && pass "candgen: no train/valid item among test candidates" || fail "candgen: no train/valid item among test candidates"
+n=$("$B/mp2json" "$T/c1.mp" | tail -n +2 | wc -l)
+[ "$n" = 943 ] && pass "candgen: every user" || fail "candgen: every user" "$n"
+"$B/candgen" --quiet --mf "$T/mf1.mp" --users eval --for valid "$T/ia.mp" -o "$T/cv.mp"
+n=$("$B/mp2json" "$T/cv.mp" | tail -n +2 | wc -l)
+[ "$n" = 942 ] && pass "candgen --users eval: users with a valid positive" || fail "candgen --users eval" "$n"
+
+# metrics: formats and determinism
+"$B/metrics" --interactions "$T/ia.mp" --candidates "$T/c1.mp" --format json -o "$T/m.json"
+grep -q '"users": 942' "$T/m.json" && grep -q '"method": "base"' "$T/m.json" && pass "metrics json" || fail "metrics json"
+"$B/metrics" --interactions "$T/ia.mp" --candidates "$T/c1.mp" --format csv > "$T/m.csv"
+head -1 "$T/m.csv" | grep -q '^protocol,part,users,method,H@3,N@3,R@3,H@5,N@5,R@5,H@10,N@10,R@10,MRR$' && pass "metrics csv header" || fail "metrics csv header" "$(head -1 "$T/m.csv")"
+# A ranking that is the candidates reversed: every user still counted; base vs it with intervals.
+"$B/mp2json" "$T/c1.mp" | awk 'NR==1{print "{\"schema\":\"itrek.rankings\",\"version\":1,\"params\":{\"scheme\":\"loo\"}}"; next}
+  { match($0,/"user":[0-9]+/); u=substr($0,RSTART+7,RLENGTH-7); match($0,/"items":\[[0-9,]*\]/); s=substr($0,RSTART+9,RLENGTH-10);
+    n=split(s,a,","); r=""; for(i=n;i>=1;i--) r=r (r==""?"":",") a[i]; if (u % 2) print "{\"user\":" u ",\"method\":\"reversed\",\"items\":[" r "]}" }' |
+    "$B/json2mp" > "$T/rev.mp"
+"$B/metrics" --interactions "$T/ia.mp" --candidates "$T/c1.mp" "$T/rev.mp" > "$T/m.md"
+grep -q '^| reversed |' "$T/m.md" && grep -q 'Improvement of reversed over base' "$T/m.md" && grep -q '^Protocol `loo`, part `test`: 942 users' "$T/m.md" \
+    && pass "metrics md: methods, improvement row, user count" || fail "metrics md" "$(cat "$T/m.md")"
+h10b=$(awk -F, '$4=="base"{print $11}' "$T/m.csv")
+h10r=$("$B/metrics" --format csv --interactions "$T/ia.mp" "$T/rev.mp" | awk -F, '$4=="reversed"{print $11}')
+# Half the users are missing from 'reversed' and count as misses: its H@10 is below base's.
+awk -v a="$h10r" -v b="$h10b" 'BEGIN{exit !(a < b && a > 0)}' && pass "metrics: missing users count as misses" || fail "metrics: missing users count as misses" "$h10r vs $h10b"
+"$B/metrics" --interactions "$T/ia.mp" --candidates "$T/c1.mp" "$T/rev.mp" > "$T/m2.md"
+same "metrics: bootstrap is seeded" "$T/m.md" "$T/m2.md"
+
+# bad model and rankings inputs
+"$B/mp2json" "$T/mf1.mp" | awk 'NR==2{sub(/"vec":\{"\$bin":"[^"]*"\}/,"\"vec\":{\"$bin\":\"AAAA\"}")} {print}' | "$B/json2mp" > "$T/badvec.mp"
+expect_fail "mf: vector of the wrong size" 1 "badvec.mp:1: field 'vec': 3 bytes, expected 256" "$B/candgen" --mf "$T/badvec.mp" "$T/ia.mp"
+"$B/mp2json" "$T/mf1.mp" | awk 'NR==2{sub(/"user":0/,"\"user\":5000")} {print}' | "$B/json2mp" > "$T/badid.mp"
+expect_fail "mf: id outside the header's range" 1 "badid.mp:1: field 'user': id 5000 outside" "$B/candgen" --mf "$T/badid.mp" "$T/ia.mp"
+{ "$B/mp2json" "$T/rev.mp"; "$B/mp2json" "$T/rev.mp" | sed -n 2p; } | "$B/json2mp" > "$T/dup.mp"
+expect_fail "rankings: duplicate user" 1 "dup.mp:[0-9]+: field 'user': duplicate ranking for user 1 \(method reversed\)" "$B/metrics" --interactions "$T/ia.mp" "$T/dup.mp"
+"$B/mp2json" "$T/rev.mp" | sed '1s/"loo"/"ratio"/' | "$B/json2mp" > "$T/other.mp"
+expect_fail "rankings from another split" 1 "other.mp:0: field 'params.scheme': 'ratio' does not match the interactions' scheme 'loo'" "$B/metrics" --interactions "$T/ia.mp" "$T/other.mp"
+"$B/mp2json" "$T/rev.mp" | sed '2s/"items":\[\([0-9]*\),/"items":[\1,\1,/' | "$B/json2mp" > "$T/twice.mp"
+expect_fail "rankings: item twice" 1 "twice.mp:1: field 'items\[1\]': item [0-9]+ appears twice" "$B/metrics" --interactions "$T/ia.mp" "$T/twice.mp"
+expect_fail "metrics: nothing to evaluate" 2 "nothing to evaluate" "$B/metrics" --interactions "$T/ia.mp"
+expect_fail "candgen: --mf required" 2 "--mf MODEL is required" "$B/candgen" "$T/ia.mp"
+
+# The Make DAG, on the real data, into temporary folders.
+mk() { make -C "$ITREK_ROOT" --no-print-directory "$@" SAN="${SAN:-}" ML100K="$ML" ART="$T/art" RES="$T/res" PROFILE=tiny SCHEMES=loo BINDIR="$BINDIR"; }
+mk base > "$T/make1.log" 2>&1 && [ -s "$T/res/loo.md" ] && [ -s "$T/res/loo.json" ] && pass "make base writes results" || fail "make base writes results" "$(tail -5 "$T/make1.log")"
+mk base 2>&1 | grep -E 'bin/(split|mf-train|candgen|metrics) ' > "$T/make2.log"
+[ ! -s "$T/make2.log" ] && pass "second make base does nothing" || fail "second make base does nothing" "$(cat "$T/make2.log")"
+mk base CAND_N=20 2>&1 | grep -oE 'bin/(split|mf-train|candgen|metrics) ' | sort -u | awk '{printf "%s ", $1}' > "$T/make3.log"
+[ "$(cat "$T/make3.log")" = "bin/candgen bin/metrics " ] && pass "changing CAND_N reruns candgen and metrics only" || fail "changing CAND_N reruns candgen and metrics only" "$(cat "$T/make3.log")"
