@@ -1,0 +1,30 @@
+/* gguf.h - read GGUF (version 2 and 3) files: metadata and F32 / F16 / BF16 / Q8_0 tensors.
+ *
+ * The file is memory-mapped; tensors are handed out as llm_tensor views with their shape
+ * reversed to row-major order (GGUF lists ne0, the innermost dimension, first). Every
+ * offset and count is checked against the file size, so a truncated file gives a reason.
+ * Note on LLaMA q/k layout: llama.cpp's GGUF keeps Meta's interleaved RoPE rows (its
+ * converters undo Hugging Face's permutation); model.c permutes them back to HF order.
+ */
+#ifndef ITREK_LLM_GGUF_H
+#define ITREK_LLM_GGUF_H
+
+#include "llm/tensor.h"
+
+typedef struct gguf_file gguf_file;
+
+gguf_file *gguf_open(const char *path, char *err, size_t errlen);
+void gguf_close(gguf_file *g);
+
+int gguf_count(const gguf_file *g);
+const llm_tensor *gguf_at(const gguf_file *g, int i);
+const llm_tensor *gguf_find(const gguf_file *g, const char *name);
+
+/* Metadata look-ups; return 1 when the key exists with a usable type, else 0. */
+int gguf_get_int(const gguf_file *g, const char *key, int64_t *out);   /* any integer or bool */
+int gguf_get_float(const gguf_file *g, const char *key, double *out); /* float or integer */
+const char *gguf_get_str(const gguf_file *g, const char *key);        /* NULL if absent */
+/* Length of an array value, or -1. */
+long gguf_get_arr_len(const gguf_file *g, const char *key);
+
+#endif

@@ -1,0 +1,672 @@
+/* model.c - LLaMA weights, loaders and the forward pass (llama2.c style, batched). */
+#include "llm/model.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "io/err.h"
+#include "llm/gguf.h"
+#include "llm/safetensors.h"
+
+/* ---------------------------------------------------------------- weights */
+
+void llm_weight_quantize(llm_weight *w) {
+    if (!w->f) return;
+    size_t R = (size_t)w->rows, K = (size_t)w->cols;
+    w->q = xmalloc(R * K);
+    w->scale = xmalloc(R * sizeof *w->scale);
+    for (size_t r = 0; r < R; r++) {
+        const float *row = w->f + r * K;
+        float amax = 0;
+        for (size_t k = 0; k < K; k++) amax = fmaxf(amax, fabsf(row[k]));
+        float s = amax / 127.0f, inv = s > 0 ? 1.0f / s : 0;
+        w->scale[r] = s;
+        for (size_t k = 0; k < K; k++) w->q[r * K + k] = (int8_t)lrintf(row[k] * inv);
+    }
+    free(w->f);
+    w->f = NULL;
+}
+
+void llm_permute_meta_to_hf(float *w, int n_heads, int head_dim, int cols) {
+    size_t rowb = (size_t)cols * sizeof *w;
+    float *tmp = xmalloc((size_t)head_dim * rowb);
+    for (int h = 0; h < n_heads; h++) {
+        float *base = w + (size_t)h * head_dim * cols;
+        for (int j = 0; j < head_dim / 2; j++) {
+            memcpy(tmp + (size_t)j * cols, base + (size_t)(2 * j) * cols, rowb);
+            memcpy(tmp + (size_t)(head_dim / 2 + j) * cols, base + (size_t)(2 * j + 1) * cols, rowb);
+        }
+        memcpy(base, tmp, (size_t)head_dim * rowb);
+    }
+    free(tmp);
+}
+
+static void workspace_free(llm_workspace *w);
+
+static void weight_free(llm_weight *w) {
+    free(w->f);
+    free(w->q);
+    free(w->scale);
+    memset(w, 0, sizeof *w);
+}
+
+static llm_model *model_alloc(const llm_config *c) {
+    llm_model *m = xcalloc(1, sizeof *m);
+    m->cfg = *c;
+    m->be = llm_backend_cpu();
+    m->layers = xcalloc((size_t)c->n_layers, sizeof *m->layers);
+    return m;
+}
+
+/* After loading: tie lm_head, quantise, set threads. */
+static void model_finish(llm_model *m, const llm_load_opts *o) {
+    if (!m->lm_head.f) {
+        m->lm_head = (llm_weight){.rows = m->cfg.vocab_size, .cols = m->cfg.dim, .f = m->embed};
+        m->cfg.tie_embeddings = 1;
+    }
+    if (o && o->int8) {
+        for (int l = 0; l < m->cfg.n_layers; l++) {
+            llm_layer *L = &m->layers[l];
+            llm_weight *ws[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+            for (int i = 0; i < 7; i++) llm_weight_quantize(ws[i]);
+        }
+        m->int8 = 1; /* embeddings, norms and lm_head stay fp32 (as LLM.int8 leaves them) */
+    }
+    llm_set_threads(m, o && o->threads > 0 ? o->threads : 0);
+}
+
+void llm_set_threads(llm_model *m, int n) {
+    if (n <= 0) {
+        long c = sysconf(_SC_NPROCESSORS_ONLN);
+        n = c > 0 ? (int)c : 1;
+    }
+    m->threads = n;
+    m->be->set_threads(n);
+}
+
+/* ---------------------------------------------------------------- llama2.c */
+
+llm_model *llm_load_llama2c(const char *path, const llm_load_opts *o, char *err, size_t errlen) {
+    FILE *fp = fopen(path, "rb");
+    if (!fp) { snprintf(err, errlen, "%s: %s", path, strerror(errno)); return NULL; }
+    int32_t h[7];
+    struct stat sb;
+    if (fread(h, sizeof h, 1, fp) != 1 || fstat(fileno(fp), &sb) != 0) {
+        snprintf(err, errlen, "%s: truncated llama2.c checkpoint (no header)", path);
+        fclose(fp);
+        return NULL;
+    }
+    llm_config c = {.dim = h[0], .hidden_dim = h[1], .n_layers = h[2], .n_heads = h[3], .n_kv_heads = h[4],
+                    .vocab_size = abs(h[5]), .max_seq_len = h[6], .norm_eps = 1e-5f, .rope_theta = 10000.0f,
+                    .tie_embeddings = h[5] > 0, .bos_id = 1, .eos_id = 2};
+    c.head_dim = c.n_heads > 0 ? c.dim / c.n_heads : 0;
+    if (c.dim > 1 << 16 || c.hidden_dim > 1 << 18 || c.n_layers > 1024 || c.vocab_size > 1 << 22 ||
+        c.max_seq_len > 1 << 22 || llm_config_check(&c, err, errlen) != 0 || c.head_dim * c.n_heads != c.dim) {
+        snprintf(err, errlen, "%s: not a llama2.c checkpoint (implausible header)", path);
+        fclose(fp);
+        return NULL;
+    }
+    size_t C = (size_t)c.dim, H = (size_t)c.hidden_dim, L = (size_t)c.n_layers, V = (size_t)c.vocab_size,
+           kvd = (size_t)c.n_kv_heads * c.head_dim, hd = (size_t)c.head_dim;
+    size_t n_float = V * C + L * C + L * C * C + 2 * L * kvd * C + L * C * C + L * C + 3 * L * H * C + C +
+                     (size_t)c.max_seq_len * hd + (c.tie_embeddings ? 0 : V * C);
+    if ((size_t)sb.st_size < 28 + 4 * n_float) {
+        snprintf(err, errlen, "%s: truncated llama2.c checkpoint (%lld bytes, header needs %zu)", path,
+                 (long long)sb.st_size, 28 + 4 * n_float);
+        fclose(fp);
+        return NULL;
+    }
+    llm_model *m = model_alloc(&c);
+    int ok = 1;
+#define RD(p, n) do { (p) = xmalloc((n) * sizeof(float)); ok = ok && fread((p), sizeof(float), (n), fp) == (n); } while (0)
+    float *wq, *wk, *wv, *wo, *w1, *w2, *w3, *ra, *rf;
+    RD(m->embed, V * C);
+    RD(ra, L * C);
+    RD(wq, L * C * C);
+    RD(wk, L * kvd * C);
+    RD(wv, L * kvd * C);
+    RD(wo, L * C * C);
+    RD(rf, L * C);
+    RD(w1, L * H * C);
+    RD(w2, L * C * H);
+    RD(w3, L * H * C);
+    RD(m->norm, C);
+    if (!c.tie_embeddings) {
+        ok = ok && fseek(fp, (long)((size_t)c.max_seq_len * hd * sizeof(float)), SEEK_CUR) == 0;
+        float *cls;
+        RD(cls, V * C);
+        m->lm_head = (llm_weight){.rows = (int)V, .cols = (int)C, .f = cls};
+    }
+#undef RD
+    fclose(fp);
+    /* Split the stacked arrays into per-layer weights. */
+    for (size_t l = 0; l < L; l++) {
+        llm_layer *Y = &m->layers[l];
+#define CUT(dst, src, r, k) do { (dst) = (llm_weight){.rows = (int)(r), .cols = (int)(k), .f = xmalloc((r) * (k) * sizeof(float))}; \
+        memcpy((dst).f, (src) + l * (r) * (k), (r) * (k) * sizeof(float)); } while (0)
+        CUT(Y->wq, wq, C, C);
+        CUT(Y->wk, wk, kvd, C);
+        CUT(Y->wv, wv, kvd, C);
+        CUT(Y->wo, wo, C, C);
+        CUT(Y->w_gate, w1, H, C);
+        CUT(Y->w_down, w2, C, H);
+        CUT(Y->w_up, w3, H, C);
+#undef CUT
+        Y->attn_norm = xmalloc(C * sizeof(float));
+        Y->ffn_norm = xmalloc(C * sizeof(float));
+        memcpy(Y->attn_norm, ra + l * C, C * sizeof(float));
+        memcpy(Y->ffn_norm, rf + l * C, C * sizeof(float));
+        llm_permute_meta_to_hf(Y->wq.f, c.n_heads, c.head_dim, (int)C);
+        llm_permute_meta_to_hf(Y->wk.f, c.n_kv_heads, c.head_dim, (int)C);
+    }
+    free(wq), free(wk), free(wv), free(wo), free(w1), free(w2), free(w3), free(ra), free(rf);
+    if (!ok) {
+        snprintf(err, errlen, "%s: read error", path);
+        llm_free(m);
+        return NULL;
+    }
+    model_finish(m, o);
+    return m;
+}
+
+/* ---------------------------------------------------------------- tensor files */
+
+typedef const llm_tensor *(*find_fn)(const void *file, const char *name);
+
+/* Read tensor `name` of shape (rows, cols) (cols = 0: a vector of rows) as fp32. */
+static float *load_f32(const void *file, find_fn find, const char *src, const char *name, int rows, int cols,
+                       int required, char *err, size_t errlen, int *fail) {
+    if (*fail) return NULL;
+    const llm_tensor *t = find(file, name);
+    if (!t) {
+        if (required) { snprintf(err, errlen, "%s: tensor %s is missing", src, name); *fail = 1; }
+        return NULL;
+    }
+    int ok = cols ? (t->ndim == 2 && t->shape[0] == rows && t->shape[1] == cols) : (t->ndim == 1 && t->shape[0] == rows);
+    if (!ok) {
+        char sh[128] = "";
+        for (int i = 0; i < t->ndim; i++) snprintf(sh + strlen(sh), sizeof sh - strlen(sh), "%s%lld", i ? "," : "", (long long)t->shape[i]);
+        snprintf(err, errlen, "%s: tensor %s has shape [%s], expected [%d%s%.0d]", src, name, sh, rows, cols ? "," : "", cols);
+        *fail = 1;
+        return NULL;
+    }
+    uint64_t n = (uint64_t)rows * (uint64_t)(cols ? cols : 1);
+    float *out = xmalloc(n * sizeof *out);
+    char e2[512];
+    if (llm_tensor_to_f32(t, out, n, e2, sizeof e2) != 0) {
+        snprintf(err, errlen, "%s: %s", src, e2);
+        free(out);
+        *fail = 1;
+        return NULL;
+    }
+    return out;
+}
+
+static llm_weight load_w(const void *file, find_fn find, const char *src, const char *name, int rows, int cols,
+                         int int8, char *err, size_t errlen, int *fail) {
+    llm_weight w = {.rows = rows, .cols = cols};
+    w.f = load_f32(file, find, src, name, rows, cols, 1, err, errlen, fail);
+    if (w.f && int8) llm_weight_quantize(&w); /* quantise as we go: peak memory stays one fp32 tensor */
+    return w;
+}
+
+static const llm_tensor *st_find_v(const void *f, const char *n) { return st_find(f, n); }
+static const llm_tensor *gguf_find_v(const void *f, const char *n) { return gguf_find(f, n); }
+
+static int has_suffix(const char *s, const char *suf) {
+    size_t a = strlen(s), b = strlen(suf);
+    return a >= b && strcmp(s + a - b, suf) == 0;
+}
+
+static llm_model *load_hf(const char *dir, const llm_load_opts *o, char *err, size_t errlen) {
+    llm_config c;
+    if (llm_config_load(dir, &c, err, errlen) != 0) return NULL;
+    st_file *st = st_open(dir, err, errlen);
+    if (!st) return NULL;
+    llm_model *m = model_alloc(&c);
+    int fail = 0, q8 = o && o->int8, C = c.dim, H = c.hidden_dim, qd = c.n_heads * c.head_dim, kvd = c.n_kv_heads * c.head_dim;
+    char nm[256];
+    m->embed = load_f32(st, st_find_v, dir, "model.embed_tokens.weight", c.vocab_size, C, 1, err, errlen, &fail);
+    for (int l = 0; l < c.n_layers && !fail; l++) {
+        llm_layer *Y = &m->layers[l];
+#define W(field, sub, r, k) snprintf(nm, sizeof nm, "model.layers.%d.%s.weight", l, sub); \
+        Y->field = load_w(st, st_find_v, dir, nm, r, k, q8, err, errlen, &fail)
+        W(wq, "self_attn.q_proj", qd, C);
+        W(wk, "self_attn.k_proj", kvd, C);
+        W(wv, "self_attn.v_proj", kvd, C);
+        W(wo, "self_attn.o_proj", C, qd);
+        W(w_gate, "mlp.gate_proj", H, C);
+        W(w_up, "mlp.up_proj", H, C);
+        W(w_down, "mlp.down_proj", C, H);
+#undef W
+        snprintf(nm, sizeof nm, "model.layers.%d.input_layernorm.weight", l);
+        Y->attn_norm = load_f32(st, st_find_v, dir, nm, C, 0, 1, err, errlen, &fail);
+        snprintf(nm, sizeof nm, "model.layers.%d.post_attention_layernorm.weight", l);
+        Y->ffn_norm = load_f32(st, st_find_v, dir, nm, C, 0, 1, err, errlen, &fail);
+    }
+    m->norm = load_f32(st, st_find_v, dir, "model.norm.weight", C, 0, 1, err, errlen, &fail);
+    if (!c.tie_embeddings) {
+        float *cls = load_f32(st, st_find_v, dir, "lm_head.weight", c.vocab_size, C, 1, err, errlen, &fail);
+        m->lm_head = (llm_weight){.rows = c.vocab_size, .cols = C, .f = cls};
+    }
+    st_close(st);
+    if (!fail) {
+        char tp[4096];
+        snprintf(tp, sizeof tp, "%s/tokenizer.model", dir);
+        if (access(tp, F_OK) == 0) {
+            char e2[512];
+            m->tok = tok_load(tp, e2, sizeof e2);
+            if (!m->tok) { snprintf(err, errlen, "%s", e2); fail = 1; }
+        }
+    }
+    if (fail) { llm_free(m); return NULL; }
+    model_finish(m, o);
+    return m;
+}
+
+static llm_model *load_gguf(const char *path, const llm_load_opts *o, char *err, size_t errlen) {
+    gguf_file *g = gguf_open(path, err, errlen);
+    if (!g) return NULL;
+    const char *arch = gguf_get_str(g, "general.architecture");
+    if (!arch || strcmp(arch, "llama") != 0) {
+        snprintf(err, errlen, "%s: general.architecture is %s, only llama is supported", path, arch ? arch : "missing");
+        gguf_close(g);
+        return NULL;
+    }
+    int64_t v;
+    double d;
+    llm_config c = {.norm_eps = 1e-5f, .rope_theta = 10000.0f, .bos_id = -1, .eos_id = -1, .max_seq_len = 2048};
+    int fail = 0;
+#define GI(key, field, req) if (gguf_get_int(g, key, &v)) c.field = (int)v; else if (req) { snprintf(err, errlen, "%s: metadata %s is missing", path, key); fail = 1; }
+    GI("llama.embedding_length", dim, 1);
+    GI("llama.feed_forward_length", hidden_dim, 1);
+    GI("llama.block_count", n_layers, 1);
+    GI("llama.attention.head_count", n_heads, 1);
+    GI("llama.context_length", max_seq_len, 0);
+    GI("tokenizer.ggml.bos_token_id", bos_id, 0);
+    GI("tokenizer.ggml.eos_token_id", eos_id, 0);
+    c.n_kv_heads = c.n_heads;
+    GI("llama.attention.head_count_kv", n_kv_heads, 0);
+#undef GI
+    if (gguf_get_float(g, "llama.attention.layer_norm_rms_epsilon", &d)) c.norm_eps = (float)d;
+    if (gguf_get_float(g, "llama.rope.freq_base", &d)) c.rope_theta = (float)d;
+    const llm_tensor *emb = gguf_find(g, "token_embd.weight");
+    if (!fail && (!emb || emb->ndim != 2)) { snprintf(err, errlen, "%s: tensor token_embd.weight is missing", path); fail = 1; }
+    if (!fail) {
+        c.vocab_size = (int)emb->shape[0];
+        c.head_dim = c.n_heads > 0 ? c.dim / c.n_heads : 0;
+        if (gguf_get_int(g, "llama.rope.dimension_count", &v) && v != c.head_dim) {
+            snprintf(err, errlen, "%s: partial rotary embeddings are not supported", path);
+            fail = 1;
+        }
+    }
+    if (!fail && llm_config_check(&c, err, errlen) != 0) fail = 1;
+    if (fail) { gguf_close(g); return NULL; }
+    c.tie_embeddings = gguf_find(g, "output.weight") == NULL;
+    llm_model *m = model_alloc(&c);
+    int q8 = o && o->int8, C = c.dim, H = c.hidden_dim, qd = c.n_heads * c.head_dim, kvd = c.n_kv_heads * c.head_dim;
+    char nm[256];
+    m->embed = load_f32(g, gguf_find_v, path, "token_embd.weight", c.vocab_size, C, 1, err, errlen, &fail);
+    for (int l = 0; l < c.n_layers && !fail; l++) {
+        llm_layer *Y = &m->layers[l];
+#define W(field, sub, r, k) snprintf(nm, sizeof nm, "blk.%d.%s.weight", l, sub); \
+        Y->field = load_w(g, gguf_find_v, path, nm, r, k, 0, err, errlen, &fail)
+        W(wq, "attn_q", qd, C);
+        W(wk, "attn_k", kvd, C);
+        W(wv, "attn_v", kvd, C);
+        W(wo, "attn_output", C, qd);
+        W(w_gate, "ffn_gate", H, C);
+        W(w_up, "ffn_up", H, C);
+        W(w_down, "ffn_down", C, H);
+#undef W
+        snprintf(nm, sizeof nm, "blk.%d.attn_norm.weight", l);
+        Y->attn_norm = load_f32(g, gguf_find_v, path, nm, C, 0, 1, err, errlen, &fail);
+        snprintf(nm, sizeof nm, "blk.%d.ffn_norm.weight", l);
+        Y->ffn_norm = load_f32(g, gguf_find_v, path, nm, C, 0, 1, err, errlen, &fail);
+        if (!fail) { /* GGUF keeps Meta's interleaved RoPE rows */
+            llm_permute_meta_to_hf(Y->wq.f, c.n_heads, c.head_dim, C);
+            llm_permute_meta_to_hf(Y->wk.f, c.n_kv_heads, c.head_dim, C);
+            if (q8) {
+                llm_weight *ws[] = {&Y->wq, &Y->wk, &Y->wv, &Y->wo, &Y->w_gate, &Y->w_up, &Y->w_down};
+                for (int i = 0; i < 7; i++) llm_weight_quantize(ws[i]);
+            }
+        }
+    }
+    m->norm = load_f32(g, gguf_find_v, path, "output_norm.weight", C, 0, 1, err, errlen, &fail);
+    if (!c.tie_embeddings) {
+        float *cls = load_f32(g, gguf_find_v, path, "output.weight", c.vocab_size, C, 1, err, errlen, &fail);
+        m->lm_head = (llm_weight){.rows = c.vocab_size, .cols = C, .f = cls};
+    }
+    gguf_close(g);
+    if (!fail) { /* tokenizer.model beside the file, when there is one */
+        char tp[4096];
+        snprintf(tp, sizeof tp, "%s", path);
+        char *slash = strrchr(tp, '/');
+        if (slash) snprintf(slash + 1, sizeof tp - (size_t)(slash + 1 - tp), "tokenizer.model");
+        else snprintf(tp, sizeof tp, "tokenizer.model");
+        if (access(tp, F_OK) == 0) {
+            char e2[512];
+            m->tok = tok_load(tp, e2, sizeof e2);
+            if (!m->tok) { snprintf(err, errlen, "%s", e2); fail = 1; }
+        }
+    }
+    if (fail) { llm_free(m); return NULL; }
+    /* Already quantised per layer above; model_finish only ties and sets threads. */
+    llm_load_opts o2 = o ? *o : (llm_load_opts){0};
+    o2.int8 = 0;
+    model_finish(m, &o2);
+    m->int8 = q8;
+    return m;
+}
+
+llm_model *llm_load(const char *path, const llm_load_opts *o, char *err, size_t errlen) {
+    if (o && o->adapter) { snprintf(err, errlen, "%s: LoRA adapters are not supported yet", o->adapter); return NULL; }
+    struct stat sb;
+    if (stat(path, &sb) != 0) { snprintf(err, errlen, "%s: %s", path, strerror(errno)); return NULL; }
+    if (S_ISDIR(sb.st_mode)) return load_hf(path, o, err, errlen);
+    char magic[4] = {0};
+    FILE *fp = fopen(path, "rb");
+    if (!fp) { snprintf(err, errlen, "%s: %s", path, strerror(errno)); return NULL; }
+    size_t got = fread(magic, 1, 4, fp);
+    fclose(fp);
+    if (got == 4 && memcmp(magic, "GGUF", 4) == 0) return load_gguf(path, o, err, errlen);
+    if (has_suffix(path, ".gguf")) { snprintf(err, errlen, "%s: not a GGUF file (bad magic)", path); return NULL; }
+    if (has_suffix(path, ".bin")) return llm_load_llama2c(path, o, err, errlen);
+    snprintf(err, errlen, "%s: not a model directory, .gguf file or llama2.c .bin checkpoint", path);
+    return NULL;
+}
+
+void llm_free(llm_model *m) {
+    if (!m) return;
+    for (int l = 0; m->layers && l < m->cfg.n_layers; l++) {
+        llm_layer *Y = &m->layers[l];
+        llm_weight *ws[] = {&Y->wq, &Y->wk, &Y->wv, &Y->wo, &Y->w_gate, &Y->w_up, &Y->w_down};
+        for (int i = 0; i < 7; i++) weight_free(ws[i]);
+        free(Y->attn_norm);
+        free(Y->ffn_norm);
+    }
+    free(m->layers);
+    if (m->lm_head.f == m->embed) m->lm_head.f = NULL;
+    weight_free(&m->lm_head);
+    free(m->embed);
+    free(m->norm);
+    if (m->tok) tok_free(m->tok);
+    workspace_free(m->ws);
+    free(m);
+}
+
+int llm_save_hf(const llm_model *m, const char *dir, char *err, size_t errlen) {
+    const llm_config *c = &m->cfg;
+    char path[4096];
+    int L = c->n_layers, n = 0, cap = 9 * L + 3;
+    llm_tensor *ts = xcalloc((size_t)cap, sizeof *ts);
+    char **names = xcalloc((size_t)cap, sizeof *names);
+#define ADD(nm, ptr, r, k) do { names[n] = xstrdup(nm); ts[n] = (llm_tensor){.name = names[n], .dtype = LLM_F32, \
+        .ndim = (k) ? 2 : 1, .shape = {(r), (k)}, .data = (ptr), .nbytes = (size_t)(r) * ((k) ? (size_t)(k) : 1) * 4}; n++; } while (0)
+    ADD("model.embed_tokens.weight", m->embed, c->vocab_size, c->dim);
+    int bad = 0;
+    for (int l = 0; l < L; l++) {
+        const llm_layer *Y = &m->layers[l];
+        char nm[256];
+        struct { const char *sub; const llm_weight *w; } lin[] = {
+            {"self_attn.q_proj", &Y->wq}, {"self_attn.k_proj", &Y->wk}, {"self_attn.v_proj", &Y->wv},
+            {"self_attn.o_proj", &Y->wo}, {"mlp.gate_proj", &Y->w_gate}, {"mlp.up_proj", &Y->w_up},
+            {"mlp.down_proj", &Y->w_down}};
+        snprintf(nm, sizeof nm, "model.layers.%d.input_layernorm.weight", l);
+        ADD(nm, Y->attn_norm, c->dim, 0);
+        for (int i = 0; i < 7; i++) {
+            if (!lin[i].w->f) bad = 1;
+            snprintf(nm, sizeof nm, "model.layers.%d.%s.weight", l, lin[i].sub);
+            ADD(nm, lin[i].w->f, lin[i].w->rows, lin[i].w->cols);
+        }
+        snprintf(nm, sizeof nm, "model.layers.%d.post_attention_layernorm.weight", l);
+        ADD(nm, Y->ffn_norm, c->dim, 0);
+    }
+    ADD("model.norm.weight", m->norm, c->dim, 0);
+    if (m->lm_head.f != m->embed) ADD("lm_head.weight", m->lm_head.f, c->vocab_size, c->dim);
+#undef ADD
+    int rc = -1;
+    const char *meta[] = {"format", "pt"};
+    if (bad) snprintf(err, errlen, "%s: cannot save int8 weights as a Hugging Face checkpoint", dir);
+    else {
+        snprintf(path, sizeof path, "%s/config.json", dir);
+        llm_config c2 = *c;
+        c2.tie_embeddings = m->lm_head.f == m->embed;
+        if (llm_config_save(path, &c2, err, errlen) == 0) {
+            snprintf(path, sizeof path, "%s/model.safetensors", dir);
+            rc = st_write(path, ts, n, meta, 1, err, errlen);
+        }
+    }
+    for (int i = 0; i < n; i++) free(names[i]);
+    free(names);
+    free(ts);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- sequences */
+
+struct llm_seq {
+    llm_model *m;
+    llm_seq *parent; /* positions [0, start) are the parent's (and its ancestors') */
+    int start;
+    int n, cap;      /* own positions */
+    float **k, **v;  /* per layer: (cap, kv_dim) */
+    float *logits;   /* (V) after the last position, or NULL */
+    int refs;
+};
+
+llm_seq *llm_seq_new(llm_model *m) {
+    llm_seq *s = xcalloc(1, sizeof *s);
+    s->m = m;
+    s->refs = 1;
+    s->k = xcalloc((size_t)m->cfg.n_layers, sizeof *s->k);
+    s->v = xcalloc((size_t)m->cfg.n_layers, sizeof *s->v);
+    return s;
+}
+
+llm_seq *llm_seq_fork(llm_seq *parent) {
+    llm_seq *s = llm_seq_new(parent->m);
+    s->parent = parent;
+    parent->refs++;
+    s->start = parent->start + parent->n;
+    if (parent->logits) {
+        s->logits = xmalloc((size_t)parent->m->cfg.vocab_size * sizeof *s->logits);
+        memcpy(s->logits, parent->logits, (size_t)parent->m->cfg.vocab_size * sizeof *s->logits);
+    }
+    return s;
+}
+
+void llm_seq_free(llm_seq *s) {
+    while (s && --s->refs == 0) {
+        llm_seq *p = s->parent;
+        for (int l = 0; l < s->m->cfg.n_layers; l++) { free(s->k[l]); free(s->v[l]); }
+        free(s->k);
+        free(s->v);
+        free(s->logits);
+        free(s);
+        s = p;
+    }
+}
+
+int llm_seq_len(const llm_seq *s) { return s->start + s->n; }
+const float *llm_seq_logits(const llm_seq *s) { return s->logits; }
+
+static void seq_reserve(llm_seq *s, int need) {
+    if (need <= s->cap) return;
+    int cap = s->cap ? s->cap : 16;
+    while (cap < need) cap *= 2;
+    size_t kvd = (size_t)s->m->cfg.n_kv_heads * s->m->cfg.head_dim;
+    for (int l = 0; l < s->m->cfg.n_layers; l++) {
+        s->k[l] = xrealloc(s->k[l], (size_t)cap * kvd * sizeof(float));
+        s->v[l] = xrealloc(s->v[l], (size_t)cap * kvd * sizeof(float));
+    }
+    s->cap = cap;
+}
+
+/* Spans of layer l covering positions [0, limit) of s: ancestors first. */
+static int seq_spans(const llm_seq *s, int l, int limit, llm_kv_span *out, int n) {
+    if (s->parent) n = seq_spans(s->parent, l, s->start < limit ? s->start : limit, out, n);
+    int own = limit - s->start;
+    if (own > s->n) own = s->n;
+    if (own > 0) out[n++] = (llm_kv_span){s->k[l], s->v[l], own};
+    return n;
+}
+
+static int seq_depth(const llm_seq *s) { return s->parent ? 1 + seq_depth(s->parent) : 1; }
+
+/* ---------------------------------------------------------------- forward */
+
+struct llm_workspace {
+    size_t cap_T, cap_R;
+    float *x, *xb, *q, *k, *v, *att, *h1, *h3; /* per token */
+    int *tok, *pos;
+    float *xs, *logits;                       /* per logits row */
+};
+
+static void workspace_free(llm_workspace *w) {
+    if (!w) return;
+    free(w->x), free(w->xb), free(w->q), free(w->k), free(w->v), free(w->att), free(w->h1), free(w->h3);
+    free(w->tok), free(w->pos), free(w->xs), free(w->logits);
+    free(w);
+}
+
+static llm_workspace *ws_get(llm_model *m, size_t T, size_t R) {
+    if (!m->ws) m->ws = xcalloc(1, sizeof *m->ws);
+    llm_workspace *w = m->ws;
+    const llm_config *c = &m->cfg;
+    size_t C = (size_t)c->dim, qd = (size_t)c->n_heads * c->head_dim, kvd = (size_t)c->n_kv_heads * c->head_dim,
+           H = (size_t)c->hidden_dim;
+    if (T > w->cap_T) {
+        w->cap_T = T;
+        w->x = xrealloc(w->x, T * C * 4), w->xb = xrealloc(w->xb, T * (C > qd ? C : qd) * 4);
+        w->q = xrealloc(w->q, T * qd * 4), w->att = xrealloc(w->att, T * qd * 4);
+        w->k = xrealloc(w->k, T * kvd * 4), w->v = xrealloc(w->v, T * kvd * 4);
+        w->h1 = xrealloc(w->h1, T * H * 4), w->h3 = xrealloc(w->h3, T * H * 4);
+        w->tok = xrealloc(w->tok, T * sizeof(int)), w->pos = xrealloc(w->pos, T * sizeof(int));
+    }
+    if (R > w->cap_R) {
+        w->cap_R = R;
+        w->xs = xrealloc(w->xs, R * C * 4);
+        w->logits = xrealloc(w->logits, R * (size_t)c->vocab_size * 4);
+    }
+    return w;
+}
+
+int llm_forward(llm_model *m, llm_batch *b, int nb, char *err, size_t errlen) {
+    const llm_config *c = &m->cfg;
+    const llm_backend *be = m->be;
+    int C = c->dim, H = c->hidden_dim, V = c->vocab_size, hd = c->head_dim;
+    int qd = c->n_heads * hd, kvd = c->n_kv_heads * hd;
+    size_t T = 0, R = 0;
+    for (int i = 0; i < nb; i++) {
+        if (!b[i].seq || b[i].n < 0 || (b[i].n > 0 && !b[i].tokens) || b[i].seq->m != m) { snprintf(err, errlen, "bad batch item %d", i); return -1; }
+        for (int j = 0; j < i; j++)
+            if (b[j].seq == b[i].seq) { snprintf(err, errlen, "sequence given twice in one batch"); return -1; }
+        if (llm_seq_len(b[i].seq) + b[i].n > c->max_seq_len) {
+            snprintf(err, errlen, "sequence of %d tokens exceeds the context of %d", llm_seq_len(b[i].seq) + b[i].n, c->max_seq_len);
+            return -1;
+        }
+        for (int t = 0; t < b[i].n; t++)
+            if (b[i].tokens[t] < 0 || b[i].tokens[t] >= V) {
+                snprintf(err, errlen, "token id %d outside the vocabulary [0, %d)", b[i].tokens[t], V);
+                return -1;
+            }
+        T += (size_t)b[i].n;
+        if (b[i].n > 0) R += b[i].logits == LLM_LOGITS_ALL ? (size_t)b[i].n : b[i].logits == LLM_LOGITS_LAST ? 1 : 0;
+    }
+    if (T == 0) return 0;
+    llm_workspace *w = ws_get(m, T, R);
+    int max_spans = 0;
+    size_t t0 = 0;
+    for (int i = 0; i < nb; i++) {
+        llm_seq *s = b[i].seq;
+        seq_reserve(s, s->n + b[i].n);
+        for (int t = 0; t < b[i].n; t++) {
+            w->tok[t0 + (size_t)t] = b[i].tokens[t];
+            w->pos[t0 + (size_t)t] = llm_seq_len(s) + t;
+        }
+        t0 += (size_t)b[i].n;
+        int d = seq_depth(s);
+        if (d > max_spans) max_spans = d;
+    }
+    llm_attn_item *items = xmalloc((size_t)nb * sizeof *items);
+    llm_kv_span *spans = xmalloc((size_t)nb * (size_t)max_spans * sizeof *spans);
+    int nT = (int)T;
+
+    be->embed(w->x, m->embed, w->tok, nT, C); // x (T,C)
+    for (int l = 0; l < c->n_layers; l++) {
+        const llm_layer *Y = &m->layers[l];
+        // attention block
+        be->rmsnorm(w->xb, w->x, Y->attn_norm, nT, C, c->norm_eps); // xb (T,C)
+        be->matmul(w->q, w->xb, &Y->wq, nT);                       // q (T,qd)
+        be->matmul(w->k, w->xb, &Y->wk, nT);                       // k (T,kvd)
+        be->matmul(w->v, w->xb, &Y->wv, nT);                       // v (T,kvd)
+        be->rope(w->q, w->pos, nT, c->n_heads, hd, c->rope_theta);
+        be->rope(w->k, w->pos, nT, c->n_kv_heads, hd, c->rope_theta);
+        t0 = 0;
+        int ni = 0;
+        for (int i = 0; i < nb; i++) {
+            llm_seq *s = b[i].seq;
+            if (b[i].n == 0) continue;
+            // append this layer's keys and values to the sequence's cache
+            memcpy(s->k[l] + (size_t)s->n * kvd, w->k + t0 * kvd, (size_t)b[i].n * kvd * sizeof(float));
+            memcpy(s->v[l] + (size_t)s->n * kvd, w->v + t0 * kvd, (size_t)b[i].n * kvd * sizeof(float));
+            s->n += b[i].n; /* visible to seq_spans; undone below until the last layer */
+            llm_kv_span *sp = spans + (size_t)ni * max_spans;
+            int ns = seq_spans(s, l, llm_seq_len(s), sp, 0);
+            s->n -= b[i].n;
+            items[ni++] = (llm_attn_item){.out = w->att + t0 * qd, .q = w->q + t0 * qd, .T = b[i].n,
+                                          .pos = w->pos + t0, .spans = sp, .n_spans = ns};
+            t0 += (size_t)b[i].n;
+        }
+        be->attention(items, ni, c->n_heads, c->n_kv_heads, hd); // att (T,qd)
+        be->matmul(w->xb, w->att, &Y->wo, nT);                   // xb (T,C)
+        be->add(w->x, w->xb, T * (size_t)C);                     // residual
+        // feed-forward block (SwiGLU)
+        be->rmsnorm(w->xb, w->x, Y->ffn_norm, nT, C, c->norm_eps); // xb (T,C)
+        be->matmul(w->h1, w->xb, &Y->w_gate, nT);                  // h1 (T,H)
+        be->matmul(w->h3, w->xb, &Y->w_up, nT);                    // h3 (T,H)
+        be->swiglu(w->h1, w->h3, T * (size_t)H);                   // h1 = silu(h1) * h3
+        be->matmul(w->xb, w->h1, &Y->w_down, nT);                  // xb (T,C)
+        be->add(w->x, w->xb, T * (size_t)C);                       // residual
+    }
+    for (int i = 0; i < nb; i++) b[i].seq->n += b[i].n;
+    free(items);
+    free(spans);
+
+    // final norm and classifier, only for the rows whose logits are wanted
+    if (R > 0) {
+        size_t r = 0;
+        t0 = 0;
+        for (int i = 0; i < nb; i++) {
+            if (b[i].n > 0 && b[i].logits == LLM_LOGITS_ALL)
+                for (int t = 0; t < b[i].n; t++) memcpy(w->xs + r++ * C, w->x + (t0 + (size_t)t) * C, (size_t)C * 4);
+            else if (b[i].n > 0 && b[i].logits == LLM_LOGITS_LAST)
+                memcpy(w->xs + r++ * C, w->x + (t0 + (size_t)b[i].n - 1) * C, (size_t)C * 4);
+            t0 += (size_t)b[i].n;
+        }
+        be->rmsnorm(w->xs, w->xs, m->norm, (int)R, C, c->norm_eps); // xs (R,C)
+        be->matmul(w->logits, w->xs, &m->lm_head, (int)R);          // logits (R,V)
+        r = 0;
+        for (int i = 0; i < nb; i++) {
+            if (b[i].n == 0 || b[i].logits == LLM_LOGITS_NONE) continue;
+            size_t rows = b[i].logits == LLM_LOGITS_ALL ? (size_t)b[i].n : 1;
+            if (b[i].out) memcpy(b[i].out, w->logits + r * V, rows * V * 4);
+            llm_seq *s = b[i].seq;
+            if (!s->logits) s->logits = xmalloc((size_t)V * 4);
+            memcpy(s->logits, w->logits + (r + rows - 1) * V, (size_t)V * 4);
+            r += rows;
+        }
+    }
+    for (int i = 0; i < nb; i++) /* logits not asked for: the old ones no longer follow the last position */
+        if (b[i].n > 0 && b[i].logits == LLM_LOGITS_NONE && b[i].seq->logits) {
+            free(b[i].seq->logits);
+            b[i].seq->logits = NULL;
+        }
+    return 0;
+}

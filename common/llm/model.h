@@ -1,0 +1,97 @@
+/* model.h - a LLaMA model: loading (Hugging Face directory, GGUF, llama2.c checkpoint),
+ * saving as a Hugging Face directory, sequences with a KV cache, and the batched forward.
+ *
+ * Internal layout is Hugging Face's: weights (out, in) row-major, q_proj/k_proj rows in the
+ * rotate-half RoPE order. Loaders of Meta-layout files (llama2.c, GGUF) permute q/k rows
+ * into that order (llm_permute_meta_to_hf), so one RoPE convention is used everywhere.
+ *
+ * A sequence (llm_seq) owns the keys and values of the positions it has seen. A fork shares
+ * its parent's cached positions without copying them (the child reads the parent's first
+ * `start` positions and appends its own), so a common prompt prefix is computed once:
+ *     llm_seq *p = llm_seq_new(m); llm_forward(m, &(llm_batch){p, hist, n, LLM_LOGITS_NONE}, 1, ...);
+ *     llm_seq *a = llm_seq_fork(p), *b = llm_seq_fork(p);   ... then extend a and b
+ * A parent may be freed before its children (reference counts); it may keep growing, its
+ * children only ever see the positions it had when they were forked.
+ *
+ * Not thread-safe: one llm_forward at a time per model (it owns the scratch buffers).
+ */
+#ifndef ITREK_LLM_MODEL_H
+#define ITREK_LLM_MODEL_H
+
+#include <stddef.h>
+
+#include "llm/backend.h"
+#include "llm/config.h"
+#include "llm/tokenizer.h"
+
+typedef struct {
+    llm_weight wq, wk, wv, wo;       /* (n_heads*hd, C) (kvd, C) (kvd, C) (C, n_heads*hd) */
+    llm_weight w_gate, w_up, w_down; /* (H, C) (H, C) (C, H) */
+    float *attn_norm, *ffn_norm;     /* (C) */
+} llm_layer;
+
+typedef struct llm_workspace llm_workspace;
+
+typedef struct llm_model {
+    llm_config cfg;
+    const llm_backend *be;
+    float *embed;       /* (V, C) */
+    llm_layer *layers;  /* n_layers */
+    float *norm;        /* (C) final RMSNorm */
+    llm_weight lm_head; /* (V, C); .f == embed when tied */
+    llm_tokenizer *tok; /* NULL when the checkpoint carries none */
+    int int8;           /* linear layers held as int8 */
+    int threads;
+    llm_workspace *ws;
+} llm_model;
+
+typedef struct {
+    int int8;            /* quantise q,k,v,o,gate,up,down to int8 (per-row absmax) on load */
+    int threads;         /* 0: the backend's default */
+    const char *adapter; /* LoRA adapter directory (PEFT layout); reserved, must be NULL for now */
+} llm_load_opts;
+
+/* path: a Hugging Face directory (config.json, model.safetensors or shards, optional
+ * tokenizer.model), a .gguf file (tokenizer.model beside it is used when present), or a
+ * llama2.c .bin checkpoint. NULL with a one-line reason on failure. */
+llm_model *llm_load(const char *path, const llm_load_opts *o, char *err, size_t errlen);
+llm_model *llm_load_llama2c(const char *path, const llm_load_opts *o, char *err, size_t errlen);
+void llm_free(llm_model *m);
+void llm_set_threads(llm_model *m, int n);
+/* Write config.json and model.safetensors (F32, Hugging Face names) into dir (must exist).
+ * The model must hold fp32 weights. */
+int llm_save_hf(const llm_model *m, const char *dir, char *err, size_t errlen);
+
+/* Quantise a fp32 weight in place to int8 with one absmax scale per row (frees .f). */
+void llm_weight_quantize(llm_weight *w);
+/* Reorder the rows of a (n_heads*head_dim, cols) q or k weight from Meta's interleaved
+ * RoPE pairs to Hugging Face's rotate-half order: per head, rows [0,2,4,..,1,3,5,..]. */
+void llm_permute_meta_to_hf(float *w, int n_heads, int head_dim, int cols);
+
+/* ---- sequences and the forward pass ---- */
+
+typedef struct llm_seq llm_seq;
+llm_seq *llm_seq_new(llm_model *m);
+llm_seq *llm_seq_fork(llm_seq *parent);
+void llm_seq_free(llm_seq *s);
+int llm_seq_len(const llm_seq *s); /* positions seen, the shared prefix included */
+/* Logits (V) after the last position, when the last llm_forward on it (or its parent at
+ * the time of the fork) asked for logits; else NULL. */
+const float *llm_seq_logits(const llm_seq *s);
+
+enum { LLM_LOGITS_NONE = 0, LLM_LOGITS_LAST = 1, LLM_LOGITS_ALL = 2 };
+
+typedef struct {
+    llm_seq *seq;
+    const int *tokens; /* n new tokens, appended at positions llm_seq_len(seq) .. + n - 1 */
+    int n;
+    int logits;        /* LLM_LOGITS_* */
+    float *out;        /* optional: (V) for LAST, (n, V) for ALL */
+} llm_batch;
+
+/* Run the new tokens of several sequences as one batch (T = sum of n rows through every
+ * matrix product). Each sequence appears at most once. 0, or -1 with a reason (bad token
+ * id, context longer than max_position_embeddings). */
+int llm_forward(llm_model *m, llm_batch *b, int n, char *err, size_t errlen);
+
+#endif
