@@ -6,6 +6,7 @@
 #include "rec/metrics.h"
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,7 @@ static method_ranking *find_or_add(method_ranking **ms, int *n, const char *name
     m->n_users = n_users;
     m->items = xcalloc((size_t)n_users, sizeof *m->items);
     m->len = xcalloc((size_t)n_users, sizeof *m->len);
+    m->from = xcalloc((size_t)n_users, sizeof *m->from);
     return m;
 }
 
@@ -33,11 +35,25 @@ static void check_scheme(stream_reader *r, const interactions *ia) {
                (int)s->via.str.size, s->via.str.ptr, ia->scheme, ia->source);
 }
 
+/* Each load call has its own id, so a method may come from two inputs (fuse's `base` and the
+ * candidates) as long as they agree, while a repeat within one input is an error. */
+static int32_t load_calls;
+
 static void store(stream_reader *r, method_ranking *m, const msgpack_object *rec, const interactions *ia) {
     int64_t u = sr_int(r, rec, "user");
     if (u < 0 || u >= ia->n_users) sr_fail(r, "field 'user': %lld is not a user of %s", (long long)u, ia->source);
-    if (m->items[u]) sr_fail(r, "field 'user': duplicate ranking for user %lld (method %s)", (long long)u, m->name);
     const msgpack_object_array *a = sr_array(r, rec, "items");
+    if (m->items[u]) {
+        if (m->from[u] == load_calls)
+            sr_fail(r, "field 'user': duplicate ranking for user %lld (method %s)", (long long)u, m->name);
+        bool same = a->size == (uint32_t)m->len[u];
+        for (uint32_t k = 0; same && k < a->size; k++) same = sr_elem_int(r, a, k, "items") == m->items[u][k];
+        if (!same)
+            sr_fail(r, "field 'items': the %s ranking of user %lld differs from the one in an earlier input", m->name,
+                    (long long)u);
+        return;
+    }
+    m->from[u] = load_calls;
     m->items[u] = xmalloc(sizeof(int32_t) * (a->size + 1));
     m->len[u] = (int32_t)a->size;
     for (uint32_t k = 0; k < a->size; k++) {
@@ -50,6 +66,7 @@ static void store(stream_reader *r, method_ranking *m, const msgpack_object *rec
 }
 
 void rankings_load(method_ranking **ms, int *n, const char *path, const interactions *ia) {
+    load_calls++;
     stream_reader *r = sr_open(path, "itrek.rankings", 1);
     check_scheme(r, ia);
     const msgpack_object *rec;
@@ -64,6 +81,7 @@ void rankings_load(method_ranking **ms, int *n, const char *path, const interact
 }
 
 void candidates_load_as_method(method_ranking **ms, int *n, const char *path, const interactions *ia, const char *name) {
+    load_calls++;
     stream_reader *r = sr_open(path, "itrek.candidates", 1);
     check_scheme(r, ia);
     method_ranking *m = find_or_add(ms, n, name, ia->n_users, sr_name(r));
@@ -77,6 +95,7 @@ void method_rankings_free(method_ranking *ms, int n) {
         for (int32_t u = 0; u < ms[k].n_users; u++) free(ms[k].items[u]);
         free(ms[k].items);
         free(ms[k].len);
+        free(ms[k].from);
     }
     free(ms);
 }

@@ -17,6 +17,7 @@ typedef struct {
     int32_t n_users;   /* size of the per-user arrays (max user id + 1 of the interactions) */
     int32_t **items;   /* per user: ranking best first, or NULL */
     int32_t *len;
+    int32_t *from;     /* per user: which load call stored it (a later input may repeat it identically) */
 } method_ranking;
 
 typedef struct {

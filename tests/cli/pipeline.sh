@@ -71,3 +71,9 @@ mk base 2>&1 | grep -E 'bin/(split|mf-train|candgen|metrics) ' > "$T/make2.log"
 [ ! -s "$T/make2.log" ] && pass "second make base does nothing" || fail "second make base does nothing" "$(cat "$T/make2.log")"
 mk base CAND_N=20 2>&1 | grep -oE 'bin/(split|mf-train|candgen|metrics) ' | sort -u | awk '{printf "%s ", $1}' > "$T/make3.log"
 [ "$(cat "$T/make3.log")" = "bin/candgen bin/metrics " ] && pass "changing CAND_N reruns candgen and metrics only" || fail "changing CAND_N reruns candgen and metrics only" "$(cat "$T/make3.log")"
+# A method may come from two inputs when they agree (fuse's base and the candidates), not otherwise.
+"$B/mp2json" "$T/c1.mp" | awk 'NR==1{print "{\"schema\":\"itrek.rankings\",\"version\":1,\"params\":{\"scheme\":\"loo\"}}"; next}
+  {sub(/,"scores":\[[^]]*\]/,""); sub(/\{"user"/,"{\"method\":\"base\",\"user\""); print}' | "$B/json2mp" > "$T/fusedbase.mp"
+expect_ok "metrics: base from candidates and from rankings, identical" "$B/metrics" --interactions "$T/ia.mp" --candidates "$T/c1.mp" "$T/fusedbase.mp"
+"$B/mp2json" "$T/fusedbase.mp" | sed '2s/"items":\[\([0-9]*\),\([0-9]*\)/"items":[\2,\1/' | "$B/json2mp" > "$T/fusedbase2.mp"
+expect_fail "metrics: base from two inputs that differ" 1 "fusedbase2.mp:1: field 'items': the base ranking of user 1 differs from the one in an earlier input" "$B/metrics" --interactions "$T/ia.mp" --candidates "$T/c1.mp" "$T/fusedbase2.mp"

@@ -1,0 +1,773 @@
+/* fuse.c - answers in, hybrid rankings out (see fuse.h and docs/fuse.md). */
+#include "rec/fuse.h"
+
+#include "io/err.h"
+#include "io/stream.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const TASK_NAMES[FUSE_NTASKS] = {"pointwise", "pairwise", "listwise"};
+static const char *const METHOD_NAMES[FUSE_NMETHODS] = {"base", "pointwise", "pairwise", "listwise", "hybrid"};
+
+void fuse_params_default(fuse_params *p) {
+    memset(p, 0, sizeof *p);
+    p->c1 = 0.05;
+    p->c2 = 0.5;
+    p->c3 = 0.025;
+    p->lambda[0] = p->lambda[1] = p->lambda[2] = 1.0 / 3.0;
+    p->point_score = FUSE_SCORE_EXPECTED;
+    p->allow_missing = false;
+}
+
+const char *fuse_task_name(fuse_task t) { return t < FUSE_NTASKS ? TASK_NAMES[t] : "?"; }
+const char *fuse_method_name(int m) { return m >= 0 && m < FUSE_NMETHODS ? METHOD_NAMES[m] : "?"; }
+const char *fuse_point_score_name(fuse_point_score s) { return s == FUSE_SCORE_ARGMAX ? "argmax" : "expected"; }
+
+int fuse_task_from_name(const char *s, size_t n) {
+    for (int t = 0; t < FUSE_NTASKS; t++)
+        if (strlen(TASK_NAMES[t]) == n && memcmp(TASK_NAMES[t], s, n) == 0) return t;
+    return -1;
+}
+
+/* ====================================================================== parsing */
+
+static int lower(int c) { return c >= 'A' && c <= 'Z' ? c + 32 : c; }
+/* Letters, digits and every non-ASCII byte (part of a UTF-8 letter, most likely). */
+static bool word_char(unsigned char c) {
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c >= 0x80;
+}
+static bool ci_eq(const char *a, const char *b, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (lower((unsigned char)a[i]) != lower((unsigned char)b[i])) return false;
+    return true;
+}
+
+bool fuse_parse_point_text(const char *s, size_t n, int lo, int hi, int *rating) {
+    size_t end = n;
+    /* the last run of digits */
+    while (end > 0 && !(s[end - 1] >= '0' && s[end - 1] <= '9')) end--;
+    if (end == 0) return false;
+    size_t start = end;
+    while (start > 0 && s[start - 1] >= '0' && s[start - 1] <= '9') start--;
+    while (start < end - 1 && s[start] == '0') start++; /* leading zeros */
+    if (end - start > 9) return false; /* far outside any scale */
+    long v = 0;
+    for (size_t i = start; i < end; i++) v = v * 10 + (s[i] - '0');
+    if (v < lo || v > hi) return false;
+    *rating = (int)v;
+    return true;
+}
+
+bool fuse_point_from_logp(const double *logp, int k, int lo, fuse_point_score mode, double *score) {
+    int best = -1;
+    for (int i = 0; i < k; i++)
+        if (isfinite(logp[i]) && (best < 0 || logp[i] > logp[best])) best = i;
+    if (best < 0) return false;
+    if (mode == FUSE_SCORE_ARGMAX) {
+        *score = lo + best;
+        return true;
+    }
+    double sw = 0, swx = 0;
+    for (int i = 0; i < k; i++) {
+        if (!isfinite(logp[i])) continue;
+        double w = exp(logp[i] - logp[best]);
+        sw += w;
+        swx += w * (lo + i);
+    }
+    *score = swx / sw;
+    return true;
+}
+
+static bool has_word(const char *s, size_t n, const char *w) {
+    size_t L = strlen(w);
+    for (size_t i = 0; i + L <= n; i++)
+        if (ci_eq(s + i, w, L) && (i == 0 || !word_char((unsigned char)s[i - 1])) &&
+            (i + L == n || !word_char((unsigned char)s[i + L])))
+            return true;
+    return false;
+}
+
+int fuse_parse_pair_text(const char *s, size_t n) {
+    if (has_word(s, n, "yes")) return 1;
+    if (has_word(s, n, "no")) return 0;
+    return -1;
+}
+
+int fuse_pair_from_logp(const double logp[2]) {
+    if (!isfinite(logp[0]) && !isfinite(logp[1])) return -1;
+    if (!isfinite(logp[0])) return 0;
+    if (!isfinite(logp[1])) return 1;
+    return logp[0] > logp[1] ? 1 : 0;
+}
+
+typedef struct {
+    size_t len;
+    int index;
+} title_key;
+
+static int cmp_title_key(const void *a, const void *b) {
+    const title_key *x = a, *y = b;
+    if (x->len != y->len) return x->len > y->len ? -1 : 1;
+    return x->index - y->index;
+}
+
+typedef struct {
+    size_t pos;
+    int index;
+} hit;
+
+static int cmp_hit(const void *a, const void *b) {
+    const hit *x = a, *y = b;
+    if (x->pos != y->pos) return x->pos < y->pos ? -1 : 1;
+    return x->index - y->index;
+}
+
+int fuse_parse_list_text(const char *s, size_t n, const char *const *titles, const size_t *title_len, int k,
+                         int *order) {
+    if (k <= 0) return 0;
+    /* each title without surrounding white space and one pair of surrounding quotes */
+    const char **tp = xmalloc(sizeof *tp * (size_t)k);
+    title_key *keys = xmalloc(sizeof *keys * (size_t)k);
+    for (int t = 0; t < k; t++) {
+        const char *a = titles[t];
+        size_t L = title_len[t];
+        while (L && (*a == ' ' || *a == '\t' || *a == '\n')) a++, L--;
+        while (L && (a[L - 1] == ' ' || a[L - 1] == '\t' || a[L - 1] == '\n')) L--;
+        if (L >= 2 && (a[0] == '"' || a[0] == '\'') && a[L - 1] == a[0]) a++, L -= 2;
+        tp[t] = a;
+        keys[t] = (title_key){L, t};
+    }
+    qsort(keys, (size_t)k, sizeof *keys, cmp_title_key);
+    unsigned char *used = xcalloc(n + 1, 1);
+    bool *done = xcalloc((size_t)k, sizeof *done);
+    int *group = xmalloc(sizeof *group * (size_t)k);
+    hit *hits = xmalloc(sizeof *hits * (size_t)k);
+    int n_hits = 0;
+    for (int g = 0; g < k; g++) {
+        int t = keys[g].index;
+        size_t L = keys[g].len;
+        if (done[t] || L == 0 || L > n) continue;
+        const char *title = tp[t];
+        /* candidates with the same title share its occurrences, in candidate order */
+        int ng = 0;
+        for (int h = g; h < k && keys[h].len == L; h++)
+            if (!done[keys[h].index] && ci_eq(tp[keys[h].index], title, L)) {
+                group[ng++] = keys[h].index;
+                done[keys[h].index] = true;
+            }
+        bool wb_start = word_char((unsigned char)title[0]), wb_end = word_char((unsigned char)title[L - 1]);
+        int occ = 0;
+        for (size_t pos = 0; pos + L <= n;) {
+            bool ok = ci_eq(s + pos, title, L) && !(wb_start && pos > 0 && word_char((unsigned char)s[pos - 1])) &&
+                      !(wb_end && pos + L < n && word_char((unsigned char)s[pos + L]));
+            for (size_t i = 0; ok && i < L; i++)
+                if (used[pos + i]) ok = false;
+            if (!ok) {
+                pos++;
+                continue;
+            }
+            memset(used + pos, 1, L);
+            if (occ < ng) hits[n_hits++] = (hit){pos, group[occ]};
+            occ++;
+            pos += L;
+        }
+    }
+    qsort(hits, (size_t)n_hits, sizeof *hits, cmp_hit);
+    for (int i = 0; i < n_hits; i++) order[i] = hits[i].index;
+    free(tp);
+    free(keys);
+    free(used);
+    free(done);
+    free(group);
+    free(hits);
+    return n_hits;
+}
+
+/* ====================================================================== fusion */
+
+void fuse_utilities(int n, const double *score, const fuse_pair *pairs, int n_pairs, const int *list, int n_list,
+                    const fuse_params *p, fuse_utils *u) {
+    for (int m = 0; m < n; m++) {
+        u->point[m] = score ? score[m] + p->c1 * (n - m) : 0;
+        u->pair[m] = 0;
+        u->list[m] = 0;
+    }
+    u->pair_fallbacks = 0;
+    for (int k = 0; k < n_pairs; k++) {
+        const fuse_pair *q = &pairs[k];
+        if (q->ab == 1 && q->ba == 0) u->pair[q->a] += p->c2;
+        else if (q->ab == 0 && q->ba == 1) u->pair[q->b] += p->c2;
+        else {
+            u->pair[q->a] += p->c2 / 2;
+            u->pair[q->b] += p->c2 / 2;
+            if (q->ab < 0 || q->ba < 0) u->pair_fallbacks++;
+        }
+    }
+    for (int k = 0; k < n_list && k < FUSE_LIST_TOP; k++) u->list[list[k]] += p->c3 * (FUSE_LIST_TOP - k);
+    for (int m = 0; m < n; m++)
+        u->hybrid[m] = p->lambda[0] * u->point[m] + p->lambda[1] * u->pair[m] + p->lambda[2] * u->list[m];
+}
+
+typedef struct {
+    double q;
+    int m;
+} sort_key;
+
+static int cmp_sort_key(const void *a, const void *b) {
+    const sort_key *x = a, *y = b;
+    if (x->q != y->q) return x->q > y->q ? -1 : 1;
+    return x->m - y->m;
+}
+
+void fuse_sort(int n, const double *u, int *order) {
+    sort_key *k = xmalloc(sizeof *k * (size_t)(n > 0 ? n : 1));
+    for (int m = 0; m < n; m++) k[m] = (sort_key){nearbyint(u[m] * 1e9), m};
+    qsort(k, (size_t)n, sizeof *k, cmp_sort_key);
+    for (int m = 0; m < n; m++) order[m] = k[m].m;
+    free(k);
+}
+
+/* ====================================================================== the stage */
+
+typedef struct {
+    int64_t id;
+    int task;
+    int32_t user;
+    long rec;       /* record index in the queries stream */
+    int n;          /* items shown */
+    int32_t *items; /* in the order shown */
+    int32_t *ranks; /* their base ranks */
+    char **titles;  /* listwise only */
+    size_t *tlen;
+    int64_t pair;   /* pairwise only */
+    /* the answer */
+    long ans_rec;   /* record index in the answers stream, 0: none */
+    bool unparsed;
+    double score;   /* pointwise */
+    int yes;        /* pairwise: 1, 0, -1 */
+    int *list;      /* listwise: indices into items, in the answer's order */
+    int n_list;
+} query;
+
+typedef struct {
+    long answers, unparsed, fallbacks, missing, partial;
+} task_stats;
+
+typedef struct {
+    query *q;
+    size_t n;
+    int scale_lo, scale_hi;
+    char *scheme, *part;
+    const char *name;
+    bool have[FUSE_NTASKS];
+} query_set;
+
+static char *obj_strdup(const msgpack_object *o) {
+    char *d = xmalloc(o->via.str.size + 1);
+    memcpy(d, o->via.str.ptr, o->via.str.size);
+    d[o->via.str.size] = 0;
+    return d;
+}
+
+/* A required header string params.KEY of the queries stream. */
+static char *header_param_str(stream_reader *r, const char *key) {
+    const msgpack_object *o = sr_header_param(r, key);
+    if (!o) die_at(sr_name(r), 0, "field 'params.%s': missing", key);
+    if (o->type != MSGPACK_OBJECT_STR) die_at(sr_name(r), 0, "field 'params.%s': expected string", key);
+    return obj_strdup(o);
+}
+
+static bool obj_int(const msgpack_object *o, int64_t *v) {
+    if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER && o->via.u64 <= INT64_MAX) *v = (int64_t)o->via.u64;
+    else if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) *v = o->via.i64;
+    else return false;
+    return true;
+}
+
+static int32_t get_id32(stream_reader *r, const msgpack_object *rec, const char *key) {
+    int64_t v = sr_int(r, rec, key);
+    if (v < 0 || v > INT32_MAX) sr_fail(r, "field '%s': %lld is not an id", key, (long long)v);
+    return (int32_t)v;
+}
+
+static void read_queries(query_set *qs, const char *path) {
+    memset(qs, 0, sizeof *qs);
+    stream_reader *r = sr_open(path, "itrek.queries", 1);
+    qs->name = xstrdup(sr_name(r));
+    qs->scheme = header_param_str(r, "scheme");
+    qs->part = header_param_str(r, "part");
+    const msgpack_object *sc = sr_header_param(r, "scale");
+    int64_t lo, hi;
+    if (!sc) die_at(qs->name, 0, "field 'params.scale': missing (the rating scale [min, max])");
+    if (sc->type != MSGPACK_OBJECT_ARRAY || sc->via.array.size != 2 || !obj_int(&sc->via.array.ptr[0], &lo) ||
+        !obj_int(&sc->via.array.ptr[1], &hi) || lo > hi || lo < -1000000 || hi > 1000000)
+        die_at(qs->name, 0, "field 'params.scale': expected [min, max] integers with min <= max");
+    qs->scale_lo = (int)lo;
+    qs->scale_hi = (int)hi;
+    size_t cap = 0;
+    const msgpack_object *rec;
+    while ((rec = sr_next(r))) {
+        if (qs->n == cap) {
+            cap = cap ? 2 * cap : 1024;
+            qs->q = xrealloc(qs->q, sizeof *qs->q * cap);
+        }
+        query *q = &qs->q[qs->n];
+        memset(q, 0, sizeof *q);
+        q->rec = sr_index(r);
+        q->id = sr_int(r, rec, "id");
+        uint32_t tl;
+        const char *ts = sr_str(r, rec, "task", &tl);
+        q->task = fuse_task_from_name(ts, tl);
+        if (q->task < 0) sr_fail(r, "field 'task': unknown task '%.*s'", (int)tl, ts);
+        q->user = get_id32(r, rec, "user");
+        const msgpack_object_array *items = sr_array(r, rec, "items"), *ranks = sr_array(r, rec, "ranks");
+        if (ranks->size != items->size)
+            sr_fail(r, "field 'ranks': %u entries but 'items' has %u", ranks->size, items->size);
+        uint32_t want = q->task == FUSE_POINTWISE ? 1 : q->task == FUSE_PAIRWISE ? 2 : 0;
+        if (want && items->size != want)
+            sr_fail(r, "field 'items': a %s query shows %u item%s, got %u", TASK_NAMES[q->task], want, want > 1 ? "s" : "",
+                    items->size);
+        if (items->size == 0) sr_fail(r, "field 'items': empty");
+        q->n = (int)items->size;
+        q->items = xmalloc(sizeof *q->items * items->size);
+        q->ranks = xmalloc(sizeof *q->ranks * items->size);
+        for (uint32_t i = 0; i < items->size; i++) {
+            int64_t it = sr_elem_int(r, items, i, "items"), rk = sr_elem_int(r, ranks, i, "ranks");
+            if (it < 0 || it > INT32_MAX) sr_fail(r, "field 'items[%u]': %lld is not an item id", i, (long long)it);
+            if (rk < 0 || rk > 1000000) sr_fail(r, "field 'ranks[%u]': %lld is not a base rank", i, (long long)rk);
+            for (uint32_t j = 0; j < i; j++)
+                if (q->items[j] == it) sr_fail(r, "field 'items[%u]': item %lld shown twice", i, (long long)it);
+            q->items[i] = (int32_t)it;
+            q->ranks[i] = (int32_t)rk;
+        }
+        if (q->task == FUSE_PAIRWISE) q->pair = sr_int(r, rec, "pair");
+        if (q->task == FUSE_LISTWISE) {
+            const msgpack_object_array *t = sr_array(r, rec, "titles");
+            if (t->size != items->size) sr_fail(r, "field 'titles': %u entries but 'items' has %u", t->size, items->size);
+            q->titles = xmalloc(sizeof *q->titles * t->size);
+            q->tlen = xmalloc(sizeof *q->tlen * t->size);
+            for (uint32_t i = 0; i < t->size; i++) {
+                const msgpack_object *o = &t->ptr[i];
+                if (o->type != MSGPACK_OBJECT_STR) sr_fail(r, "field 'titles[%u]': expected string", i);
+                if (memchr(o->via.str.ptr, 0, o->via.str.size)) sr_fail(r, "field 'titles[%u]': contains a NUL byte", i);
+                q->titles[i] = obj_strdup(o);
+                q->tlen[i] = o->via.str.size;
+            }
+        }
+        qs->have[q->task] = true;
+        qs->n++;
+    }
+    sr_close(r);
+}
+
+static int cmp_query_id(const void *a, const void *b) {
+    const query *x = *(query *const *)a, *y = *(query *const *)b;
+    if (x->id != y->id) return x->id < y->id ? -1 : 1;
+    return x->rec < y->rec ? -1 : 1;
+}
+
+static int cmp_query_user(const void *a, const void *b) {
+    const query *x = *(query *const *)a, *y = *(query *const *)b;
+    if (x->user != y->user) return x->user < y->user ? -1 : 1;
+    if (x->task != y->task) return x->task - y->task;
+    if (x->task == FUSE_PAIRWISE && x->pair != y->pair) return x->pair < y->pair ? -1 : 1;
+    return x->rec < y->rec ? -1 : (x->rec > y->rec);
+}
+
+/* One user's candidates and queries, validated. */
+typedef struct {
+    int32_t user;
+    int n;          /* candidates */
+    int32_t *item;  /* [n] by base rank */
+    query **q;      /* this user's queries, sorted by task, pair, record */
+    int nq;
+} user_view;
+
+static void check_user(const query_set *qs, user_view *uv) {
+    const char *f = qs->name;
+    int shown = 0;
+    for (int k = 0; k < uv->nq; k++) shown += uv->q[k]->n;
+    uv->item = xmalloc(sizeof *uv->item * (size_t)shown);
+    for (int m = 0; m < shown; m++) uv->item[m] = -1;
+    long *where = xcalloc((size_t)shown, sizeof *where);
+    int n = 0;
+    for (int k = 0; k < uv->nq; k++) {
+        const query *q = uv->q[k];
+        for (int i = 0; i < q->n; i++) {
+            int m = q->ranks[i];
+            if (m >= shown)
+                die_at(f, q->rec, "field 'ranks[%d]': base rank %d, but the queries of user %d show only %d items", i, m,
+                       uv->user, shown);
+            if (uv->item[m] >= 0 && uv->item[m] != q->items[i])
+                die_at(f, q->rec, "field 'ranks[%d]': user %d: base rank %d is item %d here but item %d in record %ld", i,
+                       uv->user, m, q->items[i], uv->item[m], where[m]);
+            uv->item[m] = q->items[i];
+            where[m] = q->rec;
+            if (m + 1 > n) n = m + 1;
+        }
+    }
+    for (int m = 0; m < n; m++) {
+        if (uv->item[m] < 0)
+            die_at(f, uv->q[0]->rec, "field 'ranks': user %d: no query shows a candidate of base rank %d (ranks must be 0..%d)",
+                   uv->user, m, n - 1);
+        for (int j = 0; j < m; j++)
+            if (uv->item[j] == uv->item[m])
+                die_at(f, where[m], "field 'ranks': user %d: item %d has base ranks %d and %d", uv->user, uv->item[m], j, m);
+    }
+    uv->n = n;
+    free(where);
+
+    /* pointwise: one query per candidate; listwise: one query showing every candidate */
+    long *point_rec = xcalloc((size_t)n, sizeof *point_rec);
+    int n_list = 0;
+    for (int k = 0; k < uv->nq; k++) {
+        const query *q = uv->q[k];
+        if (q->task == FUSE_POINTWISE) {
+            int m = q->ranks[0];
+            if (point_rec[m])
+                die_at(f, q->rec, "field 'items': user %d: a second pointwise query for item %d (first at record %ld)",
+                       uv->user, q->items[0], point_rec[m]);
+            point_rec[m] = q->rec;
+        } else if (q->task == FUSE_LISTWISE) {
+            if (n_list++)
+                die_at(f, q->rec, "field 'task': user %d: a second listwise query", uv->user);
+            if (q->n != n)
+                die_at(f, q->rec, "field 'items': user %d: the listwise query shows %d of the user's %d candidates", uv->user,
+                       q->n, n);
+        }
+    }
+    if (qs->have[FUSE_POINTWISE])
+        for (int m = 0; m < n; m++)
+            if (!point_rec[m])
+                die_at(f, uv->q[0]->rec, "field 'items': user %d has no pointwise query for candidate item %d (base rank %d)",
+                       uv->user, uv->item[m], m);
+    if (qs->have[FUSE_LISTWISE] && !n_list)
+        die_at(f, uv->q[0]->rec, "field 'task': user %d has no listwise query", uv->user);
+    free(point_rec);
+
+    /* pairwise: each pair exactly twice, in opposite orders (queries are sorted by pair) */
+    for (int k = 0; k < uv->nq;) {
+        const query *q = uv->q[k];
+        if (q->task != FUSE_PAIRWISE) { k++; continue; }
+        int e = k;
+        while (e < uv->nq && uv->q[e]->task == FUSE_PAIRWISE && uv->q[e]->pair == q->pair) e++;
+        if (e - k == 1)
+            die_at(f, q->rec, "field 'pair': user %d pair %lld is asked in one order only (a pair must be asked in both orders)",
+                   uv->user, (long long)q->pair);
+        if (e - k > 2)
+            die_at(f, uv->q[k + 2]->rec, "field 'pair': user %d pair %lld is asked %d times (a pair is asked twice, once in each order)",
+                   uv->user, (long long)q->pair, e - k);
+        const query *o = uv->q[k + 1];
+        if (q->items[0] != o->items[1] || q->items[1] != o->items[0])
+            die_at(f, o->rec, "field 'items': user %d pair %lld: the two queries do not show the same two items in opposite orders",
+                   uv->user, (long long)q->pair);
+        k = e;
+    }
+}
+
+/* Pointwise / pairwise log-probabilities: numbers; -inf allowed (an impossible option). */
+static double elem_logp(stream_reader *r, const msgpack_object_array *a, uint32_t i) {
+    const msgpack_object *o = &a->ptr[i];
+    double v;
+    switch (o->type) {
+    case MSGPACK_OBJECT_POSITIVE_INTEGER: v = (double)o->via.u64; break;
+    case MSGPACK_OBJECT_NEGATIVE_INTEGER: v = (double)o->via.i64; break;
+    case MSGPACK_OBJECT_FLOAT32:
+    case MSGPACK_OBJECT_FLOAT64: v = o->via.f64; break;
+    default: sr_fail(r, "field 'scores[%u]': expected number", i);
+    }
+    if (isnan(v) || v == INFINITY) sr_fail(r, "field 'scores[%u]': not a log-probability (NaN or +inf)", i);
+    return v;
+}
+
+static void parse_answer(stream_reader *r, const msgpack_object *rec, const query_set *qs, query *q, const fuse_params *p) {
+    uint32_t tl;
+    const char *text = sr_str(r, rec, "text", &tl);
+    const msgpack_object_array *sc = sr_has(rec, "scores") ? sr_array(r, rec, "scores") : NULL;
+    if (q->task == FUSE_POINTWISE) {
+        int lo = qs->scale_lo, hi = qs->scale_hi, rating;
+        bool ok;
+        if (sc) {
+            int k = hi - lo + 1;
+            if (sc->size != (uint32_t)k)
+                sr_fail(r, "field 'scores': %u entries, expected %d (log-probabilities of the ratings %d..%d)", sc->size, k,
+                        lo, hi);
+            double *lp = xmalloc(sizeof *lp * (size_t)k);
+            for (int i = 0; i < k; i++) lp[i] = elem_logp(r, sc, (uint32_t)i);
+            ok = fuse_point_from_logp(lp, k, lo, p->point_score, &q->score);
+            free(lp);
+        } else {
+            ok = fuse_parse_point_text(text, tl, lo, hi, &rating);
+            if (ok) q->score = rating;
+        }
+        q->unparsed = !ok;
+    } else if (q->task == FUSE_PAIRWISE) {
+        if (sc) {
+            if (sc->size != 2) sr_fail(r, "field 'scores': %u entries, expected 2 (log-probabilities of Yes and No)", sc->size);
+            double lp[2] = {elem_logp(r, sc, 0), elem_logp(r, sc, 1)};
+            q->yes = fuse_pair_from_logp(lp);
+        } else {
+            q->yes = fuse_parse_pair_text(text, tl);
+        }
+        q->unparsed = q->yes < 0;
+    } else {
+        q->list = xmalloc(sizeof *q->list * (size_t)q->n);
+        q->n_list = fuse_parse_list_text(text, tl, (const char *const *)q->titles, q->tlen, q->n, q->list);
+        q->unparsed = q->n_list == 0;
+    }
+}
+
+/* The answers header's `queries` {scheme, part, count} against the queries stream. */
+static void check_answers_header(stream_reader *r, const query_set *qs) {
+    const char *f = sr_name(r);
+    const msgpack_object *m = mp_find(sr_header(r), "queries");
+    if (!m) die_at(f, 0, "field 'queries': missing (the header must describe the queries it answers)");
+    if (m->type != MSGPACK_OBJECT_MAP) die_at(f, 0, "field 'queries': expected map");
+    const char *keys[2] = {"scheme", "part"};
+    const char *want[2] = {qs->scheme, qs->part};
+    for (int k = 0; k < 2; k++) {
+        const msgpack_object *o = mp_find(m, keys[k]);
+        if (!o) die_at(f, 0, "field 'queries.%s': missing", keys[k]);
+        if (o->type != MSGPACK_OBJECT_STR) die_at(f, 0, "field 'queries.%s': expected string", keys[k]);
+        if (o->via.str.size != strlen(want[k]) || memcmp(o->via.str.ptr, want[k], o->via.str.size) != 0)
+            die_at(f, 0, "field 'queries.%s': the answers are for %s '%.*s' but %s has %s '%s'", keys[k], keys[k],
+                   (int)o->via.str.size, o->via.str.ptr, qs->name, keys[k], want[k]);
+    }
+    const msgpack_object *c = mp_find(m, "count");
+    int64_t count;
+    if (!c) die_at(f, 0, "field 'queries.count': missing");
+    if (!obj_int(c, &count)) die_at(f, 0, "field 'queries.count': expected integer");
+    if (count != (int64_t)qs->n)
+        die_at(f, 0, "field 'queries.count': the answers are for %lld queries but %s has %zu", (long long)count, qs->name,
+               qs->n);
+}
+
+static void read_answers(query_set *qs, query **by_id, const char *path, const fuse_params *p, char **name_out) {
+    stream_reader *r = sr_open(path, "itrek.answers", 1);
+    *name_out = xstrdup(sr_name(r));
+    check_answers_header(r, qs);
+    const msgpack_object *rec;
+    while ((rec = sr_next(r))) {
+        int64_t id = sr_int(r, rec, "id");
+        size_t lo = 0, hi = qs->n;
+        while (lo < hi) {
+            size_t mid = (lo + hi) / 2;
+            if (by_id[mid]->id < id) lo = mid + 1;
+            else hi = mid;
+        }
+        if (lo == qs->n || by_id[lo]->id != id) sr_fail(r, "field 'id': no query with id %lld in %s", (long long)id, qs->name);
+        query *q = by_id[lo];
+        if (q->ans_rec)
+            sr_fail(r, "field 'id': a second answer to query %lld (first at record %ld)", (long long)id, q->ans_rec);
+        uint32_t tl;
+        const char *ts = sr_str(r, rec, "task", &tl);
+        if (fuse_task_from_name(ts, tl) != q->task)
+            sr_fail(r, "field 'task': '%.*s', but query %lld (%s:%ld) is %s", (int)tl, ts, (long long)id, qs->name, q->rec,
+                    TASK_NAMES[q->task]);
+        int64_t u = sr_int(r, rec, "user");
+        if (u != q->user)
+            sr_fail(r, "field 'user': %lld, but query %lld (%s:%ld) is for user %d", (long long)u, (long long)id, qs->name,
+                    q->rec, q->user);
+        q->ans_rec = sr_index(r);
+        parse_answer(r, rec, qs, q, p);
+    }
+    sr_close(r);
+}
+
+static void pack_ranking(msgpack_packer *pk, int32_t user, int method, const int32_t *item, const int *order, int n,
+                         const double *u) {
+    msgpack_pack_map(pk, u ? 4 : 3);
+    pk_kv_int(pk, "user", user);
+    pk_kv_str(pk, "method", METHOD_NAMES[method]);
+    pk_str(pk, "items");
+    msgpack_pack_array(pk, (size_t)n);
+    for (int k = 0; k < n; k++) msgpack_pack_int64(pk, item[order ? order[k] : k]);
+    if (u) {
+        pk_str(pk, "scores");
+        msgpack_pack_array(pk, (size_t)n);
+        for (int k = 0; k < n; k++) msgpack_pack_double(pk, u[order[k]]);
+    }
+}
+
+void fuse_run(const fuse_io *io, const fuse_params *p) {
+    query_set qs;
+    read_queries(&qs, io->queries);
+    size_t N = qs.n;
+
+    /* ids unique */
+    query **by_id = xmalloc(sizeof *by_id * (N ? N : 1));
+    for (size_t k = 0; k < N; k++) by_id[k] = &qs.q[k];
+    qsort(by_id, N, sizeof *by_id, cmp_query_id);
+    for (size_t k = 1; k < N; k++)
+        if (by_id[k]->id == by_id[k - 1]->id)
+            die_at(qs.name, by_id[k]->rec, "field 'id': duplicate query id %lld (first at record %ld)", (long long)by_id[k]->id,
+                   by_id[k - 1]->rec);
+
+    /* users, each validated before any answer is read */
+    query **by_user = xmalloc(sizeof *by_user * (N ? N : 1));
+    for (size_t k = 0; k < N; k++) by_user[k] = &qs.q[k];
+    qsort(by_user, N, sizeof *by_user, cmp_query_user);
+    int n_users = 0;
+    user_view *uv = xmalloc(sizeof *uv * (N ? N : 1));
+    for (size_t k = 0; k < N;) {
+        size_t e = k;
+        while (e < N && by_user[e]->user == by_user[k]->user) e++;
+        user_view *v = &uv[n_users++];
+        memset(v, 0, sizeof *v);
+        v->user = by_user[k]->user;
+        v->q = by_user + k;
+        v->nq = (int)(e - k);
+        check_user(&qs, v);
+        k = e;
+    }
+
+    char *ans_name;
+    read_answers(&qs, by_id, io->answers, p, &ans_name);
+
+    /* missing answers */
+    task_stats st[FUSE_NTASKS];
+    memset(st, 0, sizeof st);
+    long missing = 0;
+    const query *first_missing = NULL;
+    for (size_t k = 0; k < N; k++) {
+        query *q = &qs.q[k];
+        st[q->task].answers++;
+        if (!q->ans_rec) {
+            missing++;
+            if (!first_missing || q->rec < first_missing->rec) first_missing = q;
+            st[q->task].missing++;
+            q->unparsed = true;
+            q->yes = -1;
+            q->n_list = 0;
+        }
+    }
+    if (missing && !p->allow_missing)
+        die_at(ans_name, -1, "field 'id': %ld of %zu queries have no answer (the first: query %lld, user %d, %s); "
+               "--allow-missing counts them as unparsed",
+               missing, N, (long long)first_missing->id, first_missing->user, TASK_NAMES[first_missing->task]);
+    double mid = (qs.scale_lo + qs.scale_hi) / 2.0;
+    for (size_t k = 0; k < N; k++) {
+        query *q = &qs.q[k];
+        if (q->unparsed) {
+            st[q->task].unparsed++;
+            if (q->task != FUSE_PAIRWISE) st[q->task].fallbacks++; /* pairwise: counted per pair below */
+        }
+        if (q->task == FUSE_POINTWISE && q->unparsed) q->score = mid;
+        if (q->task == FUSE_LISTWISE && q->n_list > 0 && q->n_list < (q->n < FUSE_LIST_TOP ? q->n : FUSE_LIST_TOP))
+            st[q->task].partial++;
+    }
+
+    /* output */
+    stream_writer *w = sw_open(io->output, io->zstd);
+    msgpack_packer *pk = sw_pk(w);
+    msgpack_pack_map(pk, 7);
+    sw_header_common(w, "itrek.rankings", 1);
+    pk_str(pk, "params");
+    msgpack_pack_map(pk, 7);
+    pk_kv_str(pk, "scheme", qs.scheme);
+    pk_kv_str(pk, "part", qs.part);
+    pk_kv_num(pk, "c1", p->c1);
+    pk_kv_num(pk, "c2", p->c2);
+    pk_kv_num(pk, "c3", p->c3);
+    pk_str(pk, "lambda");
+    msgpack_pack_array(pk, 3);
+    for (int k = 0; k < 3; k++) msgpack_pack_double(pk, p->lambda[k]);
+    pk_kv_str(pk, "point_score", fuse_point_score_name(p->point_score));
+
+    /* the per-user pass computes the pair fallbacks the header needs; rankings are kept */
+    int max_n = 1;
+    for (int k = 0; k < n_users; k++)
+        if (uv[k].n > max_n) max_n = uv[k].n;
+    double *score = xmalloc(sizeof *score * (size_t)max_n);
+    double *ubuf = xmalloc(sizeof *ubuf * 4 * (size_t)max_n);
+    fuse_utils fu = {ubuf, ubuf + max_n, ubuf + 2 * max_n, ubuf + 3 * max_n, 0};
+    fuse_pair *pairs = xmalloc(sizeof *pairs * (N ? N : 1));
+    int *list = xmalloc(sizeof *list * (size_t)max_n);
+    /* rankings: per user, 4 fused methods x n (order, utility) */
+    size_t total = 0;
+    for (int k = 0; k < n_users; k++) total += (size_t)uv[k].n;
+    int *orders = xmalloc(sizeof *orders * 4 * (total ? total : 1));
+    double *utils = xmalloc(sizeof *utils * 4 * (total ? total : 1));
+    size_t off = 0;
+    for (int k = 0; k < n_users; k++) {
+        user_view *v = &uv[k];
+        int n = v->n, n_pairs = 0, n_list = 0;
+        for (int j = 0; j < v->nq; j++) {
+            query *q = v->q[j];
+            if (q->task == FUSE_POINTWISE) score[q->ranks[0]] = q->score;
+            else if (q->task == FUSE_LISTWISE)
+                for (int i = 0; i < q->n_list; i++) list[n_list++] = q->ranks[q->list[i]];
+            else if (j + 1 < v->nq && v->q[j + 1]->task == FUSE_PAIRWISE && v->q[j + 1]->pair == q->pair) {
+                query *o = v->q[j + 1];
+                pairs[n_pairs++] = (fuse_pair){q->ranks[0], q->ranks[1], q->yes, o->yes};
+                j++;
+            }
+        }
+        fuse_utilities(n, qs.have[FUSE_POINTWISE] ? score : NULL, pairs, n_pairs, list, n_list, p, &fu);
+        st[FUSE_PAIRWISE].fallbacks += fu.pair_fallbacks;
+        const double *us[4] = {fu.point, fu.pair, fu.list, fu.hybrid};
+        for (int mth = 0; mth < 4; mth++) {
+            fuse_sort(n, us[mth], orders + 4 * off + (size_t)mth * n);
+            memcpy(utils + 4 * off + (size_t)mth * n, us[mth], sizeof(double) * (size_t)n);
+        }
+        off += (size_t)n;
+    }
+
+    pk_str(pk, "parse");
+    msgpack_pack_map(pk, FUSE_NTASKS);
+    for (int t = 0; t < FUSE_NTASKS; t++) {
+        pk_str(pk, TASK_NAMES[t]);
+        msgpack_pack_map(pk, t == FUSE_LISTWISE ? 5 : 4);
+        pk_kv_int(pk, "answers", st[t].answers);
+        pk_kv_int(pk, "unparsed", st[t].unparsed);
+        pk_kv_int(pk, "fallbacks", st[t].fallbacks);
+        pk_kv_int(pk, "missing", st[t].missing);
+        if (t == FUSE_LISTWISE) pk_kv_int(pk, "partial", st[t].partial);
+    }
+    pk_str(pk, "inputs");
+    msgpack_pack_map(pk, 2);
+    pk_kv_str(pk, "queries", qs.name);
+    pk_kv_str(pk, "answers", ans_name);
+    pk_kv_int(pk, "users", n_users);
+    sw_end_record(w);
+
+    off = 0;
+    for (int k = 0; k < n_users; k++) {
+        user_view *v = &uv[k];
+        int n = v->n;
+        pack_ranking(pk, v->user, FUSE_M_BASE, v->item, NULL, n, NULL);
+        sw_end_record(w);
+        for (int mth = 0; mth < 4; mth++) {
+            pack_ranking(pk, v->user, FUSE_M_POINTWISE + mth, v->item, orders + 4 * off + (size_t)mth * n, n,
+                         utils + 4 * off + (size_t)mth * n);
+            sw_end_record(w);
+        }
+        off += (size_t)n;
+    }
+    sw_close(w);
+
+    /* the parse summary: one line per task (always when something went unparsed) */
+    for (int t = 0; t < FUSE_NTASKS; t++) {
+        if (io->quiet && !st[t].unparsed) continue;
+        fprintf(stderr, "%s: %s: %ld answers, %ld unparsed (%ld missing), %ld fallbacks", err_prog(), TASK_NAMES[t],
+                st[t].answers, st[t].unparsed, st[t].missing, st[t].fallbacks);
+        if (t == FUSE_LISTWISE) fprintf(stderr, ", %ld partial", st[t].partial);
+        if (!qs.have[t]) fprintf(stderr, " (no %s queries: its utility is 0 and its ranking the base order)", TASK_NAMES[t]);
+        fputc('\n', stderr);
+    }
+
+    free(score); free(ubuf); free(pairs); free(list); free(orders); free(utils);
+    for (int k = 0; k < n_users; k++) free(uv[k].item);
+    free(uv); free(by_user); free(by_id);
+    for (size_t k = 0; k < N; k++) {
+        query *q = &qs.q[k];
+        free(q->items); free(q->ranks); free(q->list); free(q->tlen);
+        if (q->titles)
+            for (int i = 0; i < q->n; i++) free(q->titles[i]);
+        free(q->titles);
+    }
+    free(qs.q); free(qs.scheme); free(qs.part); free((char *)qs.name); free(ans_name);
+}
