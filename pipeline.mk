@@ -29,6 +29,7 @@ MF_ARGS        ?= $(MF_ARGS_$(PROFILE))
 BOOTSTRAP_tiny := 200
 BOOTSTRAP      ?= $(or $(BOOTSTRAP_$(PROFILE)),1000)
 CAND_N         ?= 10
+MF_PARAMS       = $(strip $(MF_ARGS) --seed $(SEED) --threads $(THREADS))
 
 .PHONY: base results data FORCE
 FORCE:
@@ -52,7 +53,7 @@ define SCHEME_RULES
 $(ART)/$(1)/split.params: FORCE
 	$$(call stamp,$$@,--scheme $(1) --ml100k $(ML100K))
 $(ART)/$(1)/mf.params: FORCE
-	$$(call stamp,$$@,$(MF_ARGS) --seed $(SEED) --threads $(THREADS))
+	$$(call stamp,$$@,$(MF_PARAMS))
 $(ART)/$(1)/candgen.params: FORCE
 	$$(call stamp,$$@,-n $(CAND_N))
 $(ART)/$(1)/metrics.params: FORCE
@@ -74,7 +75,7 @@ $(ART)/$(1)/valid.md: $(ART)/$(1)/cand-valid.mp $(ART)/$(1)/interactions.mp $(AR
 $(RES)/$(1).md: $(ART)/$(1)/base.md $(ART)/$(1)/valid.md
 	@mkdir -p $$(@D)
 	{ echo "# ITREK results: ML-100K, scheme \`$(1)\`, profile \`$(PROFILE)\`"; echo; \
-	  echo "Test part (made by \`make results PROFILE=$(PROFILE)\`; MF: \`mf-train $$$$(cat $(ART)/$(1)/mf.params)\`)."; echo; \
+	  echo "Test part (made by \`make results PROFILE=$(PROFILE)\`; MF: \`mf-train $(MF_PARAMS)\`)."; echo; \
 	  cat $(ART)/$(1)/base.md; echo; echo "## Valid part (model selection only)"; echo; cat $(ART)/$(1)/valid.md; } > $$@.tmp && mv $$@.tmp $$@
 $(RES)/$(1).json: $(ART)/$(1)/base.json
 	@mkdir -p $$(@D)
