@@ -12,7 +12,7 @@ static const char USAGE[] =
     "Trains BPR-MF on the train part of an itrek.interactions stream (stdin by default),\n"
     "early-stopped on the valid part; writes itrek.mf.\n"
     "  --dim N            latent dimension (default 64)\n"
-    "  --lr X             SGD learning rate (default 0.05)\n"
+    "  --lr X             SGD learning rate (default 0.1)\n"
     "  --reg X            L2 on user and item vectors (default 0.01)\n"
     "  --reg-bias X       L2 on item biases (default 0.01)\n"
     "  --init-std X       initial vector entries ~ N(0, X^2) (default 0.1)\n"
@@ -23,10 +23,13 @@ static const char USAGE[] =
     "  --patience N       stop after N evaluations without improvement (default 4)\n"
     "  --metric M         ndcg10 (default) or hr10, on valid\n"
     "  --positives P      liked (default: ratings >= like) or all train interactions\n"
+    "  --recency TAU      weight a positive's step by max(FLOOR, exp(-age/TAU)), age = number of\n"
+    "                     the user's more recent train positives (default 5; 0: off)\n"
+    "  --recency-floor F  the smallest weight (default 0.05)\n"
     "  -o, --output PATH  output (default stdout); a .zst name compresses\n"
     "  -z, --zstd         compress the output\n" CLI_COMMON_USAGE;
 
-enum { O_DIM = OPT_FIRST_STAGE, O_LR, O_REG, O_REGB, O_INIT, O_EPOCHS, O_BATCH, O_NEG, O_EVAL, O_PAT, O_METRIC, O_POS };
+enum { O_DIM = OPT_FIRST_STAGE, O_LR, O_REG, O_REGB, O_INIT, O_EPOCHS, O_BATCH, O_NEG, O_EVAL, O_PAT, O_METRIC, O_POS, O_REC, O_RECF };
 
 int main(int argc, char **argv) {
     err_set_prog(argv[0]);
@@ -41,6 +44,7 @@ int main(int argc, char **argv) {
         {"reg-bias", 1, 0, O_REGB}, {"init-std", 1, 0, O_INIT},   {"epochs", 1, 0, O_EPOCHS},
         {"batch", 1, 0, O_BATCH},   {"negatives", 1, 0, O_NEG},   {"eval-every", 1, 0, O_EVAL},
         {"patience", 1, 0, O_PAT},  {"metric", 1, 0, O_METRIC},   {"positives", 1, 0, O_POS},
+        {"recency", 1, 0, O_REC},   {"recency-floor", 1, 0, O_RECF},
         {"output", 1, 0, 'o'},      {"zstd", 0, 0, 'z'},          CLI_COMMON_OPTIONS, {0, 0, 0, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "ho:z", opts, NULL)) != -1) {
@@ -65,6 +69,8 @@ int main(int argc, char **argv) {
             else if (strcmp(optarg, "all") == 0) p.positives_all = true;
             else die_usage(USAGE, "--positives: expected liked or all, got '%s'", optarg);
             break;
+        case O_REC: p.recency = cli_double("--recency", optarg, 0, 1e9, USAGE); break;
+        case O_RECF: p.recency_floor = cli_double("--recency-floor", optarg, 0, 1, USAGE); break;
         case 'o': out = optarg; break;
         case 'z': zstd = true; break;
         default: cli_common_opt(c, optarg, &cc, USAGE);

@@ -16,7 +16,7 @@
 void mf_params_default(mf_params *p) {
     memset(p, 0, sizeof *p);
     p->dim = 64;
-    p->lr = 0.05;
+    p->lr = 0.1;
     p->reg = 0.01;
     p->reg_bias = 0.01;
     p->init_std = 0.1;
@@ -27,6 +27,8 @@ void mf_params_default(mf_params *p) {
     p->patience = 4;
     p->metric = MF_METRIC_NDCG10;
     p->positives_all = false;
+    p->recency = 5;
+    p->recency_floor = 0.05;
     p->seed = 1;
     p->threads = 1;
     p->log_every = 10;
@@ -141,6 +143,7 @@ typedef struct {
     int T, epoch, stratum;
     /* positives (u, i) bucketed by cell (user block, item block) */
     const int32_t *pu, *pi;
+    const float *pw;          /* per positive: step weight (recency) */
     const int32_t *cell_off;  /* (T*T + 1) */
     int32_t *cell_pairs;      /* pair indices, cell after cell */
     int32_t **blk_items;      /* items of each item block */
@@ -179,12 +182,13 @@ static inline float bpr_loss(float x) { return (x > 0 ? 0.0f : -x) + log1pf(expf
 /* One mini-batch: the gradients of all its triples at the same parameters, then applied in
  * order. Returns the batch's summed BPR loss (without the L2 term). With batch 1 this is plain
  * SGD and skips the gradient buffer. */
-static double apply_batch(train_ctx *c, const int32_t (*tr)[3], int nb, float *restrict g) {
+static double apply_batch(train_ctx *c, const int32_t (*tr)[3], const float *w, int nb, float *restrict g) {
     mf_model *m = c->m;
     const int D = m->dim, G = 3 * D + 2;
-    const float lr = (float)c->p->lr, reg = (float)c->p->reg, regb = (float)c->p->reg_bias;
+    const float lr0 = (float)c->p->lr, reg = (float)c->p->reg, regb = (float)c->p->reg_bias;
     double loss = 0;
     if (nb == 1) {
+        const float lr = lr0 * w[0];
         /* u, i, j are three distinct rows (j is never a positive of u), so restrict holds. */
         float *restrict P = m->P + (size_t)tr[0][0] * D, *restrict Qi = m->Q + (size_t)tr[0][1] * D,
                         *restrict Qj = m->Q + (size_t)tr[0][2] * D;
@@ -219,6 +223,7 @@ static double apply_batch(train_ctx *c, const int32_t (*tr)[3], int nb, float *r
     for (int b = 0; b < nb; b++) {
         float *P = m->P + (size_t)tr[b][0] * D, *Qi = m->Q + (size_t)tr[b][1] * D, *Qj = m->Q + (size_t)tr[b][2] * D;
         const float *gu = g + (size_t)b * G, *gi = gu + D, *gj = gi + D;
+        const float lr = lr0 * w[b];
         for (int d = 0; d < D; d++) {
             P[d] += lr * gu[d];
             Qi[d] += lr * gi[d];
@@ -243,6 +248,7 @@ static void train_task(void *arg, int t, int worker) {
     const int32_t *items = c->blk_items[ib];
     const int32_t ni = c->blk_n[ib];
     int32_t (*tr)[3] = xmalloc(sizeof *tr * (size_t)B);
+    float *wt = xmalloc(sizeof *wt * (size_t)B);
     float *g = c->gbuf + (size_t)worker * B * (3 * D + 2);
     int nb = 0;
     double loss = 0;
@@ -258,11 +264,13 @@ static void train_task(void *arg, int t, int worker) {
             }
             if (j < 0) continue;
             tr[nb][0] = u; tr[nb][1] = i; tr[nb][2] = j;
-            if (++nb == B) { loss += apply_batch(c, (const int32_t (*)[3])tr, nb, g); count += nb; nb = 0; }
+            wt[nb] = c->pw[pairs[k]];
+            if (++nb == B) { loss += apply_batch(c, (const int32_t (*)[3])tr, wt, nb, g); count += nb; nb = 0; }
         }
     }
-    if (nb) { loss += apply_batch(c, (const int32_t (*)[3])tr, nb, g); count += nb; }
+    if (nb) { loss += apply_batch(c, (const int32_t (*)[3])tr, wt, nb, g); count += nb; }
     free(tr);
+    free(wt);
     c->loss[worker] += loss;
     c->triples[worker] += count;
 }
@@ -303,8 +311,15 @@ void mf_train(mf_model *m, const interactions *ia, const mf_params *p) {
 
     int32_t npos = pos.off[pos.n_users];
     int32_t *pu = xmalloc(sizeof(int32_t) * (size_t)(npos + 1)), *pi = xmalloc(sizeof(int32_t) * (size_t)(npos + 1));
+    float *pw = xmalloc(sizeof(float) * (size_t)(npos + 1));
     for (int32_t u = 0, k = 0; u < pos.n_users; u++)
-        for (int32_t j = pos.off[u]; j < pos.off[u + 1]; j++, k++) { pu[k] = u; pi[k] = pos.item[j]; }
+        for (int32_t j = pos.off[u]; j < pos.off[u + 1]; j++, k++) {
+            pu[k] = u;
+            pi[k] = pos.item[j];
+            /* age: how many of the user's train positives are more recent (lists are in time order) */
+            int32_t age = pos.off[u + 1] - 1 - j;
+            pw[k] = p->recency > 0 ? (float)fmax(p->recency_floor, exp(-age / p->recency)) : 1.0f;
+        }
     int32_t n_exist = 0;
     int32_t *exist = xmalloc(sizeof(int32_t) * (size_t)(m->n_items + 1));
     for (int32_t i = 0; i < m->n_items; i++) if (m->has_item[i]) exist[n_exist++] = i;
@@ -316,7 +331,7 @@ void mf_train(mf_model *m, const interactions *ia, const mf_params *p) {
     for (int t = 0; t < T; t++) blk_items[t] = xmalloc(sizeof(int32_t) * (size_t)(n_exist / T + 2));
     int32_t *perm = xmalloc(sizeof(int32_t) * (size_t)(n_exist + 1));
 
-    train_ctx c = {.m = m, .p = p, .T = T, .pu = pu, .pi = pi, .cell_off = cell_off, .cell_pairs = cell_pairs,
+    train_ctx c = {.m = m, .p = p, .T = T, .pu = pu, .pi = pi, .pw = pw, .cell_off = cell_off, .cell_pairs = cell_pairs,
                    .blk_items = blk_items, .blk_n = blk_n, .seen_off = train_all.off, .seen_item = seen_item};
     c.gbuf = xmalloc(sizeof(float) * (size_t)T * p->batch * (3 * D + 2));
     c.loss = xcalloc((size_t)T, sizeof(double));
@@ -390,7 +405,7 @@ void mf_train(mf_model *m, const interactions *ia, const mf_params *p) {
     free(c.gbuf); free(c.loss); free(c.triples);
     free(perm); free(ublk); free(iblk); free(cell_off); free(cell_pairs); free(cell_fill);
     for (int t = 0; t < T; t++) free(blk_items[t]);
-    free(blk_items); free(blk_n); free(exist); free(pu); free(pi); free(seen_item);
+    free(blk_items); free(blk_n); free(exist); free(pu); free(pi); free(pw); free(seen_item);
     user_lists_free(&pos); user_lists_free(&train_all); user_lists_free(&valid_pos);
     m->train_seconds = now_seconds() - t0;
 }
@@ -406,7 +421,7 @@ void mf_write(const mf_model *m, const mf_params *p, const char *path, bool zstd
     pk_kv_int(pk, "users", m->n_users);
     pk_kv_int(pk, "items", m->n_items);
     pk_str(pk, "params");
-    msgpack_pack_map(pk, 14);
+    msgpack_pack_map(pk, 16);
     pk_kv_str(pk, "loss", "bpr");
     pk_kv_num(pk, "lr", p->lr);
     pk_kv_num(pk, "reg", p->reg);
@@ -419,6 +434,8 @@ void mf_write(const mf_model *m, const mf_params *p, const char *path, bool zstd
     pk_kv_int(pk, "patience", p->patience);
     pk_kv_str(pk, "metric", p->metric == MF_METRIC_HR10 ? "hr10" : "ndcg10");
     pk_kv_str(pk, "positives", p->positives_all ? "all" : "liked");
+    pk_kv_num(pk, "recency", p->recency);
+    pk_kv_num(pk, "recency_floor", p->recency_floor);
     pk_kv_int(pk, "seed", (int64_t)p->seed);
     pk_kv_int(pk, "threads", p->threads);
     pk_str(pk, "valid");

@@ -33,6 +33,9 @@ typedef struct {
     int eval_every, patience;
     mf_metric metric;
     bool positives_all; /* positives: every train interaction (true) or liked ones only */
+    double recency;       /* > 0: a positive's step is scaled by max(floor, exp(-age/recency)), age = the
+                             number of the user's more recent train positives; 0: off */
+    double recency_floor;
     uint64_t seed;
     int threads;
     bool quiet;
