@@ -115,6 +115,17 @@ void user_lists_free(user_lists *ul) {
     memset(ul, 0, sizeof *ul);
 }
 
+item_info *catalog_slot(catalog *c, int32_t id, size_t *cap) {
+    if ((size_t)id >= *cap) {
+        size_t ncap = *cap ? *cap : 1024;
+        while (ncap <= (size_t)id) ncap *= 2;
+        c->by_id = xrealloc(c->by_id, ncap * sizeof *c->by_id);
+        memset(c->by_id + *cap, 0, (ncap - *cap) * sizeof *c->by_id);
+        *cap = ncap;
+    }
+    return &c->by_id[id];
+}
+
 void catalog_load(catalog *c, const char *path) {
     memset(c, 0, sizeof *c);
     stream_reader *r = sr_open(path, "itrek.items", 1);
@@ -123,14 +134,7 @@ void catalog_load(catalog *c, const char *path) {
     while ((rec = sr_next(r))) {
         int64_t id = sr_int(r, rec, "item");
         if (id < 0 || id > 100000000) sr_fail(r, "field 'item': id %lld out of range", (long long)id);
-        if ((size_t)id >= cap) {
-            size_t ncap = cap ? cap : 1024;
-            while (ncap <= (size_t)id) ncap *= 2;
-            c->by_id = xrealloc(c->by_id, ncap * sizeof *c->by_id);
-            memset(c->by_id + cap, 0, (ncap - cap) * sizeof *c->by_id);
-            cap = ncap;
-        }
-        item_info *it = &c->by_id[id];
+        item_info *it = catalog_slot(c, (int32_t)id, &cap);
         if (it->title) sr_fail(r, "field 'item': duplicate item id %lld", (long long)id);
         it->id = (int32_t)id;
         it->title = sr_strdup(r, rec, "title");

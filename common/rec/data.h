@@ -70,6 +70,8 @@ static inline int32_t ul_len(const user_lists *ul, int32_t u) {
 /* Read an itrek.items stream. */
 void catalog_load(catalog *c, const char *path);
 void catalog_free(catalog *c);
+/* The entry for id, growing the table (capacity *cap, zero-filled) as needed. */
+item_info *catalog_slot(catalog *c, int32_t id, size_t *cap);
 
 #define PART_BIT(p) (1u << (p))
 

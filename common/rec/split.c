@@ -210,14 +210,7 @@ void catalog_read_ml100k(catalog *c, const char *dir) {
         char *end;
         long id = strtol(f[0], &end, 10);
         if (end != f[0] + fl[0] || id < 0 || id > 100000000) die_at(path, lineno, "field 'item': not an id");
-        if ((size_t)id >= cap) {
-            size_t ncap = cap ? cap : 2048;
-            while (ncap <= (size_t)id) ncap *= 2;
-            c->by_id = xrealloc(c->by_id, ncap * sizeof *c->by_id);
-            memset(c->by_id + cap, 0, (ncap - cap) * sizeof *c->by_id);
-            cap = ncap;
-        }
-        item_info *it = &c->by_id[id];
+        item_info *it = catalog_slot(c, (int32_t)id, &cap);
         if (it->title) die_at(path, lineno, "field 'item': duplicate id %ld", id);
         it->id = (int32_t)id;
         it->title = latin1_to_utf8(f[1], fl[1]);
