@@ -1,0 +1,515 @@
+/* promptgen - RecRanker's pointwise / pairwise / listwise prompts in the alpaca wrapper:
+ * training instructions (itrek.instructions) for adaptively sampled users, evaluation queries
+ * (itrek.queries) over the candidates, and a leakage check of either. See docs/promptgen.md. */
+#include "io/cli.h"
+#include "io/err.h"
+#include "io/progress.h"
+#include "io/stream.h"
+#include "llm/tokenizer.h"
+#include "rec/leakcheck.h"
+#include "rec/prompt.h"
+#include "rec/sampling.h"
+
+#include <libgen.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const char USAGE[] =
+    "usage: promptgen --mode train|eval --interactions F --catalog F --mf F [options] [-o OUT]\n"
+    "       promptgen --check --interactions F [--candidates F] [--catalog F] STREAM\n"
+    "Writes RecRanker's pointwise, pairwise and listwise prompts (alpaca-wrapped): training\n"
+    "instructions for sampled users (itrek.instructions), or evaluation queries over each user's\n"
+    "candidates (itrek.queries); --check verifies that a stream of either leaks nothing.\n"
+    "  --mode M           train (instructions) or eval (queries)\n"
+    "  --interactions F   itrek.interactions (required)\n"
+    "  --catalog F        itrek.items: titles (required; with --check: also checks titles)\n"
+    "  --mf F             itrek.mf: hints and clustering (required)\n"
+    "  --candidates F     itrek.candidates (eval: required; --check: also checks candidates)\n"
+    "  --for PART         eval: test or valid (default: the candidates' part)\n"
+    "  --templates F      prompt templates (default: data/prompts/recranker.tmpl of the tree)\n"
+    "  --tokenizer F      SentencePiece tokenizer.model for the token budget (default: estimate\n"
+    "                     1 + bytes/2 tokens)\n"
+    "  --context N        token budget of prompt + response (default 1024)\n"
+    "  --reserve N        tokens kept for the response (default 128; training: at least the\n"
+    "                     response's own length)\n"
+    "  --history H        most recent rated / liked items shown (default 50)\n"
+    "  --max-dislikes D   most recent disliked items shown (default 10)\n"
+    "  --dislike R        ratings <= R are dislikes (default 2)\n"
+    "  --scale MIN,MAX    rating scale (default: the data's, rounded outwards)\n"
+    "  --tasks LIST       comma-separated subset of pointwise,pairwise,listwise (default all)\n"
+    "  --no-hint          no hint from the base model\n"
+    "  --draws N          train: users drawn (default 5000)\n"
+    "  --sampling S       train: adaptive (default) or uniform\n"
+    "  --penalty C        train: repetition penalty C^(copies-1) (default 0.92)\n"
+    "  --clusters K       train: k-means clusters (default 10)\n"
+    "  --pool R           train: each pool list holds R * draws draws (default 0.6)\n"
+    "  --check            check STREAM for leakage instead of writing prompts\n"
+    "  -o, --output PATH  output (default stdout); a .zst name compresses\n"
+    "  -z, --zstd         compress the output\n" CLI_COMMON_USAGE;
+
+enum {
+    O_MODE = OPT_FIRST_STAGE, O_IA, O_CAT, O_MF, O_CAND, O_FOR, O_TMPL, O_TOK, O_CONTEXT, O_RESERVE, O_HISTORY,
+    O_MAXDIS, O_DISLIKE, O_SCALE, O_TASKS, O_NOHINT, O_DRAWS, O_SAMPLING, O_PENALTY, O_CLUSTERS, O_POOL, O_CHECK
+};
+
+static int tok_count(void *ctx, const char *text, size_t n) {
+    if (text[n] == 0) return tok_encode(ctx, text, 1, 0, NULL, 0);
+    char *s = strndup(text, n);
+    if (!s) die("out of memory");
+    int c = tok_encode(ctx, s, 1, 0, NULL, 0);
+    free(s);
+    return c;
+}
+
+/* data/prompts/recranker.tmpl relative to the executable: bin/ (../data), build/san/bin/
+ * (../../../data), or an installed prefix (../share/itrek). */
+static char *default_templates(void) {
+    static const char *rel[] = {"../data/prompts/recranker.tmpl", "../../../data/prompts/recranker.tmpl",
+                                "../share/itrek/prompts/recranker.tmpl"};
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0) return NULL;
+    exe[n] = 0;
+    char *dir = dirname(exe);
+    for (size_t k = 0; k < sizeof rel / sizeof rel[0]; k++) {
+        char p[PATH_MAX + 64];
+        snprintf(p, sizeof p, "%s/%s", dir, rel[k]);
+        if (access(p, R_OK) == 0) return realpath(p, NULL);
+    }
+    return NULL;
+}
+
+static int cmp_int(const void *a, const void *b) { return (*(const int *)a > *(const int *)b) - (*(const int *)a < *(const int *)b); }
+
+typedef struct {
+    long shortened, overlong, per_task[TASK_COUNT];
+    int *tokens;
+    size_t n_tokens, cap;
+} out_stats;
+
+static void stats_add(out_stats *s, const prompt_record *r) {
+    if (r->dropped > 0) s->shortened++;
+    if (r->overlong) s->overlong++;
+    s->per_task[r->task]++;
+    if (s->n_tokens == s->cap) s->tokens = xrealloc(s->tokens, (s->cap = s->cap ? 2 * s->cap : 4096) * sizeof *s->tokens);
+    s->tokens[s->n_tokens++] = r->text.tokens;
+}
+
+static void pk_stats(msgpack_packer *pk, out_stats *s, bool estimated) {
+    pk_kv_int(pk, "shortened", s->shortened);
+    pk_kv_int(pk, "overlong", s->overlong);
+    pk_str(pk, "per_task");
+    msgpack_pack_map(pk, TASK_COUNT);
+    for (int t = 0; t < TASK_COUNT; t++) pk_kv_int(pk, task_name((prompt_task)t), s->per_task[t]);
+    qsort(s->tokens, s->n_tokens, sizeof *s->tokens, cmp_int);
+    pk_str(pk, "tokens");
+    msgpack_pack_map(pk, 5);
+    pk_kv_str(pk, "from", estimated ? "estimate" : "tokenizer");
+    pk_kv_int(pk, "min", s->n_tokens ? s->tokens[0] : 0);
+    pk_kv_int(pk, "median", s->n_tokens ? s->tokens[s->n_tokens / 2] : 0);
+    pk_kv_int(pk, "p90", s->n_tokens ? s->tokens[(s->n_tokens * 9) / 10] : 0);
+    pk_kv_int(pk, "max", s->n_tokens ? s->tokens[s->n_tokens - 1] : 0);
+}
+
+static void pk_record(msgpack_packer *pk, const catalog *cat, const prompt_record *r, long id, bool eval) {
+    bool pair = eval && r->task == TASK_PAIRWISE;
+    msgpack_pack_map(pk, eval ? 11 + (pair ? 2 : 0) : 10);
+    pk_kv_int(pk, "id", id);
+    pk_kv_str(pk, "task", task_name(r->task));
+    pk_kv_int(pk, "user", r->user);
+    pk_kv_str(pk, "prompt", r->text.prompt);
+    if (!eval) pk_kv_str(pk, "response", r->text.response);
+    pk_kv_int(pk, "prefix_len", (int64_t)r->text.prefix_len);
+    pk_kv_ints(pk, "items", r->items, (size_t)r->n_items);
+    if (eval) {
+        pk_kv_ints(pk, "ranks", r->ranks, (size_t)r->n_items);
+        pk_str(pk, "titles");
+        msgpack_pack_array(pk, (size_t)r->n_items);
+        for (int k = 0; k < r->n_items; k++) pk_str(pk, prompt_title(cat, r->items[k]));
+        if (pair) {
+            pk_kv_int(pk, "pair", r->pair);
+            pk_kv_bool(pk, "swapped", r->swapped);
+        }
+    }
+    pk_kv_ints(pk, "history", r->history, (size_t)r->n_history);
+    pk_kv_int(pk, "tokens", r->text.tokens);
+    pk_kv_int(pk, "dropped", r->dropped);
+}
+
+int main(int argc, char **argv) {
+    err_set_prog(argv[0]);
+    cli_common cc;
+    cli_common_init(&cc);
+    const char *ia_path = NULL, *cat_path = NULL, *mf_path = NULL, *cand_path = NULL, *tmpl_path = NULL, *tok_path = NULL,
+               *out = NULL;
+    int mode = -1; /* 0 train, 1 eval */
+    int for_part = -1;
+    bool zstd = false, check = false, hint = true;
+    int context = 1024, reserve = 128, history = 50, max_dislikes = 10;
+    double dislike = 2;
+    int scale[2] = {0, 0};
+    bool have_scale = false;
+    bool tasks[TASK_COUNT] = {true, true, true};
+    sampling_params sp;
+    sampling_params_default(&sp);
+    static const struct option opts[] = {
+        {"mode", 1, 0, O_MODE},         {"interactions", 1, 0, O_IA}, {"catalog", 1, 0, O_CAT},
+        {"mf", 1, 0, O_MF},             {"candidates", 1, 0, O_CAND}, {"for", 1, 0, O_FOR},
+        {"templates", 1, 0, O_TMPL},    {"tokenizer", 1, 0, O_TOK},   {"context", 1, 0, O_CONTEXT},
+        {"reserve", 1, 0, O_RESERVE},   {"history", 1, 0, O_HISTORY}, {"max-dislikes", 1, 0, O_MAXDIS},
+        {"dislike", 1, 0, O_DISLIKE},   {"scale", 1, 0, O_SCALE},     {"tasks", 1, 0, O_TASKS},
+        {"no-hint", 0, 0, O_NOHINT},    {"draws", 1, 0, O_DRAWS},     {"sampling", 1, 0, O_SAMPLING},
+        {"penalty", 1, 0, O_PENALTY},   {"clusters", 1, 0, O_CLUSTERS}, {"pool", 1, 0, O_POOL},
+        {"check", 0, 0, O_CHECK},       {"output", 1, 0, 'o'},        {"zstd", 0, 0, 'z'},
+        CLI_COMMON_OPTIONS,             {0, 0, 0, 0}};
+    int c;
+    while ((c = getopt_long(argc, argv, "ho:z", opts, NULL)) != -1) {
+        switch (c) {
+        case O_MODE:
+            if (strcmp(optarg, "train") == 0) mode = 0;
+            else if (strcmp(optarg, "eval") == 0) mode = 1;
+            else die_usage(USAGE, "--mode: expected train or eval, got '%s'", optarg);
+            break;
+        case O_IA: ia_path = optarg; break;
+        case O_CAT: cat_path = optarg; break;
+        case O_MF: mf_path = optarg; break;
+        case O_CAND: cand_path = optarg; break;
+        case O_FOR:
+            if (strcmp(optarg, "test") == 0) for_part = PART_TEST;
+            else if (strcmp(optarg, "valid") == 0) for_part = PART_VALID;
+            else die_usage(USAGE, "--for: expected test or valid, got '%s'", optarg);
+            break;
+        case O_TMPL: tmpl_path = optarg; break;
+        case O_TOK: tok_path = optarg; break;
+        case O_CONTEXT: context = (int)cli_long("--context", optarg, 16, 1 << 24, USAGE); break;
+        case O_RESERVE: reserve = (int)cli_long("--reserve", optarg, 0, 1 << 24, USAGE); break;
+        case O_HISTORY: history = (int)cli_long("--history", optarg, 0, 4000, USAGE); break;
+        case O_MAXDIS: max_dislikes = (int)cli_long("--max-dislikes", optarg, 0, 4000, USAGE); break;
+        case O_DISLIKE: dislike = cli_double("--dislike", optarg, -1e9, 1e9, USAGE); break;
+        case O_SCALE:
+            if (cli_ints("--scale", optarg, scale, 2, USAGE) != 2 || scale[0] >= scale[1])
+                die_usage(USAGE, "--scale: expected MIN,MAX with MIN < MAX");
+            have_scale = true;
+            break;
+        case O_TASKS: {
+            memset(tasks, 0, sizeof tasks);
+            const char *p = optarg;
+            for (;;) {
+                const char *e = strchr(p, ',');
+                size_t n = e ? (size_t)(e - p) : strlen(p);
+                int t = task_from_name(p, n);
+                if (t < 0) die_usage(USAGE, "--tasks: unknown task '%.*s'", (int)n, p);
+                tasks[t] = true;
+                if (!e) break;
+                p = e + 1;
+            }
+            break;
+        }
+        case O_NOHINT: hint = false; break;
+        case O_DRAWS: sp.draws = (int)cli_long("--draws", optarg, 1, 100000000, USAGE); break;
+        case O_SAMPLING:
+            if (strcmp(optarg, "adaptive") == 0) sp.uniform = false;
+            else if (strcmp(optarg, "uniform") == 0) sp.uniform = true;
+            else die_usage(USAGE, "--sampling: expected adaptive or uniform, got '%s'", optarg);
+            break;
+        case O_PENALTY: sp.penalty = cli_double("--penalty", optarg, 1e-9, 1, USAGE); break;
+        case O_CLUSTERS: sp.clusters = (int)cli_long("--clusters", optarg, 1, 10000, USAGE); break;
+        case O_POOL: sp.pool = cli_double("--pool", optarg, 1e-9, 100, USAGE); break;
+        case O_CHECK: check = true; break;
+        case 'o': out = optarg; break;
+        case 'z': zstd = true; break;
+        default: cli_common_opt(c, optarg, &cc, USAGE);
+        }
+    }
+    if (!ia_path) die_usage(USAGE, "--interactions F is required");
+    char *tmpl_found = NULL;
+    if (!tmpl_path) {
+        tmpl_found = default_templates();
+        tmpl_path = tmpl_found;
+    }
+
+    /* ---------- --check ---------- */
+    if (check) {
+        if (mode >= 0) die_usage(USAGE, "--check takes no --mode");
+        if (argc - optind != 1) die_usage(USAGE, "--check needs exactly one STREAM");
+        if (cat_path && !tmpl_path) die_usage(USAGE, "no default templates found: give --templates F");
+        interactions ia;
+        interactions_load(&ia, ia_path);
+        catalog cat;
+        prompt_templates tm;
+        cand_set cs;
+        if (cat_path) { catalog_load(&cat, cat_path); templates_load(&tm, tmpl_path); }
+        if (cand_path) cand_set_load(&cs, cand_path);
+        leak_inputs in = {&ia, cat_path ? &cat : NULL, cat_path ? &tm : NULL, cand_path ? &cs : NULL};
+        leak_report rep;
+        leakcheck_stream(argv[optind], &in, &rep);
+        if (!cc.quiet)
+            fprintf(stderr, "promptgen: %s: %ld %s records of %ld users: %ld history ids, %ld title searches%s: no leakage\n",
+                    argv[optind], rep.records, rep.schema, rep.users, rep.history_ids, rep.title_checks,
+                    cand_path ? ", candidates match" : "");
+        if (cand_path) cand_set_free(&cs);
+        if (cat_path) { catalog_free(&cat); templates_free(&tm); }
+        interactions_free(&ia);
+        free(tmpl_found);
+        close_stdout();
+        return 0;
+    }
+
+    /* ---------- generation ---------- */
+    if (mode < 0) die_usage(USAGE, "--mode train|eval is required");
+    if (optind < argc) die_usage(USAGE, "unexpected argument '%s'", argv[optind]);
+    if (!cat_path) die_usage(USAGE, "--catalog F is required");
+    if (!mf_path) die_usage(USAGE, "--mf F is required");
+    if (mode == 1 && !cand_path) die_usage(USAGE, "--mode eval needs --candidates F");
+    if (mode == 0 && (cand_path || for_part >= 0)) die_usage(USAGE, "--candidates and --for belong to --mode eval");
+    if (!tmpl_path) die_usage(USAGE, "no default templates found next to the program: give --templates F");
+    if (!tasks[0] && !tasks[1] && !tasks[2]) die_usage(USAGE, "--tasks: no task");
+
+    interactions ia;
+    interactions_load(&ia, ia_path);
+    catalog cat;
+    catalog_load(&cat, cat_path);
+    mf_model mf;
+    mf_read(&mf, mf_path);
+    prompt_templates tm;
+    templates_load(&tm, tmpl_path);
+    llm_tokenizer *tok = NULL;
+    if (tok_path) {
+        char err[512];
+        tok = tok_load(tok_path, err, sizeof err);
+        if (!tok) die_at(tok_path, -1, "%s", err);
+    }
+    if (ia.n == 0) die_at(ia.source, -1, "no interactions");
+    if (!have_scale) {
+        double lo = ia.v[0].rating, hi = ia.v[0].rating;
+        for (size_t k = 0; k < ia.n; k++) {
+            if (ia.v[k].rating < lo) lo = ia.v[k].rating;
+            if (ia.v[k].rating > hi) hi = ia.v[k].rating;
+        }
+        scale[0] = (int)floor(lo);
+        scale[1] = (int)ceil(hi);
+        if (scale[0] == scale[1]) scale[1]++;
+    }
+    for (size_t k = 0; k < ia.n; k++)
+        if (ia.v[k].part != PART_DROP && ia.v[k].item < cat.n_items && !cat.by_id[ia.v[k].item].title)
+            die_at(cat_path, -1, "item %d (user %d's interaction) has no title", ia.v[k].item, ia.v[k].user);
+    for (size_t k = 0; k < ia.n; k++)
+        if (ia.v[k].item >= cat.n_items)
+            die_at(cat_path, -1, "item %d (user %d's interaction) is not in the catalogue", ia.v[k].item, ia.v[k].user);
+
+    promptset ps;
+    memset(&ps, 0, sizeof ps);
+    ps.ia = &ia;
+    ps.cat = &cat;
+    ps.mf = &mf;
+    ps.env = (prompt_env){&tm, &cat, scale[0], scale[1], hint, tok ? tok_count : NULL, tok, context, reserve};
+    ps.history = history;
+    ps.max_dislikes = max_dislikes;
+    ps.dislike = dislike;
+    memcpy(ps.tasks, tasks, sizeof tasks);
+    ps.seed = cc.seed;
+    ps.threads = cc.threads;
+
+    cand_set cs;
+    memset(&cs, 0, sizeof cs);
+    if (mode == 1) {
+        cand_set_load(&cs, cand_path);
+        int cp = part_from_name(cs.part, strlen(cs.part));
+        if (cp != PART_TEST && cp != PART_VALID) die_at(cand_path, 0, "field 'params.for': expected test or valid");
+        if (for_part < 0) for_part = cp;
+        if (cp != for_part)
+            die_at(cand_path, 0, "field 'params.for': the candidates are for '%s', --for asks for '%s'", cs.part,
+                   part_name((part_t)for_part));
+        for (int k = 0; k < cs.n_order; k++) {
+            int32_t u = cs.order[k];
+            for (int j = 0; j < cs.len[u]; j++)
+                if (cs.items[u][j] >= cat.n_items || !cat.by_id[cs.items[u][j]].title)
+                    die_at(cand_path, k + 1, "field 'items': item %d has no title in %s", cs.items[u][j], cat_path);
+        }
+    }
+    promptset_init(&ps, mode == 1, mode == 1 ? (part_t)for_part : PART_TRAIN);
+    if (mf.n_users < ia.n_users)
+        die_at(mf_path, 0, "field 'users': the model covers %d users, the interactions need %d", mf.n_users, ia.n_users);
+
+    double t0 = now_seconds();
+    out_stats os;
+    memset(&os, 0, sizeof os);
+    prompt_record *recs = NULL;
+    int n_recs = 0;
+    sampling_result sr;
+    memset(&sr, 0, sizeof sr);
+    long skipped[TASK_COUNT] = {0, 0, 0};
+    int n_eval_users = 0;
+    progress pg;
+    if (mode == 0) {
+        sampling_draw(&sr, &sp, ps.n_liked, ia.n_users, mf.P, mf.dim, cc.seed);
+        recs = xmalloc(sizeof *recs * ((size_t)sr.n * TASK_COUNT + 1));
+        progress_start(&pg, "promptgen", (uint64_t)sr.n, cc.quiet, cc.log_every);
+        enum { CHUNK = 256 };
+        for (int s = 0; s < sr.n; s += CHUNK) {
+            int n = sr.n - s < CHUNK ? sr.n - s : CHUNK, m;
+            prompt_record *part = promptset_train(&ps, sr.users + s, n, s, &m, skipped);
+            memcpy(recs + n_recs, part, sizeof *recs * (size_t)m);
+            n_recs += m;
+            free(part);
+            progress_update(&pg, (uint64_t)(s + n), NULL);
+        }
+        progress_done(&pg, (uint64_t)sr.n, NULL);
+    } else {
+        int32_t *users = xmalloc(sizeof *users * (size_t)(cs.n_order + 1));
+        for (int k = 0; k < cs.n_order; k++) {
+            int32_t u = cs.order[k];
+            if (u < ia.n_users && ul_len(&ps.target_pos, u) > 0 && cs.len[u] > 0) users[n_eval_users++] = u;
+        }
+        size_t cap = 0;
+        progress_start(&pg, "promptgen", (uint64_t)n_eval_users, cc.quiet, cc.log_every);
+        enum { CHUNK = 64 };
+        for (int s = 0; s < n_eval_users; s += CHUNK) {
+            int n = n_eval_users - s < CHUNK ? n_eval_users - s : CHUNK, m;
+            prompt_record *part = promptset_eval(&ps, &cs, users + s, n, &m);
+            if ((size_t)(n_recs + m) > cap) {
+                while ((size_t)(n_recs + m) > cap) cap = cap ? 2 * cap : 4096;
+                recs = xrealloc(recs, sizeof *recs * cap);
+            }
+            memcpy(recs + n_recs, part, sizeof *recs * (size_t)m);
+            n_recs += m;
+            free(part);
+            progress_update(&pg, (uint64_t)(s + n), NULL);
+        }
+        progress_done(&pg, (uint64_t)n_eval_users, NULL);
+        free(users);
+    }
+    for (int k = 0; k < n_recs; k++) stats_add(&os, &recs[k]);
+    double secs = now_seconds() - t0;
+
+    /* ---------- output ---------- */
+    stream_writer *w = sw_open(out, zstd);
+    msgpack_packer *pk = sw_pk(w);
+    msgpack_pack_map(pk, mode == 0 ? 6 : 7);
+    sw_header_common(w, mode == 0 ? "itrek.instructions" : "itrek.queries", 1);
+    pk_str(pk, "params");
+    int n_params = 17 + (mode == 0 ? 5 : 1);
+    msgpack_pack_map(pk, n_params);
+    pk_kv_str(pk, "scheme", ia.scheme);
+    if (mode == 1) pk_kv_str(pk, "part", part_name((part_t)for_part));
+    pk_str(pk, "scale");
+    msgpack_pack_array(pk, 2);
+    msgpack_pack_int(pk, scale[0]);
+    msgpack_pack_int(pk, scale[1]);
+    pk_str(pk, "tasks");
+    msgpack_pack_array(pk, (size_t)(tasks[0] + tasks[1] + tasks[2]));
+    for (int t = 0; t < TASK_COUNT; t++)
+        if (tasks[t]) pk_str(pk, task_name((prompt_task)t));
+    pk_kv_bool(pk, "hint", hint);
+    pk_kv_int(pk, "history", history);
+    pk_kv_int(pk, "max_dislikes", max_dislikes);
+    pk_kv_num(pk, "like", ia.like);
+    pk_kv_num(pk, "dislike", dislike);
+    pk_kv_int(pk, "context", context);
+    pk_kv_int(pk, "reserve", reserve);
+    pk_kv_str(pk, "tokens", tok ? "tokenizer" : "estimate: 1 + bytes/2");
+    pk_kv_int(pk, "top", PROMPT_TOP);
+    pk_kv_str(pk, "history_order", "oldest first");
+    pk_kv_str(pk, "hint_rating", "least-squares line rating = a + b * MF score on train, clamped, 1 decimal");
+    pk_str(pk, "calibration");
+    msgpack_pack_map(pk, 3);
+    pk_kv_num(pk, "a", ps.cal_a);
+    pk_kv_num(pk, "b", ps.cal_b);
+    pk_kv_int(pk, "n", ps.cal_n);
+    pk_kv_int(pk, "seed", (int64_t)cc.seed);
+    /* how answers look, for the rank and fuse stages (from the templates) */
+    pk_str(pk, "format");
+    msgpack_pack_map(pk, 4);
+    pk_kv_str(pk, "item", tm.text[T_ITEM]);
+    pk_kv_str(pk, "sep", tm.text[T_ANSWER_SEP]);
+    pk_kv_str(pk, "yes", tm.text[T_PAIR_YES]);
+    pk_kv_str(pk, "no", tm.text[T_PAIR_NO]);
+    if (mode == 0) {
+        pk_kv_str(pk, "sampling", sp.uniform ? "uniform" : "adaptive");
+        pk_kv_int(pk, "draws", sp.draws);
+        pk_kv_num(pk, "pool", sp.pool);
+        pk_kv_num(pk, "penalty", sp.penalty);
+        pk_kv_int(pk, "clusters", sp.clusters);
+    }
+    pk_str(pk, "inputs");
+    msgpack_pack_map(pk, 5 + (mode == 1));
+    pk_kv_str(pk, "interactions", ia_path);
+    pk_kv_str(pk, "catalog", cat_path);
+    pk_kv_str(pk, "mf", mf_path);
+    if (mode == 1) pk_kv_str(pk, "candidates", cand_path);
+    pk_kv_str(pk, "templates", tmpl_path);
+    pk_kv_str(pk, "tokenizer", tok_path ? tok_path : "");
+    if (mode == 1) pk_kv_int(pk, "candidates", cs.n);
+    pk_str(pk, "stats");
+    if (mode == 0) {
+        msgpack_pack_map(pk, 11);
+        pk_kv_int(pk, "records", n_recs);
+        pk_kv_int(pk, "eligible", sr.eligible);
+        pk_kv_int(pk, "draws", sr.n);
+        pk_kv_int(pk, "distinct", sr.distinct);
+        pk_str(pk, "per_user");
+        msgpack_pack_map(pk, 3);
+        pk_kv_int(pk, "min", sr.min_per_user);
+        pk_kv_num(pk, "mean", sr.mean_per_user);
+        pk_kv_int(pk, "max", sr.max_per_user);
+        pk_str(pk, "pool");
+        msgpack_pack_map(pk, 5);
+        pk_kv_int(pk, "importance", sr.n_importance);
+        pk_kv_int(pk, "cluster", sr.n_cluster);
+        pk_kv_int(pk, "kmeans_iters", sr.kmeans_iters);
+        pk_kv_num(pk, "kmeans_inertia", sr.kmeans_inertia);
+        pk_str(pk, "cluster_sizes");
+        int nk = sp.uniform ? 0 : sp.clusters;
+        msgpack_pack_array(pk, (size_t)nk);
+        for (int k = 0; k < nk; k++) msgpack_pack_int(pk, sr.cluster_sizes[k]);
+        pk_str(pk, "skipped");
+        msgpack_pack_map(pk, TASK_COUNT);
+        for (int t = 0; t < TASK_COUNT; t++) pk_kv_int(pk, task_name((prompt_task)t), skipped[t]);
+    } else {
+        msgpack_pack_map(pk, 6);
+        pk_kv_int(pk, "records", n_recs);
+        pk_kv_int(pk, "users", n_eval_users);
+    }
+    pk_stats(pk, &os, tok == NULL);
+    sw_end_record(w);
+    for (int k = 0; k < n_recs; k++) {
+        pk_record(pk, &cat, &recs[k], k, mode == 1);
+        sw_end_record(w);
+    }
+    sw_close(w);
+    if (!cc.quiet) {
+        if (mode == 0)
+            fprintf(stderr,
+                    "promptgen: %d draws of %d eligible users (%s): %d distinct, %d..%d per user (mean %.2f); %d instructions "
+                    "(%ld pointwise, %ld pairwise, %ld listwise; skipped %ld listwise); %ld shortened, %ld over budget; "
+                    "tokens median %d max %d (%s); %.1f s\n",
+                    sr.n, sr.eligible, sp.uniform ? "uniform" : "adaptive", sr.distinct, sr.min_per_user, sr.max_per_user,
+                    sr.mean_per_user, n_recs, os.per_task[0], os.per_task[1], os.per_task[2], skipped[2], os.shortened,
+                    os.overlong, os.n_tokens ? os.tokens[os.n_tokens / 2] : 0, os.n_tokens ? os.tokens[os.n_tokens - 1] : 0,
+                    tok ? "tokenizer" : "estimate", secs);
+        else
+            fprintf(stderr,
+                    "promptgen: %s queries for %d users: %d (%ld pointwise, %ld pairwise, %ld listwise); %ld shortened, %ld "
+                    "over budget; tokens median %d max %d (%s); %.1f s\n",
+                    part_name((part_t)for_part), n_eval_users, n_recs, os.per_task[0], os.per_task[1], os.per_task[2],
+                    os.shortened, os.overlong, os.n_tokens ? os.tokens[os.n_tokens / 2] : 0,
+                    os.n_tokens ? os.tokens[os.n_tokens - 1] : 0, tok ? "tokenizer" : "estimate", secs);
+    }
+    prompt_records_free(recs, n_recs);
+    free(os.tokens);
+    sampling_result_free(&sr);
+    if (mode == 1) cand_set_free(&cs);
+    promptset_free(&ps);
+    if (tok) tok_free(tok);
+    templates_free(&tm);
+    mf_free(&mf);
+    catalog_free(&cat);
+    interactions_free(&ia);
+    free(tmpl_found);
+    close_stdout();
+    return 0;
+}

@@ -1,0 +1,174 @@
+# promptgen.sh - training instructions and evaluation queries on ML-100K (loo): counts, forms,
+# determinism, task subsets, hints, templates, the token budget, and the leakage guard, which
+# must pass on promptgen's own output and fail (exit 1, one line naming file, record and field)
+# on leaking streams crafted with mp2json | sed | json2mp.
+source "$ITREK_ROOT/tests/cli/lib.sh"
+B=$BINDIR
+ML=$SHARED/data/ml-100k
+TOK=$SHARED/models/llama2-tokenizer/tokenizer.model
+j() { "$B/mp2json" "$@"; }
+body() { j "$1" | tail -n +2; }
+hdr() { j --head 0 "$1"; }
+
+"$B/split" --quiet --ml100k "$ML" --scheme loo --catalog "$T/items.mp" -o "$T/ia.mp"
+"$B/mf-train" --quiet --threads 2 --epochs 10 --dim 16 "$T/ia.mp" -o "$T/mf.mp"
+"$B/candgen" --quiet --mf "$T/mf.mp" "$T/ia.mp" -o "$T/cand-all.mp"
+"$B/candgen" --quiet --mf "$T/mf.mp" --for valid "$T/ia.mp" -o "$T/cand-valid-all.mp"
+# 25 users keep the eval tests fast
+j --head 25 "$T/cand-all.mp" | "$B/json2mp" -o "$T/cand.mp"
+j --head 25 "$T/cand-valid-all.mp" | "$B/json2mp" -o "$T/cand-valid.mp"
+IN=(--interactions "$T/ia.mp" --catalog "$T/items.mp" --mf "$T/mf.mp")
+
+# ---------- training ----------
+expect_ok "train: adaptive, 200 draws" "$B/promptgen" --quiet --mode train "${IN[@]}" --draws 200 -o "$T/tr.mp"
+h=$(hdr "$T/tr.mp")
+[[ $h == *'"schema":"itrek.instructions"'* && $h == *'"draws":200'* && $h == *'"sampling":"adaptive"'* && $h == *'"penalty":0.92'* ]] \
+    && pass "train: header params" || fail "train: header params" "$h"
+d=$(sed 's/.*"distinct":\([0-9]*\).*/\1/' <<<"$h")
+[[ $h =~ \"per_user\":\{\"min\":[0-9]+,\"mean\":[0-9.]+,\"max\":[0-9]+\} && $d -gt 50 && $d -le 200 ]] \
+    && pass "train: distinct users and draws per user in the header" || fail "train: distinct users and draws per user" "$h"
+n=$(body "$T/tr.mp" | wc -l)
+skipped=$(sed 's/.*"skipped":{"pointwise":\([0-9]*\),"pairwise":\([0-9]*\),"listwise":\([0-9]*\)}.*/\1 \2 \3/' <<<"$h")
+[ "$n" = $((600 - ($(tr ' ' '+' <<<"$skipped")))) ] && [[ $h == *"\"records\":$n"* ]] \
+    && pass "train: one instruction per task per draw, less the skipped" || fail "train: record count" "$n ($skipped)"
+for t in pointwise pairwise listwise; do
+    c=$(body "$T/tr.mp" | grep -c "\"task\":\"$t\"")
+    [ "$c" -gt 150 ] && pass "train: $t instructions" || fail "train: $t instructions" "$c"
+done
+body "$T/tr.mp" | grep '"task":"pointwise"' | grep -vqE '"response":"[1-5]",' && fail "train: pointwise responses are 1..5" || pass "train: pointwise responses are 1..5"
+body "$T/tr.mp" | grep '"task":"pairwise"' | grep -vqE '"response":"(Yes|No)\.",' && fail "train: pairwise responses" || pass "train: pairwise responses"
+y=$(body "$T/tr.mp" | grep -c '"response":"Yes\."'); no=$(body "$T/tr.mp" | grep -c '"response":"No\."')
+[ "$y" -gt 50 ] && [ "$no" -gt 50 ] && pass "train: position shifting (both answers common: $y Yes, $no No)" || fail "train: position shifting" "$y/$no"
+body "$T/tr.mp" | grep '"task":"listwise"' | grep -vqE '"response":"(\\"[^"]+\\"\\n){4}\\"[^"]+\\"",' && fail "train: listwise responses: five titles, one per line" || pass "train: listwise responses: five titles, one per line"
+body "$T/tr.mp" | grep '"task":"listwise"' | grep -vqE '"items":\[[0-9]+(,[0-9]+){9}\]' && fail "train: listwise shows 10 candidates" || pass "train: listwise shows 10 candidates"
+body "$T/tr.mp" | grep -q '### Response:\\n","response"' && pass "train: prompt ends with the alpaca response header" || fail "train: prompt ends with the alpaca response header"
+c=$(body "$T/tr.mp" | grep -c 'Hint: Another recommender')
+[ "$c" = "$n" ] && pass "train: every prompt has the hint" || fail "train: every prompt has the hint" "$c of $n"
+
+"$B/promptgen" --quiet --mode train "${IN[@]}" --draws 200 -o "$T/tr2.mp"
+same "train: same inputs and seed, identical bytes" "$T/tr.mp" "$T/tr2.mp"
+"$B/promptgen" --quiet --threads 1 --mode train "${IN[@]}" --draws 200 -o "$T/tr3.mp"
+same "train: 1 thread gives the same bytes" "$T/tr.mp" "$T/tr3.mp"
+"$B/promptgen" --quiet --mode train "${IN[@]}" --draws 200 --seed 2 -o "$T/tr4.mp"
+cmp -s "$T/tr.mp" "$T/tr4.mp" && fail "train: another seed, other prompts" || pass "train: another seed, other prompts"
+
+"$B/promptgen" --quiet --mode train "${IN[@]}" --draws 200 --tasks pairwise -o "$T/trp.mp"
+[ "$(body "$T/trp.mp" | grep -vc '"task":"pairwise"')" = 0 ] && pass "train --tasks pairwise: only pairwise" || fail "train --tasks pairwise: only pairwise"
+cmp -s <(body "$T/trp.mp" | sed 's/^{"id":[0-9]*,//') <(body "$T/tr.mp" | grep '"task":"pairwise"' | sed 's/^{"id":[0-9]*,//') \
+    && pass "train --tasks: the other tasks' prompts do not change" || fail "train --tasks: the other tasks' prompts do not change"
+"$B/promptgen" --quiet --mode train "${IN[@]}" --draws 100 --no-hint --sampling uniform -o "$T/tru.mp"
+[[ $(hdr "$T/tru.mp") == *'"sampling":"uniform"'* ]] && pass "train --sampling uniform" || fail "train --sampling uniform"
+body "$T/tru.mp" | grep -q 'Hint:' && fail "train --no-hint: no hint" || pass "train --no-hint: no hint"
+"$B/promptgen" --quiet --mode train "${IN[@]}" --draws 50 -z -o "$T/trz.mp"
+head -c 4 "$T/trz.mp" | od -An -tx1 | grep -q '28 b5 2f fd' && pass "train -z: zstd output" || fail "train -z: zstd output"
+
+# templates from a file
+sed 's/You are a movie recommender system\./You are a film critic./' "$ITREK_ROOT/data/prompts/recranker.tmpl" > "$T/film.tmpl"
+"$B/promptgen" --quiet --mode train "${IN[@]}" --draws 20 --templates "$T/film.tmpl" -o "$T/trf.mp"
+[ "$(body "$T/trf.mp" | grep -c 'You are a film critic\.')" = "$(body "$T/trf.mp" | wc -l)" ] && pass "--templates: wording from the file" || fail "--templates: wording from the file"
+printf 'wrapper = {instruction}{input}\nitme = "{title}"\n' > "$T/bad1.tmpl"
+expect_fail "templates: unknown key, with file and line" 1 "^promptgen: error: .*bad1.tmpl:2: unknown key 'itme'$" \
+    "$B/promptgen" --mode train "${IN[@]}" --draws 5 --templates "$T/bad1.tmpl" -o "$T/x.mp"
+sed 's/^pairwise.query = .*/pairwise.query = {first} over {third}?/' "$ITREK_ROOT/data/prompts/recranker.tmpl" > "$T/bad2.tmpl"
+expect_fail "templates: a placeholder the key does not offer" 1 "bad2.tmpl:[0-9]+: key 'pairwise.query': placeholder \{third\} is not offered" \
+    "$B/promptgen" --mode train "${IN[@]}" --draws 5 --templates "$T/bad2.tmpl" -o "$T/x.mp"
+grep -v '^listwise.hint' "$ITREK_ROOT/data/prompts/recranker.tmpl" > "$T/bad3.tmpl"
+expect_fail "templates: a missing key" 1 "bad3.tmpl: key 'listwise.hint' is missing" \
+    "$B/promptgen" --mode train "${IN[@]}" --draws 5 --templates "$T/bad3.tmpl" -o "$T/x.mp"
+[ ! -e "$T/x.mp" ] && pass "templates: no output after an error" || fail "templates: no output after an error"
+
+# token budget with the LLaMA-2 tokenizer
+if [ -f "$TOK" ]; then
+    "$B/promptgen" --mode train "${IN[@]}" --draws 40 --tokenizer "$TOK" --context 700 --reserve 100 -o "$T/trt.mp" 2>"$T/trt.err"
+    h=$(hdr "$T/trt.mp")
+    s=$(sed 's/.*"shortened":\([0-9]*\).*/\1/' <<<"$h")
+    [ "$s" -gt 0 ] && grep -q "$s shortened" "$T/trt.err" && pass "budget: shortened count in header and stderr ($s)" || fail "budget: shortened count" "$h"
+    mx=$(sed 's/.*"tokens":{"from":"tokenizer","min":[0-9]*,"median":[0-9]*,"p90":[0-9]*,"max":\([0-9]*\)}.*/\1/' <<<"$h")
+    [ "$mx" -le 600 ] && pass "budget: every prompt within context - reserve ($mx <= 600)" || fail "budget: prompts within budget" "$mx"
+    body "$T/trt.mp" | grep -q '"dropped":[1-9]' && pass "budget: records say how many history items were dropped" || fail "budget: dropped field"
+fi
+
+# ---------- evaluation ----------
+expect_ok "eval: test queries" "$B/promptgen" --quiet --mode eval "${IN[@]}" --candidates "$T/cand.mp" -o "$T/q.mp"
+h=$(hdr "$T/q.mp")
+[[ $h == *'"schema":"itrek.queries"'* && $h == *'"part":"test"'* && $h == *'"scale":[1,5]'* && $h == *'"candidates":10'* ]] \
+    && pass "eval: header" || fail "eval: header" "$h"
+n=$(body "$T/q.mp" | wc -l)
+[ "$n" = $((25 * 21)) ] && pass "eval: 21 queries per user (10 + 10 + 1)" || fail "eval: 21 queries per user" "$n"
+[ "$(body "$T/q.mp" | grep '"task":"pairwise"' | grep -c '"swapped":true')" = $((25 * 5)) ] && pass "eval: each pair in both orders" || fail "eval: each pair in both orders"
+body "$T/q.mp" | grep '"task":"listwise"' | grep -qvE '"ranks":\[0,1,2,3,4,5,6,7,8,9\]' && fail "eval: listwise in base order" || pass "eval: listwise in base order"
+body "$T/q.mp" | grep -q '"response"' && fail "eval: queries carry no response" || pass "eval: queries carry no response"
+body "$T/q.mp" | grep -vqE '"prefix_len":[0-9]+,"items"' && fail "eval: prefix_len on every query" || pass "eval: prefix_len on every query"
+"$B/promptgen" --quiet --mode eval "${IN[@]}" --candidates "$T/cand.mp" --threads 1 -o "$T/q2.mp"
+same "eval: identical bytes on 1 thread" "$T/q.mp" "$T/q2.mp"
+expect_ok "eval: valid queries" "$B/promptgen" --quiet --mode eval "${IN[@]}" --candidates "$T/cand-valid.mp" --for valid -o "$T/qv.mp"
+expect_fail "eval: --for disagrees with the candidates" 1 "cand-valid.mp:0: field 'params.for'" \
+    "$B/promptgen" --mode eval "${IN[@]}" --candidates "$T/cand-valid.mp" --for test -o "$T/x.mp"
+
+# ---------- leakage guard ----------
+CHK=(--interactions "$T/ia.mp" --catalog "$T/items.mp")
+expect_ok "check: training instructions pass" "$B/promptgen" --check "${CHK[@]}" "$T/tr.mp"
+grep -q "no leakage" "$T/err" && pass "check: says so" || fail "check: says so" "$(cat "$T/err")"
+expect_ok "check: test queries pass (with candidates)" "$B/promptgen" --check "${CHK[@]}" --candidates "$T/cand.mp" "$T/q.mp"
+expect_ok "check: valid queries pass (with candidates)" "$B/promptgen" --check "${CHK[@]}" --candidates "$T/cand-valid.mp" "$T/qv.mp"
+
+# user -> test / valid item, from the interactions
+body "$T/ia.mp" | sed -n 's/.*"user":\([0-9]*\),"item":\([0-9]*\).*"part":"test".*/\1 \2/p' > "$T/test-items"
+body "$T/ia.mp" | sed -n 's/.*"user":\([0-9]*\),"item":\([0-9]*\).*"part":"valid".*/\1 \2/p' > "$T/valid-items"
+title_of() { body "$T/items.mp" | sed -n "s/^{\"item\":$1,\"title\":\"\\([^\"]*\\)\".*/\\1/p"; }
+# craft STREAM OUT LINE SED-EXPR: apply SED-EXPR to data record LINE (1-based) only
+craft() { j "$1" | sed "$(( $3 + 1 ))s$4" | "$B/json2mp" -o "$2"; }
+
+rec=$(body "$T/tr.mp" | sed -n 1p); u=$(sed 's/.*"user":\([0-9]*\),.*/\1/' <<<"$rec"); ti=$(awk -v u="$u" '$1==u{print $2}' "$T/test-items")
+craft "$T/tr.mp" "$T/leak1.mp" 1 "/\"history\":\[[0-9]*/\"history\":[$ti/"
+expect_fail "leak: a test item in a training history" 1 "^promptgen: error: .*leak1.mp:1: field 'history': test item $ti of user $u in the history$" \
+    "$B/promptgen" --check "${CHK[@]}" "$T/leak1.mp"
+vi=$(awk -v u="$u" '$1==u{print $2}' "$T/valid-items")
+craft "$T/tr.mp" "$T/leak2.mp" 1 "/\"history\":\[[0-9]*/\"history\":[$vi/"
+expect_fail "leak: a valid item in a training history" 1 "leak2.mp:1: field 'history': valid item $vi of user $u in the history$" \
+    "$B/promptgen" --check "${CHK[@]}" "$T/leak2.mp"
+tgt=$(sed 's/.*"items":\[\([0-9]*\)\].*/\1/' <<<"$rec")
+craft "$T/tr.mp" "$T/leak3.mp" 1 "/\"history\":\[/\"history\":[$tgt,/"
+expect_fail "leak: a training target in its own history" 1 "leak3.mp:1: field 'items': target item $tgt is in its own history$" \
+    "$B/promptgen" --check "${CHK[@]}" "$T/leak3.mp"
+craft "$T/tr.mp" "$T/leak4.mp" 1 "/\"items\":\[[0-9]*\]/\"items\":[$ti]/"
+expect_fail "leak: a test item as a training target" 1 "leak4.mp:1: field 'items': test item $ti of user $u in a training prompt$" \
+    "$B/promptgen" --check "${CHK[@]}" "$T/leak4.mp"
+tt=$(title_of "$ti" | sed 's/[&/\]/\\&/g')
+craft "$T/tr.mp" "$T/leak5.mp" 1 "/User's historical movie ratings: /User's historical movie ratings: \\\\\"$tt\\\\\": 5; /"
+expect_fail "leak: a test item's title in a training prompt (ids clean)" 1 "leak5.mp:1: field 'prompt': the title of test item $ti of user $u .* is in the prompt$" \
+    "$B/promptgen" --check "${CHK[@]}" "$T/leak5.mp"
+
+qrec=$(body "$T/q.mp" | sed -n 1p); qu=$(sed 's/.*"user":\([0-9]*\),.*/\1/' <<<"$qrec"); qt=$(awk -v u="$qu" '$1==u{print $2}' "$T/test-items")
+craft "$T/q.mp" "$T/leak6.mp" 1 "/\"history\":\[[0-9]*/\"history\":[$qt/"
+expect_fail "leak: a test item in a query history" 1 "leak6.mp:1: field 'history': test item $qt of user $qu in the history$" \
+    "$B/promptgen" --check "${CHK[@]}" "$T/leak6.mp"
+qtt=$(title_of "$qt" | sed 's/[&/\]/\\&/g')
+# the title in every pointwise query of the user (so the prefix stays shared), ids untouched
+j "$T/q.mp" | sed "2,11s/User's historical movie ratings: /User's historical movie ratings: \\\\\"$qtt\\\\\": 5; /" | "$B/json2mp" -o "$T/leak7.mp"
+expect_fail "leak: a test item's title in a query's history section" 1 "leak7.mp:1: field 'prompt': the title of test item $qt of user $qu .* is in the history$" \
+    "$B/promptgen" --check "${CHK[@]}" "$T/leak7.mp"
+qvrec=$(body "$T/qv.mp" | sed -n 1p); qvu=$(sed 's/.*"user":\([0-9]*\),.*/\1/' <<<"$qvrec"); qv=$(awk -v u="$qvu" '$1==u{print $2}' "$T/valid-items")
+craft "$T/qv.mp" "$T/leak8.mp" 1 "/\"history\":\[[0-9]*/\"history\":[$qv/"
+expect_fail "leak: a valid item in a valid query's history" 1 "leak8.mp:1: field 'history': valid item $qv of user $qvu in the history$" \
+    "$B/promptgen" --check "${CHK[@]}" "$T/leak8.mp"
+craft "$T/q.mp" "$T/leak9.mp" 1 "/\"items\":\[[0-9]*\]/\"items\":[$qt]/"
+expect_fail "check: a candidate that is not the user's" 1 "leak9.mp:1: field 'items': item $qt is not user $qu's candidate at rank 0" \
+    "$B/promptgen" --check "${CHK[@]}" --candidates "$T/cand.mp" "$T/leak9.mp"
+craft "$T/q.mp" "$T/leak10.mp" 2 "/Below is an/Above is an/"
+expect_fail "check: one query's prefix differs from the user's others" 1 "leak10.mp:2: field 'prefix_len': the prompt's first [0-9]+ bytes differ" \
+    "$B/promptgen" --check "${CHK[@]}" "$T/leak10.mp"
+j "$T/q.mp" | sed '2d' | "$B/json2mp" -o "$T/leak11.mp"
+expect_fail "check: a candidate without its pointwise query" 1 "user $qu: the pointwise queries cover 9 of the 10 candidates" \
+    "$B/promptgen" --check "${CHK[@]}" --candidates "$T/cand.mp" "$T/leak11.mp"
+expect_fail "check: candidates for another part" 1 "cand-valid.mp:0: field 'params.for'" \
+    "$B/promptgen" --check "${CHK[@]}" --candidates "$T/cand-valid.mp" "$T/q.mp"
+
+# ---------- usage ----------
+expect_ok "--help" "$B/promptgen" --help
+expect_fail "usage: --mode is required" 2 "mode" "$B/promptgen" "${IN[@]}"
+expect_fail "usage: unknown task" 2 "unknown task 'foo'" "$B/promptgen" --mode train "${IN[@]}" --tasks pairwise,foo
+expect_fail "usage: bad sampling" 2 "sampling" "$B/promptgen" --mode train "${IN[@]}" --sampling random
+expect_fail "usage: eval needs candidates" 2 "candidates" "$B/promptgen" --mode eval "${IN[@]}"
+expect_fail "usage: --check needs a stream" 2 "STREAM" "$B/promptgen" --check --interactions "$T/ia.mp"
+expect_fail "check: not a prompt stream" 1 "neither itrek.instructions nor itrek.queries" "$B/promptgen" --check --interactions "$T/ia.mp" "$T/cand.mp"

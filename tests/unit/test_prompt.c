@@ -1,0 +1,292 @@
+/* test_prompt.c - template parsing, exact prompt layout for the three tasks, the shared prefix,
+ * the token budget (oldest history dropped), the rating calibration line, and (with the LLaMA-2
+ * tokenizer from $SHARED) that the shipped templates' prefix ends on a token boundary. */
+#include "harness.h"
+#include "llm/tokenizer.h"
+#include "rec/prompt.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const char TINY[] =
+    "# a comment line, then a blank one\n"
+    "\n"
+    "wrapper = I:{instruction}|IN:{input}|R\\n\n"
+    "item = \"{title}\"\n"
+    "rated_item = {item}={rating}\n"
+    "rated_sep = ;\n"
+    "list_sep = ,\n"
+    "none = -\n"
+    "answer_sep = /\n"
+    "pointwise.instruction = P{min}-{max}\n"
+    "pointwise.history = H[{history}]\\n\n"
+    "pointwise.query = T{target}\n"
+    "pointwise.hint = ~{hint}\n"
+    "pointwise.response = {rating}\n"
+    "pairwise.instruction = Q\n"
+    "pairwise.history = L[{liked}]D[{disliked}]\\n\n"
+    "pairwise.query = {first}>{second}?\n"
+    "pairwise.hint = ~{hint}\n"
+    "pairwise.yes = Y\n"
+    "pairwise.no = N\n"
+    "pairwise.response = {answer}\n"
+    "listwise.instruction = K{k}of{n}\n"
+    "listwise.history = L[{liked}]D[{disliked}]\\n\n"
+    "listwise.query = C[{candidates}]\n"
+    "listwise.hint = ~{hint}\n"
+    "listwise.response = {answer}\n";
+
+static catalog make_catalog(void) {
+    static const char *titles[] = {NULL, "A (2000)", "B", "C", "D", "E", "F", "G", "H", "I", "J", "K", "L"};
+    catalog c;
+    memset(&c, 0, sizeof c);
+    c.n_items = 13;
+    c.by_id = calloc(13, sizeof *c.by_id);
+    for (int i = 1; i < 13; i++) {
+        c.by_id[i].id = i;
+        c.by_id[i].title = strdup(titles[i]);
+        c.count++;
+    }
+    return c;
+}
+
+static void test_parse(void) {
+    prompt_templates t;
+    const char *x =
+        "wrapper = \\s{instruction}\\t{input}\\\\  \n"
+        "item = {{{title}}}\n"
+        "rated_item = a\\\n"
+        "      b{item}{rating}\n";
+    /* the rest of the keys from TINY */
+    size_t n = strlen(x) + sizeof TINY;
+    char *all = malloc(n + 1);
+    strcpy(all, x);
+    const char *rest = strstr(TINY, "rated_sep");
+    strcat(all, rest);
+    templates_parse(&t, all, strlen(all), "inline");
+    CHECK("templates: \\s, \\t, \\\\ escapes; trailing blanks dropped", strcmp(t.text[T_WRAPPER], " {instruction}\t{input}\\") == 0);
+    CHECK("templates: {{ and }} kept escaped until rendering", strcmp(t.text[T_ITEM], "{{{title}}}") == 0);
+    CHECK("templates: continuation line (leading blanks skipped)", strcmp(t.text[T_RATED_ITEM], "ab{item}{rating}") == 0);
+    char *it = prompt_item_text(&t, "Heat (1995)");
+    CHECK("templates: {{ }} render as literal braces", strcmp(it, "{Heat (1995)}") == 0);
+    free(it);
+    templates_free(&t);
+    free(all);
+
+    const char *root = getenv("ITREK_ROOT");
+    char path[4096];
+    snprintf(path, sizeof path, "%s/data/prompts/recranker.tmpl", root ? root : ".");
+    if (access(path, R_OK) == 0) {
+        templates_load(&t, path);
+        CHECK("shipped templates: alpaca wrapper",
+              strncmp(t.text[T_WRAPPER], "Below is an instruction that describes a task, paired with an input that provides further "
+                                          "context. Write a response that appropriately completes the request.\n\n### Instruction:\n{instruction}\n\n### Input:\n{input}\n\n### Response:\n",
+                      400) == 0);
+        CHECK("shipped templates: pairwise answers", strcmp(t.text[T_PAIR_YES], "Yes.") == 0 && strcmp(t.text[T_PAIR_NO], "No.") == 0);
+        templates_free(&t);
+    } else {
+        CHECK("shipped templates found (set ITREK_ROOT)", 0);
+    }
+}
+
+static prompt_env tiny_env(prompt_templates *t, catalog *c) {
+    prompt_env e = {t, c, 1, 5, true, NULL, NULL, 1 << 20, 0};
+    return e;
+}
+
+static void test_layout(void) {
+    prompt_templates t;
+    templates_parse(&t, TINY, strlen(TINY), "tiny");
+    catalog c = make_catalog();
+    prompt_env env = tiny_env(&t, &c);
+    hist_entry h[3] = {{1, 5, 10, HIST_LIKED}, {2, 1, 20, HIST_DISLIKED}, {3, 4, 30, HIST_LIKED}};
+    prompt_query q;
+    memset(&q, 0, sizeof q);
+    q.items[0] = 4;
+    q.items[1] = 5;
+    q.n_items = 2;
+    q.hint_yes = true;
+    q.has_response = true;
+    q.answer_yes = false;
+    prompt_text out;
+    bool over;
+    int d = prompt_build(&env, TASK_PAIRWISE, h, 3, &q, 1, &out, &over);
+    const char *want = "I:Q|IN:L[\"A (2000)\",\"C\"]D[\"B\"]\n\"D\">\"E\"?~Y|R\n";
+    CHECK("pairwise: exact prompt", strcmp(out.prompt, want) == 0);
+    CHECK("pairwise: response", strcmp(out.response, "N") == 0);
+    CHECK("pairwise: prefix ends after the history", out.prefix_len == strlen("I:Q|IN:L[\"A (2000)\",\"C\"]D[\"B\"]\n"));
+    CHECK("pairwise: nothing dropped", d == 0 && !over);
+    CHECK("pairwise: tokens estimated as 1 + ceil(bytes/2)", out.tokens == 1 + (int)((strlen(want) + 1) / 2));
+    prompt_text_free(&out);
+    env.hint = false;
+    prompt_build(&env, TASK_PAIRWISE, h, 3, &q, 1, &out, &over);
+    CHECK("pairwise: --no-hint drops the hint", strcmp(out.prompt, "I:Q|IN:L[\"A (2000)\",\"C\"]D[\"B\"]\n\"D\">\"E\"?|R\n") == 0);
+    prompt_text_free(&out);
+    env.hint = true;
+
+    /* pointwise: three targets over one rated history share the prefix */
+    hist_entry r[2] = {{1, 5, 10, HIST_RATED}, {2, 1.5f, 20, HIST_RATED}};
+    prompt_query pq[3];
+    memset(pq, 0, sizeof pq);
+    for (int k = 0; k < 3; k++) {
+        pq[k].items[0] = 6 + k;
+        pq[k].n_items = 1;
+        pq[k].hint_score = 2.26 + 3 * k; /* 2.26 -> 2.3, 5.26 -> 5.0 (clamped), 8.26 -> 5.0 */
+    }
+    pq[0].has_response = true;
+    pq[0].rating = 4;
+    prompt_text po[3];
+    prompt_build(&env, TASK_POINTWISE, r, 2, pq, 3, po, &over);
+    CHECK("pointwise: exact prompt", strcmp(po[0].prompt, "I:P1-5|IN:H[\"A (2000)\"=5;\"B\"=1.5]\nT\"F\"~2.3|R\n") == 0);
+    CHECK("pointwise: hint clamped to the scale", strstr(po[1].prompt, "~5.0|") != NULL && strstr(po[2].prompt, "~5.0|") != NULL);
+    CHECK("pointwise: response is the rating", strcmp(po[0].response, "4") == 0 && po[1].response == NULL);
+    int same = 1;
+    for (int k = 1; k < 3; k++) same &= po[k].prefix_len == po[0].prefix_len && memcmp(po[k].prompt, po[0].prompt, po[0].prefix_len) == 0;
+    CHECK("pointwise: the queries share their prefix", same);
+    CHECK("pointwise: the prefix ends with a newline", po[0].prompt[po[0].prefix_len - 1] == '\n');
+    for (int k = 0; k < 3; k++) prompt_text_free(&po[k]);
+
+    /* listwise */
+    prompt_query lq;
+    memset(&lq, 0, sizeof lq);
+    for (int k = 0; k < 6; k++) lq.items[k] = 4 + k;
+    lq.n_items = 6;
+    lq.n_hint_top = 2;
+    lq.hint_top[0] = 9;
+    lq.hint_top[1] = 4;
+    lq.has_response = true;
+    lq.n_answer = 3;
+    lq.answer[0] = 5;
+    lq.answer[1] = 4;
+    lq.answer[2] = 8;
+    prompt_build(&env, TASK_LISTWISE, h, 1, &lq, 1, &out, &over);
+    CHECK("listwise: exact prompt", strcmp(out.prompt, "I:K5of6|IN:L[\"A (2000)\"]D[-]\nC[\"D\",\"E\",\"F\",\"G\",\"H\",\"I\"]~\"I\",\"D\"|R\n") == 0);
+    CHECK("listwise: response joined by answer_sep", strcmp(out.response, "\"E\"/\"D\"/\"H\"") == 0);
+    prompt_text_free(&out);
+    templates_free(&t);
+    catalog_free(&c);
+}
+
+static void test_budget(void) {
+    prompt_templates t;
+    templates_parse(&t, TINY, strlen(TINY), "tiny");
+    catalog c = make_catalog();
+    prompt_env env = tiny_env(&t, &c);
+    hist_entry h[10];
+    for (int k = 0; k < 10; k++) h[k] = (hist_entry){1 + k, 5, 100 + k, HIST_LIKED}; /* items 1..10, oldest first */
+    prompt_query q;
+    memset(&q, 0, sizeof q);
+    q.items[0] = 11;
+    q.items[1] = 12;
+    q.n_items = 2;
+    prompt_text full, cut;
+    bool over;
+    prompt_build(&env, TASK_PAIRWISE, h, 10, &q, 1, &full, &over);
+    env.reserve = 7;
+    env.context = full.tokens + 7 - 5; /* 5 tokens too many */
+    int d = prompt_build(&env, TASK_PAIRWISE, h, 10, &q, 1, &cut, &over);
+    CHECK("budget: oldest entries dropped", d > 0 && !over);
+    CHECK("budget: the shortened prompt fits with the reserve", cut.tokens + env.reserve <= env.context);
+    CHECK("budget: the newest entry stays, the oldest goes", strstr(cut.prompt, "\"J\"") && !strstr(cut.prompt, "\"A (2000)\""));
+    prompt_text one_less;
+    int ctx = env.context;
+    env.context = 1 << 20;
+    prompt_build(&env, TASK_PAIRWISE, h + d - 1, 10 - d + 1, &q, 1, &one_less, &over);
+    env.context = ctx;
+    CHECK("budget: dropping one entry fewer would not fit", one_less.tokens + env.reserve > env.context);
+    prompt_text_free(&one_less);
+    prompt_text_free(&cut);
+    env.context = 5;
+    d = prompt_build(&env, TASK_PAIRWISE, h, 10, &q, 1, &cut, &over);
+    CHECK("budget: over budget even without history", over && d == 10 && strstr(cut.prompt, "L[-]") != NULL);
+    prompt_text_free(&cut);
+    /* training: the response counts when longer than the reserve */
+    env.context = full.tokens + 3;
+    env.reserve = 0;
+    q.has_response = true;
+    q.answer_yes = true; /* "Y": 1 + ceil(1/2) = 2 tokens <= 3 */
+    d = prompt_build(&env, TASK_PAIRWISE, h, 10, &q, 1, &cut, &over);
+    CHECK("budget: a short response fits without dropping", d == 0);
+    prompt_text_free(&cut);
+    env.context = full.tokens + 1;
+    d = prompt_build(&env, TASK_PAIRWISE, h, 10, &q, 1, &cut, &over);
+    CHECK("budget: the response's own tokens count", d > 0 && cut.tokens + 2 <= env.context);
+    prompt_text_free(&cut);
+    prompt_text_free(&full);
+    templates_free(&t);
+    catalog_free(&c);
+}
+
+static void test_line(void) {
+    double x[5] = {0, 1, 2, 3, 4}, y[5], a, b;
+    for (int i = 0; i < 5; i++) y[i] = 2 + 3 * x[i];
+    fit_line(x, y, 5, &a, &b);
+    CHECK_NEAR("fit_line: intercept", a, 2, 1e-12);
+    CHECK_NEAR("fit_line: slope", b, 3, 1e-12);
+    double cx[3] = {1, 1, 1}, cy[3] = {1, 2, 6};
+    fit_line(cx, cy, 3, &a, &b);
+    CHECK("fit_line: constant scores give the mean", b == 0 && a == 3);
+}
+
+static int count_llama(void *ctx, const char *s, size_t n) {
+    (void)n;
+    return tok_encode(ctx, s, 1, 0, NULL, 0);
+}
+
+static void test_token_boundary(void) {
+    const char *shared = getenv("SHARED"), *root = getenv("ITREK_ROOT");
+    char tp[4096], mp[4096];
+    snprintf(tp, sizeof tp, "%s/models/llama2-tokenizer/tokenizer.model", shared ? shared : "../shared");
+    snprintf(mp, sizeof mp, "%s/data/prompts/recranker.tmpl", root ? root : ".");
+    if (access(tp, R_OK) != 0 || access(mp, R_OK) != 0) {
+        printf("PASS token boundary: skipped (no LLaMA-2 tokenizer or templates)\n");
+        return;
+    }
+    char err[256];
+    llm_tokenizer *tok = tok_load(tp, err, sizeof err);
+    CHECK("token boundary: tokenizer loads", tok != NULL);
+    if (!tok) return;
+    prompt_templates t;
+    templates_load(&t, mp);
+    catalog c = make_catalog();
+    free(c.by_id[1].title);
+    c.by_id[1].title = strdup("Usual Suspects, The (1995)");
+    free(c.by_id[2].title);
+    c.by_id[2].title = strdup("Á köldum klaka (Cold Fever) (1994)");
+    prompt_env env = {&t, &c, 1, 5, true, count_llama, tok, 1024, 128};
+    hist_entry h[4] = {{1, 5, 1, HIST_LIKED}, {2, 1, 2, HIST_DISLIKED}, {3, 4, 3, HIST_LIKED}, {9, 2, 4, HIST_DISLIKED}};
+    hist_entry hr[4] = {{1, 5, 1, HIST_RATED}, {2, 1, 2, HIST_RATED}, {3, 4, 3, HIST_RATED}, {9, 2, 4, HIST_RATED}};
+    int ok = 1, ids[4096], pids[4096];
+    for (int task = 0; task < TASK_COUNT; task++) {
+        prompt_query q;
+        memset(&q, 0, sizeof q);
+        q.n_items = task == TASK_POINTWISE ? 1 : task == TASK_PAIRWISE ? 2 : 6;
+        for (int k = 0; k < q.n_items; k++) q.items[k] = 4 + k;
+        q.hint_score = 3.7;
+        q.n_hint_top = 5;
+        for (int k = 0; k < 5; k++) q.hint_top[k] = 5 + k;
+        prompt_text out;
+        bool over;
+        prompt_build(&env, (prompt_task)task, task == TASK_POINTWISE ? hr : h, 4, &q, 1, &out, &over);
+        int n = tok_encode(tok, out.prompt, 1, 0, ids, 4096);
+        char *prefix = strndup(out.prompt, out.prefix_len);
+        int np = tok_encode(tok, prefix, 1, 0, pids, 4096);
+        ok &= n == out.tokens && np < n && memcmp(ids, pids, sizeof *ids * (size_t)np) == 0;
+        free(prefix);
+        prompt_text_free(&out);
+    }
+    CHECK("token boundary: LLaMA-2 tokens of the prefix begin the prompt's tokens (3 tasks)", ok);
+    templates_free(&t);
+    catalog_free(&c);
+    tok_free(tok);
+}
+
+int main(void) {
+    test_parse();
+    test_layout();
+    test_budget();
+    test_line();
+    test_token_boundary();
+    return 0;
+}
