@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 static const char USAGE[] =
@@ -26,9 +27,12 @@ static const char USAGE[] =
     "  tokenize --model M (--text TEXT | --file F) [--bos]\n"
     "                     token ids, one line per input line\n"
     "  bench --model M    prefill and decode tokens/s, batch 1 and larger, with and without prefix sharing\n"
+    "  init --config config.json [--tokenizer tokenizer.model] OUTDIR\n"
+    "                     write a randomly initialised model (normal(0, --init-std 0.02), norms 1; --seed)\n"
     "Options:\n"
     "  --model M          Hugging Face directory, .gguf file or llama2.c .bin checkpoint\n"
-    "  --adapter DIR      LoRA adapter (PEFT layout); not supported yet\n"
+    "  --adapter DIR      LoRA adapter (PEFT layout), applied on the fly\n"
+    "  --merge            merge the adapter into the weights instead (before --int8 quantisation)\n"
     "  --int8             hold the linear layers as int8 (per-row absmax)\n"
     "  -n, --max-new N    new tokens at most (default 128)\n"
     "  --temperature T    0 = greedy (default 0)\n"
@@ -39,11 +43,12 @@ static const char USAGE[] =
     "Exit status: 0 success, 1 bad data or I/O failure, 2 usage error.\n";
 
 enum { OPT_MODEL = OPT_FIRST_STAGE, OPT_PROMPT, OPT_IDS, OPT_TEMP, OPT_TOPK, OPT_TOPP, OPT_PRINT_IDS, OPT_INT8,
-       OPT_TEXT, OPT_FILE, OPT_BOS, OPT_ADAPTER, OPT_NO_STOP };
+       OPT_TEXT, OPT_FILE, OPT_BOS, OPT_ADAPTER, OPT_NO_STOP, OPT_MERGE, OPT_CONFIG, OPT_TOKENIZER, OPT_INIT_STD };
 
 typedef struct {
-    const char *model, *prompt, *ids, *text, *file, *adapter;
-    int print_ids, int8, bos;
+    const char *model, *prompt, *ids, *text, *file, *adapter, *config, *tokenizer;
+    int print_ids, int8, bos, merge;
+    double init_std;
     llm_sampling s;
     cli_common cc;
 } opts;
@@ -70,7 +75,8 @@ static int *parse_ids(const char *s, int *n) {
 static llm_model *load(const opts *o) {
     if (!o->model) die_usage(USAGE, "--model is required");
     char err[1024];
-    llm_load_opts lo = {.int8 = o->int8, .threads = o->cc.threads, .adapter = o->adapter};
+    if (o->merge && !o->adapter) die_usage(USAGE, "--merge needs --adapter");
+    llm_load_opts lo = {.int8 = o->int8, .threads = o->cc.threads, .adapter = o->adapter, .merge = o->merge};
     llm_model *m = llm_load(o->model, &lo, err, sizeof err);
     if (!m) die("%s", err);
     return m;
@@ -271,9 +277,43 @@ static void cmd_bench(const opts *o) {
     llm_free(m);
 }
 
+static void cmd_init(const opts *o, const char *outdir) {
+    if (!o->config) die_usage(USAGE, "init needs --config");
+    char err[1024];
+    llm_config c;
+    if (llm_config_load(o->config, &c, err, sizeof err) != 0) die("%s", err);
+    llm_tokenizer *t = NULL;
+    if (o->tokenizer) {
+        if (!(t = tok_load(o->tokenizer, err, sizeof err))) die("%s", err);
+        if (tok_vocab_size(t) > c.vocab_size)
+            die_at(o->tokenizer, -1, "%d tokens, the config's vocab_size is %d", tok_vocab_size(t), c.vocab_size);
+        if (c.bos_id < 0 && tok_bos(t) >= 0) c.bos_id = tok_bos(t);
+        if (c.eos_id < 0 && tok_eos(t) >= 0) c.eos_id = tok_eos(t);
+    }
+    llm_model *m = llm_init_random(&c, (float)o->init_std, o->cc.seed, o->cc.threads);
+    if (mkdir(outdir, 0777) != 0 && errno != EEXIST) die_at(outdir, -1, "%s", strerror(errno));
+    if (llm_save_hf(m, outdir, err, sizeof err) != 0) die("%s", err);
+    if (t) {
+        char path[4200];
+        snprintf(path, sizeof path, "%s/tokenizer.model", outdir);
+        FILE *in = fopen(o->tokenizer, "rb"), *out = fopen(path, "wb"); /* a byte copy */
+        if (!in) die_at(o->tokenizer, -1, "%s", strerror(errno));
+        if (!out) die_at(path, -1, "%s", strerror(errno));
+        char buf[65536];
+        size_t k;
+        while ((k = fread(buf, 1, sizeof buf, in)) > 0)
+            if (fwrite(buf, 1, k, out) != k) die_at(path, -1, "write failed");
+        if (ferror(in)) die_at(o->tokenizer, -1, "read error");
+        fclose(in);
+        if (fclose(out) != 0) die_at(path, -1, "write failed");
+        tok_free(t);
+    }
+    llm_free(m);
+}
+
 int main(int argc, char **argv) {
     err_set_prog(argv[0]);
-    opts o = {.s = llm_sampling_default()};
+    opts o = {.s = llm_sampling_default(), .init_std = 0.02};
     cli_common_init(&o.cc);
     if (argc < 2) die_usage(USAGE, "missing command");
     const char *cmd = argv[1];
@@ -287,6 +327,8 @@ int main(int argc, char **argv) {
         {"int8", no_argument, 0, OPT_INT8},           {"text", required_argument, 0, OPT_TEXT},
         {"file", required_argument, 0, OPT_FILE},     {"bos", no_argument, 0, OPT_BOS},
         {"adapter", required_argument, 0, OPT_ADAPTER}, {"no-stop", no_argument, 0, OPT_NO_STOP},
+        {"merge", no_argument, 0, OPT_MERGE},         {"config", required_argument, 0, OPT_CONFIG},
+        {"tokenizer", required_argument, 0, OPT_TOKENIZER}, {"init-std", required_argument, 0, OPT_INIT_STD},
         CLI_COMMON_OPTIONS,                           {0, 0, 0, 0}};
     int c;
     opterr = 0;
@@ -310,6 +352,10 @@ int main(int argc, char **argv) {
         case OPT_BOS: o.bos = 1; break;
         case OPT_ADAPTER: o.adapter = optarg; break;
         case OPT_NO_STOP: o.s.stop_eos = 0; break;
+        case OPT_MERGE: o.merge = 1; break;
+        case OPT_CONFIG: o.config = optarg; break;
+        case OPT_TOKENIZER: o.tokenizer = optarg; break;
+        case OPT_INIT_STD: o.init_std = cli_double("--init-std", optarg, 0, 10, USAGE); break;
         case ':': die_usage(USAGE, "option '%s' needs a value", argv[optind - 1]);
         case '?': die_usage(USAGE, "unknown option '%s'", argv[optind - 1]);
         default: cli_common_opt(c, optarg, &o.cc, USAGE);
@@ -320,6 +366,9 @@ int main(int argc, char **argv) {
         if (argc - optind != 3) die_usage(USAGE, "convert-llama2c takes MODEL.bin TOKENIZER.bin OUTDIR");
         char err[1024];
         if (llm_convert_llama2c(argv[optind], argv[optind + 1], argv[optind + 2], err, sizeof err) != 0) die("%s", err);
+    } else if (strcmp(cmd, "init") == 0) {
+        if (argc - optind != 1) die_usage(USAGE, "init takes OUTDIR");
+        cmd_init(&o, argv[optind]);
     } else {
         if (optind < argc) die_usage(USAGE, "unexpected argument '%s'", argv[optind]);
         if (strcmp(cmd, "generate") == 0) cmd_generate(&o);

@@ -8,7 +8,7 @@
  * of C floats. A weight is (rows = out_features, cols = in_features) as PyTorch stores
  * nn.Linear.weight, so matmul computes y = x W^T. Pointers passed to a backend are what
  * that backend's alloc returned (host memory for the CPU backend).
- * The backward kernels for LoRA training are to be added here next to their forward ones.
+ * The training kernels (backward of each forward step, used by train.c) follow the forward ones.
  */
 #ifndef ITREK_LLM_BACKEND_H
 #define ITREK_LLM_BACKEND_H
@@ -44,6 +44,21 @@ typedef struct {
     int n_spans;
 } llm_attn_item;
 
+/* Training attention over sequences packed as consecutive rows (no KV cache): sequence s
+ * holds rows off[s] .. off[s]+len[s]-1 at positions 0 .. len[s]-1, causal within itself.
+ * The forward writes out and lse (the log-sum-exp of each row's scaled scores, per head);
+ * the backward recomputes the probabilities from lse and writes dq, dk, dv (overwritten). */
+typedef struct {
+    int n_seq;
+    const int *off, *len;
+    int n_heads, n_kv_heads, head_dim;
+    const float *q, *k, *v; /* (T,n_heads*hd) rotated, (T,kvd) rotated, (T,kvd) */
+    float *out;             /* (T,n_heads*hd) */
+    float *lse;             /* (T,n_heads) */
+    const float *dout;      /* backward: (T,n_heads*hd) */
+    float *dq, *dk, *dv;    /* backward: (T,qd) (T,kvd) (T,kvd) */
+} llm_train_attn;
+
 typedef struct llm_backend {
     const char *name;
     void (*set_threads)(int n);
@@ -65,6 +80,20 @@ typedef struct llm_backend {
     void (*swiglu)(float *g, const float *u, size_t n);
     /* y += x, n floats */
     void (*add)(float *y, const float *x, size_t n);
+
+    /* ---- training kernels ---- */
+    /* row-major C (M,N) = alpha op(A) op(B) + beta C, op(X) = X^T when tX (BLAS sgemm) */
+    void (*gemm)(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
+                 float beta, float *C, int ldc);
+    /* dx (T,cols) = dy (T,rows) W (fp32 or int8 W); added into dx when accumulate */
+    void (*matmul_dx)(float *dx, const float *dy, const llm_weight *w, int T, int accumulate);
+    /* backward of rmsnorm: dx += dL/dx; dw += dL/dw unless dw is NULL */
+    void (*rmsnorm_backward)(float *dx, float *dw, const float *dy, const float *x, const float *w, int T, int C,
+                             float eps);
+    /* backward of h = silu(g) u: dg = dh u silu'(g), du = dh silu(g) (overwritten) */
+    void (*swiglu_backward)(float *dg, float *du, const float *dh, const float *g, const float *u, size_t n);
+    void (*attention_train)(const llm_train_attn *a);
+    void (*attention_backward)(const llm_train_attn *a);
 } llm_backend;
 
 const llm_backend *llm_backend_cpu(void);

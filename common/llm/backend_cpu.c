@@ -291,6 +291,157 @@ static void cpu_add(float *y, const float *x, size_t n) {
     for (size_t i = 0; i < n; i++) y[i] += x[i];
 }
 
+
+/* ---- training kernels ---- */
+
+static void cpu_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
+                     float beta, float *C, int ldc) {
+    if (M <= 0 || N <= 0) return;
+    if (K <= 0) { /* C = beta C */
+        for (int i = 0; i < M; i++)
+            for (int j = 0; j < N; j++) C[(size_t)i * ldc + j] = beta == 0 ? 0 : beta * C[(size_t)i * ldc + j];
+        return;
+    }
+    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda,
+                B, ldb, beta, C, ldc);
+}
+
+/* dx (T,K) (+)= dy (T,N) W (N,K); int8 W is dequantised in blocks of rows (about 1 MiB). */
+static void cpu_matmul_dx(float *dx, const float *dy, const llm_weight *w, int T, int accumulate) {
+    int N = w->rows, K = w->cols;
+    if (T <= 0) return;
+    if (w->f) {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, K, N, 1.0f, dy, N, w->f, K, accumulate ? 1.0f : 0.0f,
+                    dx, K);
+        return;
+    }
+    int rb = (1 << 18) / (K > 0 ? K : 1);
+    if (rb < 8) rb = 8;
+    if (rb > N) rb = N;
+    float *buf = xmalloc((size_t)rb * K * sizeof *buf);
+    for (int r0 = 0; r0 < N; r0 += rb) {
+        int nr = r0 + rb <= N ? rb : N - r0;
+        for (int r = 0; r < nr; r++) {
+            const int8_t *q = w->q + (size_t)(r0 + r) * K;
+            float s = w->scale[r0 + r], *d = buf + (size_t)r * K;
+            for (int k = 0; k < K; k++) d[k] = (float)q[k] * s;
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, K, nr, 1.0f, dy + r0, N, buf, K,
+                    (accumulate || r0 > 0) ? 1.0f : 0.0f, dx, K);
+    }
+    free(buf);
+}
+
+static void cpu_rmsnorm_backward(float *dx, float *dw, const float *dy, const float *x, const float *w, int T, int C,
+                                 float eps) {
+    for (int t = 0; t < T; t++) {
+        const float *xt = x + (size_t)t * C, *gt = dy + (size_t)t * C;
+        float *dxt = dx + (size_t)t * C;
+        double ss = 0, dot = 0;
+        for (int i = 0; i < C; i++) ss += (double)xt[i] * xt[i];
+        float inv = (float)(1.0 / sqrt(ss / C + eps)); /* as the forward computes it */
+        for (int i = 0; i < C; i++) dot += (double)w[i] * gt[i] * xt[i];
+        float c = (float)(dot * (double)inv * inv * inv / C);
+        for (int i = 0; i < C; i++) dxt[i] += inv * w[i] * gt[i] - c * xt[i];
+        if (dw)
+            for (int i = 0; i < C; i++) dw[i] += gt[i] * xt[i] * inv;
+    }
+}
+
+static void cpu_swiglu_backward(float *dg, float *du, const float *dh, const float *g, const float *u, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        float sg = 1.0f / (1.0f + expf(-g[i])), si = g[i] * sg;
+        du[i] = dh[i] * si;
+        dg[i] = dh[i] * u[i] * sg * (1.0f + g[i] * (1.0f - sg));
+    }
+}
+
+/* Scores S (L,L) = scale Q_h K^T with the causal mask applied through lse or a softmax. */
+static void att_scores(const llm_train_attn *a, int s, int h, float *S) {
+    int L = a->len[s], hd = a->head_dim, qd = a->n_heads * hd, kvd = a->n_kv_heads * hd;
+    int kvh = h / (a->n_heads / a->n_kv_heads);
+    size_t o = (size_t)a->off[s];
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, L, L, hd, 1.0f / sqrtf((float)hd), a->q + o * qd + (size_t)h * hd,
+                qd, a->k + o * kvd + (size_t)kvh * hd, kvd, 0.0f, S, L);
+}
+
+static void cpu_attention_train(const llm_train_attn *a) {
+    int hd = a->head_dim, qd = a->n_heads * hd, kvd = a->n_kv_heads * hd, maxL = 0;
+    for (int s = 0; s < a->n_seq; s++) if (a->len[s] > maxL) maxL = a->len[s];
+    float *S = xmalloc((size_t)maxL * maxL * sizeof *S + 1);
+    for (int s = 0; s < a->n_seq; s++) {
+        int L = a->len[s];
+        size_t o = (size_t)a->off[s];
+        if (L <= 0) continue;
+        for (int h = 0; h < a->n_heads; h++) {
+            int kvh = h / (a->n_heads / a->n_kv_heads);
+            att_scores(a, s, h, S);
+            for (int i = 0; i < L; i++) {
+                float *row = S + (size_t)i * L, mx = -INFINITY, sum = 0;
+                for (int j = 0; j <= i; j++) if (row[j] > mx) mx = row[j];
+                for (int j = 0; j <= i; j++) { row[j] = expf(row[j] - mx); sum += row[j]; }
+                float inv = 1.0f / sum;
+                for (int j = 0; j <= i; j++) row[j] *= inv;
+                for (int j = i + 1; j < L; j++) row[j] = 0;
+                a->lse[(o + (size_t)i) * a->n_heads + h] = mx + logf(sum);
+            }
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, L, hd, L, 1.0f, S, L, a->v + o * kvd + (size_t)kvh * hd,
+                        kvd, 0.0f, a->out + o * qd + (size_t)h * hd, qd);
+        }
+    }
+    free(S);
+}
+
+static void cpu_attention_backward(const llm_train_attn *a) {
+    int hd = a->head_dim, qd = a->n_heads * hd, kvd = a->n_kv_heads * hd, maxL = 0;
+    float scale = 1.0f / sqrtf((float)hd);
+    for (int s = 0; s < a->n_seq; s++) if (a->len[s] > maxL) maxL = a->len[s];
+    float *P = xmalloc((size_t)maxL * maxL * sizeof *P + 1), *dP = xmalloc((size_t)maxL * maxL * sizeof *dP + 1);
+    float *D = xmalloc((size_t)maxL * sizeof *D + 1);
+    for (int s = 0; s < a->n_seq; s++) {
+        int L = a->len[s];
+        size_t o = (size_t)a->off[s];
+        if (L <= 0) continue;
+        for (int i = 0; i < L; i++) { /* zero this sequence's dk, dv rows */
+            memset(a->dk + (o + (size_t)i) * kvd, 0, (size_t)kvd * sizeof(float));
+            memset(a->dv + (o + (size_t)i) * kvd, 0, (size_t)kvd * sizeof(float));
+        }
+        for (int h = 0; h < a->n_heads; h++) {
+            int kvh = h / (a->n_heads / a->n_kv_heads);
+            const float *Qh = a->q + o * qd + (size_t)h * hd, *Kh = a->k + o * kvd + (size_t)kvh * hd,
+                        *Vh = a->v + o * kvd + (size_t)kvh * hd, *dO = a->dout + o * qd + (size_t)h * hd,
+                        *Oh = a->out + o * qd + (size_t)h * hd;
+            att_scores(a, s, h, P);
+            for (int i = 0; i < L; i++) { /* P = exp(S - lse), causal */
+                float *row = P + (size_t)i * L, l = a->lse[(o + (size_t)i) * a->n_heads + h];
+                for (int j = 0; j <= i; j++) row[j] = expf(row[j] - l);
+                for (int j = i + 1; j < L; j++) row[j] = 0;
+                float d = 0;
+                for (int e = 0; e < hd; e++) d += dO[(size_t)i * qd + e] * Oh[(size_t)i * qd + e];
+                D[i] = d;
+            }
+            // dV_h (L,hd) += P^T dO
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, L, hd, L, 1.0f, P, L, dO, qd, 1.0f,
+                        a->dv + o * kvd + (size_t)kvh * hd, kvd);
+            // dP (L,L) = dO V^T
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, L, L, hd, 1.0f, dO, qd, Vh, kvd, 0.0f, dP, L);
+            for (int i = 0; i < L; i++) { /* dS = P (dP - D) */
+                float *pr = P + (size_t)i * L, *dr = dP + (size_t)i * L;
+                for (int j = 0; j <= i; j++) dr[j] = pr[j] * (dr[j] - D[i]);
+                for (int j = i + 1; j < L; j++) dr[j] = 0;
+            }
+            // dQ_h = scale dS K ; dK += scale dS^T Q_h
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, L, hd, L, scale, dP, L, Kh, kvd, 0.0f,
+                        a->dq + o * qd + (size_t)h * hd, qd);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, L, hd, L, scale, dP, L, Qh, qd, 1.0f,
+                        a->dk + o * kvd + (size_t)kvh * hd, kvd);
+        }
+    }
+    free(P);
+    free(dP);
+    free(D);
+}
+
 static const llm_backend cpu = {
     .name = "cpu",
     .set_threads = cpu_set_threads,
@@ -303,6 +454,12 @@ static const llm_backend cpu = {
     .attention = cpu_attention,
     .swiglu = cpu_swiglu,
     .add = cpu_add,
+    .gemm = cpu_gemm,
+    .matmul_dx = cpu_matmul_dx,
+    .rmsnorm_backward = cpu_rmsnorm_backward,
+    .swiglu_backward = cpu_swiglu_backward,
+    .attention_train = cpu_attention_train,
+    .attention_backward = cpu_attention_backward,
 };
 
 const llm_backend *llm_backend_cpu(void) { return &cpu; }

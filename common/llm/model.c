@@ -10,7 +10,9 @@
 #include <unistd.h>
 
 #include "io/err.h"
+#include "io/rng.h"
 #include "llm/gguf.h"
+#include "llm/lora.h"
 #include "llm/safetensors.h"
 
 /* ---------------------------------------------------------------- weights */
@@ -364,8 +366,97 @@ static llm_model *load_gguf(const char *path, const llm_load_opts *o, char *err,
     return m;
 }
 
+static llm_model *load_base(const char *path, const llm_load_opts *o, char *err, size_t errlen);
+
+llm_weight *llm_layer_weight(llm_layer *Y, int mod) {
+    llm_weight *ws[] = {&Y->wq, &Y->wk, &Y->wv, &Y->wo, &Y->w_gate, &Y->w_up, &Y->w_down};
+    return mod >= 0 && mod < LLM_N_MODS ? ws[mod] : NULL;
+}
+
+int llm_set_adapter(llm_model *m, llm_lora *a, char *err, size_t errlen) {
+    if (a) {
+        if (a->n_layers != m->cfg.n_layers) {
+            snprintf(err, errlen, "adapter has %d layers, the model %d", a->n_layers, m->cfg.n_layers);
+            return -1;
+        }
+        for (int l = 0; l < a->n_layers; l++)
+            for (int mod = 0; mod < LLM_N_MODS; mod++) {
+                const llm_weight *w = llm_layer_weight(&m->layers[l], mod);
+                const llm_lora_ab *p = llm_lora_at(a, l, mod);
+                if (p->A && (p->in != w->cols || p->out != w->rows)) {
+                    snprintf(err, errlen, "adapter layer %d %s is (%d, %d), the model's weight (%d, %d)", l,
+                             llm_mod_name(mod), p->out, p->in, w->rows, w->cols);
+                    return -1;
+                }
+            }
+    }
+    if (m->lora && m->lora != a) llm_lora_free(m->lora);
+    m->lora = a;
+    return 0;
+}
+
 llm_model *llm_load(const char *path, const llm_load_opts *o, char *err, size_t errlen) {
-    if (o && o->adapter) { snprintf(err, errlen, "%s: LoRA adapters are not supported yet", o->adapter); return NULL; }
+    if (!o || !o->adapter) return load_base(path, o, err, errlen);
+    llm_load_opts o2 = *o;
+    o2.adapter = NULL;
+    if (o->merge) o2.int8 = 0; /* merge into fp32, then quantise */
+    llm_model *m = load_base(path, &o2, err, errlen);
+    if (!m) return NULL;
+    char e2[1024];
+    llm_lora *a = llm_lora_load(o->adapter, &m->cfg, e2, sizeof e2);
+    if (!a) { snprintf(err, errlen, "%s", e2); llm_free(m); return NULL; }
+    if (llm_set_adapter(m, a, e2, sizeof e2) != 0) {
+        snprintf(err, errlen, "%s: %s", o->adapter, e2);
+        llm_lora_free(a);
+        llm_free(m);
+        return NULL;
+    }
+    if (o->merge) {
+        for (int l = 0; l < m->cfg.n_layers; l++)
+            for (int mod = 0; mod < LLM_N_MODS; mod++) {
+                llm_weight *w = llm_layer_weight(&m->layers[l], mod);
+                llm_lora_merge_weight(a, l, mod, w);
+                if (o->int8) llm_weight_quantize(w);
+            }
+        if (o->int8) m->int8 = 1;
+        llm_set_adapter(m, NULL, e2, sizeof e2);
+    }
+    return m;
+}
+
+llm_model *llm_init_random(const llm_config *c, float std, uint64_t seed, int threads) {
+    llm_model *m = model_alloc(c);
+    size_t C = (size_t)c->dim, V = (size_t)c->vocab_size;
+    uint64_t stream = 0;
+    rng_t g;
+#define FILL(p, n) do { rng_init(&g, seed, stream++); for (size_t i_ = 0; i_ < (n); i_++) (p)[i_] = (float)(std * rng_normal(&g)); } while (0)
+    m->embed = xmalloc(V * C * sizeof(float));
+    FILL(m->embed, V * C);
+    for (int l = 0; l < c->n_layers; l++) {
+        llm_layer *Y = &m->layers[l];
+        for (int mod = 0; mod < LLM_N_MODS; mod++) {
+            llm_weight *w = llm_layer_weight(Y, mod);
+            llm_mod_shape(c, mod, &w->rows, &w->cols);
+            w->f = xmalloc((size_t)w->rows * w->cols * sizeof(float));
+            FILL(w->f, (size_t)w->rows * w->cols);
+        }
+        Y->attn_norm = xmalloc(C * sizeof(float));
+        Y->ffn_norm = xmalloc(C * sizeof(float));
+        for (size_t i = 0; i < C; i++) Y->attn_norm[i] = Y->ffn_norm[i] = 1.0f;
+    }
+    m->norm = xmalloc(C * sizeof(float));
+    for (size_t i = 0; i < C; i++) m->norm[i] = 1.0f;
+    if (!c->tie_embeddings) {
+        m->lm_head = (llm_weight){.rows = (int)V, .cols = (int)C, .f = xmalloc(V * C * sizeof(float))};
+        FILL(m->lm_head.f, V * C);
+    }
+#undef FILL
+    llm_load_opts o = {.threads = threads};
+    model_finish(m, &o);
+    return m;
+}
+
+static llm_model *load_base(const char *path, const llm_load_opts *o, char *err, size_t errlen) {
     struct stat sb;
     if (stat(path, &sb) != 0) { snprintf(err, errlen, "%s: %s", path, strerror(errno)); return NULL; }
     if (S_ISDIR(sb.st_mode)) return load_hf(path, o, err, errlen);
@@ -396,6 +487,7 @@ void llm_free(llm_model *m) {
     free(m->embed);
     free(m->norm);
     if (m->tok) tok_free(m->tok);
+    llm_lora_free(m->lora);
     workspace_free(m->ws);
     free(m);
 }
@@ -557,6 +649,12 @@ static llm_workspace *ws_get(llm_model *m, size_t T, size_t R) {
     return w;
 }
 
+/* y = x W^T, plus the adapter's s (x A^T) B^T when one is attached (one test when none). */
+static inline void lin(llm_model *m, int l, int mod, float *y, const float *x, const llm_weight *W, int T) {
+    m->be->matmul(y, x, W, T);
+    if (m->lora) llm_lora_apply(m->lora, m->be, l, mod, y, x, T);
+}
+
 int llm_forward(llm_model *m, llm_batch *b, int nb, char *err, size_t errlen) {
     const llm_config *c = &m->cfg;
     const llm_backend *be = m->be;
@@ -603,9 +701,9 @@ int llm_forward(llm_model *m, llm_batch *b, int nb, char *err, size_t errlen) {
         const llm_layer *Y = &m->layers[l];
         // attention block
         be->rmsnorm(w->xb, w->x, Y->attn_norm, nT, C, c->norm_eps); // xb (T,C)
-        be->matmul(w->q, w->xb, &Y->wq, nT);                       // q (T,qd)
-        be->matmul(w->k, w->xb, &Y->wk, nT);                       // k (T,kvd)
-        be->matmul(w->v, w->xb, &Y->wv, nT);                       // v (T,kvd)
+        lin(m, l, LLM_MOD_Q, w->q, w->xb, &Y->wq, nT);             // q (T,qd)
+        lin(m, l, LLM_MOD_K, w->k, w->xb, &Y->wk, nT);                       // k (T,kvd)
+        lin(m, l, LLM_MOD_V, w->v, w->xb, &Y->wv, nT);                       // v (T,kvd)
         be->rope(w->q, w->pos, nT, c->n_heads, hd, c->rope_theta);
         be->rope(w->k, w->pos, nT, c->n_kv_heads, hd, c->rope_theta);
         t0 = 0;
@@ -625,14 +723,14 @@ int llm_forward(llm_model *m, llm_batch *b, int nb, char *err, size_t errlen) {
             t0 += (size_t)b[i].n;
         }
         be->attention(items, ni, c->n_heads, c->n_kv_heads, hd); // att (T,qd)
-        be->matmul(w->xb, w->att, &Y->wo, nT);                   // xb (T,C)
+        lin(m, l, LLM_MOD_O, w->xb, w->att, &Y->wo, nT);                 // xb (T,C)
         be->add(w->x, w->xb, T * (size_t)C);                     // residual
         // feed-forward block (SwiGLU)
         be->rmsnorm(w->xb, w->x, Y->ffn_norm, nT, C, c->norm_eps); // xb (T,C)
-        be->matmul(w->h1, w->xb, &Y->w_gate, nT);                  // h1 (T,H)
-        be->matmul(w->h3, w->xb, &Y->w_up, nT);                    // h3 (T,H)
+        lin(m, l, LLM_MOD_GATE, w->h1, w->xb, &Y->w_gate, nT);                  // h1 (T,H)
+        lin(m, l, LLM_MOD_UP, w->h3, w->xb, &Y->w_up, nT);                    // h3 (T,H)
         be->swiglu(w->h1, w->h3, T * (size_t)H);                   // h1 = silu(h1) * h3
-        be->matmul(w->xb, w->h1, &Y->w_down, nT);                  // xb (T,C)
+        lin(m, l, LLM_MOD_DOWN, w->xb, w->h1, &Y->w_down, nT);                  // xb (T,C)
         be->add(w->x, w->xb, T * (size_t)C);                       // residual
     }
     for (int i = 0; i < nb; i++) b[i].seq->n += b[i].n;

@@ -31,6 +31,7 @@ typedef struct {
 } llm_layer;
 
 typedef struct llm_workspace llm_workspace;
+struct llm_lora;
 
 typedef struct llm_model {
     llm_config cfg;
@@ -43,12 +44,14 @@ typedef struct llm_model {
     int int8;           /* linear layers held as int8 */
     int threads;
     llm_workspace *ws;
+    struct llm_lora *lora; /* adapter applied on the fly (lora.h), owned by the model; NULL: none */
 } llm_model;
 
 typedef struct {
     int int8;            /* quantise q,k,v,o,gate,up,down to int8 (per-row absmax) on load */
     int threads;         /* 0: the backend's default */
-    const char *adapter; /* LoRA adapter directory (PEFT layout); reserved, must be NULL for now */
+    const char *adapter; /* LoRA adapter directory (PEFT layout), applied on the fly; NULL: none */
+    int merge;           /* with adapter: merge it into the weights (before any int8 quantisation) */
 } llm_load_opts;
 
 /* path: a Hugging Face directory (config.json, model.safetensors or shards, optional
@@ -61,6 +64,16 @@ void llm_set_threads(llm_model *m, int n);
 /* Write config.json and model.safetensors (F32, Hugging Face names) into dir (must exist).
  * The model must hold fp32 weights. */
 int llm_save_hf(const llm_model *m, const char *dir, char *err, size_t errlen);
+
+/* A model with random weights (Hugging Face LlamaPreTrainedModel's init: every linear and the
+ * embedding normal(0, std), norms 1), tensor i drawn from io/rng.h (seed, stream = i). */
+llm_model *llm_init_random(const llm_config *c, float std, uint64_t seed, int threads);
+/* Attach an adapter for on-the-fly application (the model takes ownership; NULL detaches and
+ * frees the old one). -1 with a reason when its shapes do not fit the model. */
+int llm_set_adapter(llm_model *m, struct llm_lora *a, char *err, size_t errlen);
+
+/* The linear weight of module mod (lora.h's LLM_MOD_Q .. LLM_MOD_DOWN) of a block. */
+llm_weight *llm_layer_weight(llm_layer *Y, int mod);
 
 /* Quantise a fp32 weight in place to int8 with one absmax scale per row (frees .f). */
 void llm_weight_quantize(llm_weight *w);

@@ -20,7 +20,7 @@ expect_fail bad-ids 2 'not a list of token ids' "$LLM" generate --model "$G" --i
 expect_fail ids-out-of-vocab 2 'outside the vocabulary' "$LLM" generate --model "$G" --ids "1 512"
 expect_fail prompt-and-ids 2 'exactly one of' "$LLM" generate --model "$G" --ids 1 --prompt hi
 expect_fail missing-model 1 '^llm: error: /nonexistent: ' "$LLM" generate --model /nonexistent --ids 1
-expect_fail adapter-not-yet 1 '^llm: error: .*LoRA adapters are not supported yet' "$LLM" generate --model "$G" --ids 1 --adapter "$T"
+expect_fail adapter-missing 1 '^llm: error: .*adapter_config.json' "$LLM" generate --model "$G" --ids 1 --adapter "$T"
 
 # convert and the reference greedy ids / text
 expect_ok convert "$LLM" convert-llama2c "$M/stories260K.bin" "$M/tok512.bin" "$T/hf"

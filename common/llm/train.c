@@ -1,0 +1,429 @@
+/* train.c - the training forward and backward (LoRA or full-parameter), llama2.c style:
+ * one function per direction, each step with its shape, written against backend.h. */
+#include "llm/train.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "io/err.h"
+#include "io/rng.h"
+
+#define LOSS_CHUNK 128 /* rows of logits computed at a time (bounds memory at CHUNK x V) */
+
+typedef struct {
+    float *xn1, *q, *k, *v, *att, *lse, *x2, *xn2, *g, *u, *h;
+    float *lu[LLM_N_MODS]; /* LoRA: (T, r) = dropout(x) A^T per adapted module */
+} acts;
+
+struct llm_trainer {
+    llm_model *m;
+    llm_lora *lora;
+    llm_trainer_opts o;
+    const llm_backend *be;
+    int L, C, H, V, qd, kvd, nh, nkv, hd, r;
+    /* gradients */
+    float *g_embed, *g_norm, *g_head; /* g_head NULL when tied (g_embed takes both) */
+    float **gW, **g_an, **g_fn;       /* full: L*7, L, L */
+    float **gA, **gB;                 /* lora: L*7 (NULL where not adapted) */
+    llm_param *params;
+    int n_params;
+    /* activations, sized for cap_T rows */
+    size_t cap_T;
+    int n_sets;
+    acts *A;
+    float **xin; /* L + 1: the input of every layer, xin[L] the last layer's output */
+    float *xf, *dx, *dxn, *dq, *dk, *dv, *datt, *dh, *dg, *du, *tmp, *tmp2, *dlu, *xs, *dxs, *lg;
+    int *tok, *pos, *tgt;
+    int cap_seq, *off, *len;
+    uint64_t stream; /* dropout stream of the current micro-batch (0: none) */
+};
+
+/* ---------------------------------------------------------------- setup */
+
+static void add_param(llm_trainer *t, const char *name, float *w, float *g, int rows, int cols, int decay) {
+    llm_param *p = &t->params[t->n_params++];
+    snprintf(p->name, sizeof p->name, "%s", name);
+    p->w = w;
+    p->g = g;
+    p->n = (size_t)rows * (size_t)(cols ? cols : 1);
+    p->ndim = cols ? 2 : 1;
+    p->shape[0] = rows;
+    p->shape[1] = cols;
+    p->decay = decay;
+}
+
+llm_trainer *llm_trainer_new(llm_model *m, llm_lora *lora, const llm_trainer_opts *o, char *err, size_t errlen) {
+    if (!!o->full == !!lora) { snprintf(err, errlen, "train either an adapter or the full model"); return NULL; }
+    if (m->lora) { snprintf(err, errlen, "the model already has an adapter attached"); return NULL; }
+    if (o->full && m->int8) { snprintf(err, errlen, "full-parameter training needs fp32 weights (not --int8)"); return NULL; }
+    const llm_config *c = &m->cfg;
+    if (lora && lora->n_layers != c->n_layers) { snprintf(err, errlen, "adapter and model differ in layers"); return NULL; }
+    llm_trainer *t = xcalloc(1, sizeof *t);
+    t->m = m;
+    t->lora = lora;
+    t->o = *o;
+    t->be = m->be;
+    t->L = c->n_layers, t->C = c->dim, t->H = c->hidden_dim, t->V = c->vocab_size, t->hd = c->head_dim;
+    t->nh = c->n_heads, t->nkv = c->n_kv_heads, t->qd = c->n_heads * c->head_dim, t->kvd = c->n_kv_heads * c->head_dim;
+    t->r = lora ? lora->r : 0;
+    int L = t->L, C = t->C;
+    t->params = xcalloc((size_t)(L * 2 * LLM_N_MODS + 2 * L + 3), sizeof *t->params);
+    char nm[200];
+    if (o->full) {
+        int tied = m->lm_head.f == m->embed;
+        t->g_embed = xcalloc((size_t)t->V * C, sizeof(float));
+        add_param(t, "model.embed_tokens.weight", m->embed, t->g_embed, t->V, C, 1);
+        t->gW = xcalloc((size_t)L * LLM_N_MODS, sizeof *t->gW);
+        t->g_an = xcalloc((size_t)L, sizeof *t->g_an);
+        t->g_fn = xcalloc((size_t)L, sizeof *t->g_fn);
+        for (int l = 0; l < L; l++) {
+            llm_layer *Y = &m->layers[l];
+            t->g_an[l] = xcalloc((size_t)C, sizeof(float));
+            snprintf(nm, sizeof nm, "model.layers.%d.input_layernorm.weight", l);
+            add_param(t, nm, Y->attn_norm, t->g_an[l], C, 0, 0);
+            for (int mod = 0; mod < LLM_N_MODS; mod++) {
+                llm_weight *w = llm_layer_weight(Y, mod);
+                float **g = &t->gW[l * LLM_N_MODS + mod];
+                *g = xcalloc((size_t)w->rows * w->cols, sizeof(float));
+                snprintf(nm, sizeof nm, "model.layers.%d.%s.weight", l, llm_mod_path(mod));
+                add_param(t, nm, w->f, *g, w->rows, w->cols, 1);
+            }
+            t->g_fn[l] = xcalloc((size_t)C, sizeof(float));
+            snprintf(nm, sizeof nm, "model.layers.%d.post_attention_layernorm.weight", l);
+            add_param(t, nm, Y->ffn_norm, t->g_fn[l], C, 0, 0);
+        }
+        t->g_norm = xcalloc((size_t)C, sizeof(float));
+        add_param(t, "model.norm.weight", m->norm, t->g_norm, C, 0, 0);
+        if (!tied) {
+            t->g_head = xcalloc((size_t)t->V * C, sizeof(float));
+            add_param(t, "lm_head.weight", m->lm_head.f, t->g_head, t->V, C, 1);
+        }
+    } else {
+        t->gA = xcalloc((size_t)L * LLM_N_MODS, sizeof *t->gA);
+        t->gB = xcalloc((size_t)L * LLM_N_MODS, sizeof *t->gB);
+        for (int l = 0; l < L; l++)
+            for (int mod = 0; mod < LLM_N_MODS; mod++) {
+                llm_lora_ab *p = llm_lora_at(lora, l, mod);
+                if (!p->A) continue;
+                int i = l * LLM_N_MODS + mod;
+                t->gA[i] = xcalloc((size_t)t->r * p->in, sizeof(float));
+                t->gB[i] = xcalloc((size_t)p->out * t->r, sizeof(float));
+                snprintf(nm, sizeof nm, "base_model.model.model.layers.%d.%s.lora_A.weight", l, llm_mod_path(mod));
+                add_param(t, nm, p->A, t->gA[i], t->r, p->in, 1);
+                snprintf(nm, sizeof nm, "base_model.model.model.layers.%d.%s.lora_B.weight", l, llm_mod_path(mod));
+                add_param(t, nm, p->B, t->gB[i], p->out, t->r, 1);
+            }
+    }
+    t->n_sets = o->recompute ? 1 : L;
+    t->A = xcalloc((size_t)t->n_sets, sizeof *t->A);
+    t->xin = xcalloc((size_t)L + 1, sizeof *t->xin);
+    return t;
+}
+
+static void acts_free(acts *a) {
+    free(a->xn1), free(a->q), free(a->k), free(a->v), free(a->att), free(a->lse), free(a->x2), free(a->xn2);
+    free(a->g), free(a->u), free(a->h);
+    for (int i = 0; i < LLM_N_MODS; i++) free(a->lu[i]);
+}
+
+void llm_trainer_free(llm_trainer *t) {
+    if (!t) return;
+    free(t->g_embed), free(t->g_norm), free(t->g_head);
+    for (int i = 0; i < t->L * LLM_N_MODS; i++) {
+        if (t->gW) free(t->gW[i]);
+        if (t->gA) { free(t->gA[i]); free(t->gB[i]); }
+    }
+    for (int l = 0; l < t->L; l++) {
+        if (t->g_an) free(t->g_an[l]);
+        if (t->g_fn) free(t->g_fn[l]);
+    }
+    free(t->gW), free(t->g_an), free(t->g_fn), free(t->gA), free(t->gB), free(t->params);
+    for (int i = 0; i < t->n_sets; i++) acts_free(&t->A[i]);
+    free(t->A);
+    for (int l = 0; l <= t->L; l++) free(t->xin[l]);
+    free(t->xin);
+    free(t->xf), free(t->dx), free(t->dxn), free(t->dq), free(t->dk), free(t->dv), free(t->datt), free(t->dh);
+    free(t->dg), free(t->du), free(t->tmp), free(t->tmp2), free(t->dlu), free(t->xs), free(t->dxs), free(t->lg);
+    free(t->tok), free(t->pos), free(t->tgt), free(t->off), free(t->len);
+    free(t);
+}
+
+int llm_trainer_params(llm_trainer *t, llm_param **p) {
+    *p = t->params;
+    return t->n_params;
+}
+
+void llm_trainer_zero_grad(llm_trainer *t) {
+    for (int i = 0; i < t->n_params; i++) memset(t->params[i].g, 0, t->params[i].n * sizeof(float));
+}
+
+static int lora_on(const llm_trainer *t, int mod) { return t->lora && (t->lora->targets & (1u << mod)); }
+
+size_t llm_trainer_activation_bytes(const llm_trainer *t, int T) {
+    size_t C = (size_t)t->C, H = (size_t)t->H, per = 4 * C + 2 * (size_t)t->qd + 2 * (size_t)t->kvd + (size_t)t->nh + 3 * H;
+    for (int mod = 0; mod < LLM_N_MODS; mod++) if (lora_on(t, mod)) per += (size_t)t->r;
+    return (size_t)T * 4 * (per * (size_t)t->n_sets + C * (size_t)(t->L + 1));
+}
+
+static float *grow(float *p, size_t n) { return xrealloc(p, (n ? n : 1) * sizeof(float)); }
+
+static void ensure(llm_trainer *t, size_t T) {
+    if (T <= t->cap_T) return;
+    size_t C = (size_t)t->C, H = (size_t)t->H, qd = (size_t)t->qd, kvd = (size_t)t->kvd, mx = C;
+    if (H > mx) mx = H;
+    if (qd > mx) mx = qd;
+    for (int i = 0; i < t->n_sets; i++) {
+        acts *a = &t->A[i];
+        a->xn1 = grow(a->xn1, T * C), a->q = grow(a->q, T * qd), a->k = grow(a->k, T * kvd), a->v = grow(a->v, T * kvd);
+        a->att = grow(a->att, T * qd), a->lse = grow(a->lse, T * (size_t)t->nh), a->x2 = grow(a->x2, T * C);
+        a->xn2 = grow(a->xn2, T * C), a->g = grow(a->g, T * H), a->u = grow(a->u, T * H), a->h = grow(a->h, T * H);
+        for (int mod = 0; mod < LLM_N_MODS; mod++)
+            if (lora_on(t, mod)) a->lu[mod] = grow(a->lu[mod], T * (size_t)t->r);
+    }
+    for (int l = 0; l <= t->L; l++) t->xin[l] = grow(t->xin[l], T * C);
+    t->xf = grow(t->xf, T * C), t->dx = grow(t->dx, T * C), t->dxn = grow(t->dxn, T * C);
+    t->dq = grow(t->dq, T * qd), t->dk = grow(t->dk, T * kvd), t->dv = grow(t->dv, T * kvd), t->datt = grow(t->datt, T * qd);
+    t->dh = grow(t->dh, T * H), t->dg = grow(t->dg, T * H), t->du = grow(t->du, T * H);
+    t->tmp = grow(t->tmp, T * mx), t->tmp2 = grow(t->tmp2, T * mx), t->dlu = grow(t->dlu, T * (size_t)(t->r ? t->r : 1));
+    t->tok = xrealloc(t->tok, T * sizeof(int)), t->pos = xrealloc(t->pos, T * sizeof(int));
+    t->tgt = xrealloc(t->tgt, T * sizeof(int));
+    if (!t->xs) {
+        t->xs = grow(NULL, LOSS_CHUNK * C), t->dxs = grow(NULL, LOSS_CHUNK * C);
+        t->lg = grow(NULL, (size_t)LOSS_CHUNK * t->V);
+    }
+    t->cap_T = T;
+}
+
+/* ---------------------------------------------------------------- linear layers */
+
+/* dst = src * keep / (1 - p), keep drawn per element (2 per 64-bit draw) from the stream of
+ * (micro-batch, layer, module); the same call always gives the same mask. */
+static void dropout(const llm_trainer *t, int l, int mod, float *dst, const float *src, size_t n) {
+    float p = t->lora->dropout, sc = 1.0f / (1.0f - p);
+    uint32_t thr = (uint32_t)fmin(4294967295.0, (double)p * 4294967296.0);
+    rng_t g;
+    rng_init(&g, t->o.seed, (t->stream << 20) | ((uint64_t)l << 3) | (uint64_t)mod);
+    for (size_t i = 0; i < n; i += 2) {
+        uint64_t r = rng_u64(&g);
+        dst[i] = (uint32_t)r >= thr ? src[i] * sc : 0.0f;
+        if (i + 1 < n) dst[i + 1] = (uint32_t)(r >> 32) >= thr ? src[i + 1] * sc : 0.0f;
+    }
+}
+
+static int use_dropout(const llm_trainer *t) { return t->lora && t->stream && t->lora->dropout > 0; }
+
+/* y (T,out) = x W^T [+ s (dropout(x) A^T) B^T]; lu keeps dropout(x) A^T for the backward. */
+static void lin_fwd(llm_trainer *t, int l, int mod, float *y, const float *x, float *lu, int T) {
+    const llm_backend *be = t->be;
+    const llm_weight *W = llm_layer_weight(&t->m->layers[l], mod);
+    be->matmul(y, x, W, T);
+    if (!lora_on(t, mod)) return;
+    const llm_lora_ab *p = llm_lora_at(t->lora, l, mod);
+    const float *xd = x;
+    if (use_dropout(t)) {
+        dropout(t, l, mod, t->tmp2, x, (size_t)T * p->in);
+        xd = t->tmp2;
+    }
+    int r = t->r;
+    be->gemm(0, 1, T, r, p->in, 1.0f, xd, p->in, p->A, p->in, 0.0f, lu, r);                  // lu (T,r) = xd A^T
+    be->gemm(0, 1, T, p->out, r, t->lora->scale, lu, r, p->B, r, 1.0f, y, p->out);           // y += s lu B^T
+}
+
+/* Backward of lin_fwd: dx (T,in) (+)= dy W [+ LoRA path]; gradients of W (full) or A, B. */
+static void lin_bwd(llm_trainer *t, int l, int mod, float *dx, const float *dy, const float *x, const float *lu, int T,
+                    int accumulate) {
+    const llm_backend *be = t->be;
+    const llm_weight *W = llm_layer_weight(&t->m->layers[l], mod);
+    int out = W->rows, in = W->cols, i = l * LLM_N_MODS + mod;
+    be->matmul_dx(dx, dy, W, T, accumulate);                                                   // dx (T,in) = dy W
+    if (t->gW) be->gemm(1, 0, out, in, T, 1.0f, dy, out, x, in, 1.0f, t->gW[i], in);         // dW += dy^T x
+    if (!lora_on(t, mod)) return;
+    const llm_lora_ab *p = llm_lora_at(t->lora, l, mod);
+    int r = t->r, drop = use_dropout(t);
+    float s = t->lora->scale;
+    const float *xd = x;
+    if (drop) {
+        dropout(t, l, mod, t->tmp2, x, (size_t)T * in);
+        xd = t->tmp2;
+    }
+    be->gemm(1, 0, out, r, T, s, dy, out, lu, r, 1.0f, t->gB[i], r);                           // dB (out,r) += s dy^T lu
+    be->gemm(0, 0, T, r, out, s, dy, out, p->B, r, 0.0f, t->dlu, r);                           // dlu (T,r) = s dy B
+    be->gemm(1, 0, r, in, T, 1.0f, t->dlu, r, xd, in, 1.0f, t->gA[i], in);                     // dA (r,in) += dlu^T xd
+    if (!drop) {
+        be->gemm(0, 0, T, in, r, 1.0f, t->dlu, r, p->A, in, 1.0f, dx, in);                     // dx += dlu A
+    } else {
+        be->gemm(0, 0, T, in, r, 1.0f, t->dlu, r, p->A, in, 0.0f, t->tmp2, in);                // dxd = dlu A
+        dropout(t, l, mod, t->tmp2, t->tmp2, (size_t)T * in);                                  // through the mask
+        be->add(dx, t->tmp2, (size_t)T * in);
+    }
+}
+
+/* ---------------------------------------------------------------- one block */
+
+static void attn_desc(const llm_trainer *t, llm_train_attn *d, int n_seq, acts *a) {
+    *d = (llm_train_attn){.n_seq = n_seq, .off = t->off, .len = t->len, .n_heads = t->nh, .n_kv_heads = t->nkv,
+                          .head_dim = t->hd, .q = a->q, .k = a->k, .v = a->v, .out = a->att, .lse = a->lse};
+}
+
+static void layer_fwd(llm_trainer *t, int l, acts *a, const float *x, float *xo, int T, int n_seq) {
+    const llm_backend *be = t->be;
+    const llm_config *c = &t->m->cfg;
+    const llm_layer *Y = &t->m->layers[l];
+    size_t TC = (size_t)T * t->C;
+    be->rmsnorm(a->xn1, x, Y->attn_norm, T, t->C, c->norm_eps);         // xn1 (T,C)
+    lin_fwd(t, l, LLM_MOD_Q, a->q, a->xn1, a->lu[LLM_MOD_Q], T);        // q (T,qd)
+    lin_fwd(t, l, LLM_MOD_K, a->k, a->xn1, a->lu[LLM_MOD_K], T);        // k (T,kvd)
+    lin_fwd(t, l, LLM_MOD_V, a->v, a->xn1, a->lu[LLM_MOD_V], T);        // v (T,kvd)
+    be->rope(a->q, t->pos, T, t->nh, t->hd, c->rope_theta);
+    be->rope(a->k, t->pos, T, t->nkv, t->hd, c->rope_theta);
+    llm_train_attn d;
+    attn_desc(t, &d, n_seq, a);
+    be->attention_train(&d);                                            // att (T,qd), lse (T,nh)
+    lin_fwd(t, l, LLM_MOD_O, t->tmp, a->att, a->lu[LLM_MOD_O], T);      // tmp (T,C)
+    memcpy(a->x2, x, TC * sizeof(float));
+    be->add(a->x2, t->tmp, TC);                                         // x2 = x + attn
+    be->rmsnorm(a->xn2, a->x2, Y->ffn_norm, T, t->C, c->norm_eps);      // xn2 (T,C)
+    lin_fwd(t, l, LLM_MOD_GATE, a->g, a->xn2, a->lu[LLM_MOD_GATE], T);  // g (T,H)
+    lin_fwd(t, l, LLM_MOD_UP, a->u, a->xn2, a->lu[LLM_MOD_UP], T);      // u (T,H)
+    memcpy(a->h, a->g, (size_t)T * t->H * sizeof(float));
+    be->swiglu(a->h, a->u, (size_t)T * t->H);                           // h = silu(g) u
+    lin_fwd(t, l, LLM_MOD_DOWN, t->tmp, a->h, a->lu[LLM_MOD_DOWN], T);  // tmp (T,C)
+    memcpy(xo, a->x2, TC * sizeof(float));
+    be->add(xo, t->tmp, TC);                                            // xo = x2 + mlp
+}
+
+/* t->dx holds dL/d(layer output) on entry and dL/d(layer input) on return. */
+static void layer_bwd(llm_trainer *t, int l, acts *a, const float *x, int T, int n_seq) {
+    const llm_backend *be = t->be;
+    const llm_config *c = &t->m->cfg;
+    const llm_layer *Y = &t->m->layers[l];
+    // feed-forward block: xo = x2 + down(silu(g) u)
+    lin_bwd(t, l, LLM_MOD_DOWN, t->dh, t->dx, a->h, a->lu[LLM_MOD_DOWN], T, 0);       // dh (T,H)
+    be->swiglu_backward(t->dg, t->du, t->dh, a->g, a->u, (size_t)T * t->H);           // dg, du (T,H)
+    lin_bwd(t, l, LLM_MOD_GATE, t->dxn, t->dg, a->xn2, a->lu[LLM_MOD_GATE], T, 0);    // dxn2 (T,C)
+    lin_bwd(t, l, LLM_MOD_UP, t->dxn, t->du, a->xn2, a->lu[LLM_MOD_UP], T, 1);
+    be->rmsnorm_backward(t->dx, t->g_fn ? t->g_fn[l] : NULL, t->dxn, a->x2, Y->ffn_norm, T, t->C, c->norm_eps); // dx2
+    // attention block: x2 = x + o(attention(rope(q), rope(k), v))
+    lin_bwd(t, l, LLM_MOD_O, t->datt, t->dx, a->att, a->lu[LLM_MOD_O], T, 0);         // datt (T,qd)
+    llm_train_attn d;
+    attn_desc(t, &d, n_seq, a);
+    d.dout = t->datt, d.dq = t->dq, d.dk = t->dk, d.dv = t->dv;
+    be->attention_backward(&d);                                                       // dq, dk, dv
+    for (int i = 0; i < T; i++) t->pos[i] = -t->pos[i]; /* the inverse rotation */
+    be->rope(t->dq, t->pos, T, t->nh, t->hd, c->rope_theta);
+    be->rope(t->dk, t->pos, T, t->nkv, t->hd, c->rope_theta);
+    for (int i = 0; i < T; i++) t->pos[i] = -t->pos[i];
+    lin_bwd(t, l, LLM_MOD_Q, t->dxn, t->dq, a->xn1, a->lu[LLM_MOD_Q], T, 0);          // dxn1 (T,C)
+    lin_bwd(t, l, LLM_MOD_K, t->dxn, t->dk, a->xn1, a->lu[LLM_MOD_K], T, 1);
+    lin_bwd(t, l, LLM_MOD_V, t->dxn, t->dv, a->xn1, a->lu[LLM_MOD_V], T, 1);
+    be->rmsnorm_backward(t->dx, t->g_an ? t->g_an[l] : NULL, t->dxn, x, Y->attn_norm, T, t->C, c->norm_eps); // dx
+}
+
+/* ---------------------------------------------------------------- the step */
+
+int llm_trainer_run(llm_trainer *t, const llm_example *ex, int n, int backward, float grad_scale,
+                    uint64_t dropout_stream, float *logits, double *loss, long *n_targets, char *err, size_t errlen) {
+    const llm_backend *be = t->be;
+    const llm_config *c = &t->m->cfg;
+    int C = t->C, V = t->V, L = t->L;
+    size_t T = 0;
+    long ntg = 0;
+    for (int i = 0; i < n; i++) {
+        if (ex[i].n < 0 || ex[i].n > c->max_seq_len) {
+            snprintf(err, errlen, "example of %d tokens exceeds the context of %d", ex[i].n, c->max_seq_len);
+            return -1;
+        }
+        for (int j = 0; j < ex[i].n; j++)
+            if (ex[i].tok[j] < 0 || ex[i].tok[j] >= V) {
+                snprintf(err, errlen, "token id %d outside the vocabulary [0, %d)", ex[i].tok[j], V);
+                return -1;
+            }
+        T += (size_t)ex[i].n;
+    }
+    *loss = 0;
+    if (n_targets) *n_targets = 0;
+    if (T == 0) return 0;
+    ensure(t, T);
+    if (n > t->cap_seq) {
+        t->cap_seq = n;
+        t->off = xrealloc(t->off, (size_t)n * sizeof(int));
+        t->len = xrealloc(t->len, (size_t)n * sizeof(int));
+    }
+    size_t row = 0;
+    for (int i = 0; i < n; i++) {
+        t->off[i] = (int)row, t->len[i] = ex[i].n;
+        int from = ex[i].loss_from < 1 ? 1 : ex[i].loss_from;
+        for (int j = 0; j < ex[i].n; j++, row++) {
+            t->tok[row] = ex[i].tok[j];
+            t->pos[row] = j;
+            t->tgt[row] = j + 1 < ex[i].n && j + 1 >= from ? ex[i].tok[j + 1] : -1;
+            if (t->tgt[row] >= 0) ntg++;
+        }
+    }
+    t->stream = dropout_stream;
+    int nT = (int)T;
+
+    // forward
+    be->embed(t->xin[0], t->m->embed, t->tok, nT, C); // x (T,C)
+    for (int l = 0; l < L; l++) layer_fwd(t, l, &t->A[t->o.recompute ? 0 : l], t->xin[l], t->xin[l + 1], nT, n);
+    be->rmsnorm(t->xf, t->xin[L], t->m->norm, nT, C, c->norm_eps); // xf (T,C)
+
+    // classifier and loss, LOSS_CHUNK rows at a time: only target rows unless logits are wanted
+    if (backward) memset(t->dx, 0, T * C * sizeof(float)); /* dL/dxf, scattered by row */
+    float *g_head = t->g_head ? t->g_head : t->g_embed;     /* tied: the embedding's gradient */
+    double sum = 0, gs = ntg > 0 ? (double)grad_scale / (double)ntg : 0;
+    int rows[LOSS_CHUNK];
+    size_t r0 = 0;
+    while (r0 < T) {
+        int nr = 0;
+        for (; r0 < T && nr < LOSS_CHUNK; r0++)
+            if (logits || t->tgt[r0] >= 0) rows[nr++] = (int)r0;
+        if (!nr) break;
+        for (int i = 0; i < nr; i++) memcpy(t->xs + (size_t)i * C, t->xf + (size_t)rows[i] * C, (size_t)C * sizeof(float));
+        be->matmul(t->lg, t->xs, &t->m->lm_head, nr); // lg (nr,V)
+        if (logits)
+            for (int i = 0; i < nr; i++) memcpy(logits + (size_t)rows[i] * V, t->lg + (size_t)i * V, (size_t)V * sizeof(float));
+        int any = 0;
+        for (int i = 0; i < nr; i++) {
+            float *lr = t->lg + (size_t)i * V;
+            int y = t->tgt[rows[i]];
+            if (y < 0) { memset(lr, 0, (size_t)V * sizeof(float)); continue; }
+            any = 1;
+            float mx = lr[0];
+            for (int v = 1; v < V; v++) if (lr[v] > mx) mx = lr[v];
+            double s = 0;
+            for (int v = 0; v < V; v++) s += exp((double)lr[v] - mx);
+            double lse = mx + log(s);
+            sum += lse - lr[y];
+            if (!backward) continue;
+            for (int v = 0; v < V; v++) lr[v] = (float)(exp((double)lr[v] - lse) * gs); // dlogits = (p - onehot) gs
+            lr[y] -= (float)gs;
+        }
+        if (!backward || !any) continue;
+        be->matmul_dx(t->dxs, t->lg, &t->m->lm_head, nr, 0); // dxs (nr,C) = dlogits W
+        for (int i = 0; i < nr; i++) memcpy(t->dx + (size_t)rows[i] * C, t->dxs + (size_t)i * C, (size_t)C * sizeof(float));
+        if (g_head) be->gemm(1, 0, V, C, nr, 1.0f, t->lg, V, t->xs, C, 1.0f, g_head, C); // dW (V,C) += dlogits^T xs
+    }
+    *loss = ntg > 0 ? sum / (double)ntg : 0;
+    if (n_targets) *n_targets = ntg;
+    if (!backward) return 0;
+
+    // backward
+    memcpy(t->dxn, t->dx, T * C * sizeof(float));
+    memset(t->dx, 0, T * C * sizeof(float));
+    be->rmsnorm_backward(t->dx, t->g_norm, t->dxn, t->xin[L], t->m->norm, nT, C, c->norm_eps); // dL/dx_L
+    for (int l = L - 1; l >= 0; l--) {
+        acts *a = &t->A[t->o.recompute ? 0 : l];
+        if (t->o.recompute) layer_fwd(t, l, a, t->xin[l], t->xin[l + 1], nT, n); /* same values again */
+        layer_bwd(t, l, a, t->xin[l], nT, n);
+    }
+    if (t->g_embed) // embedding: scatter-add each row's gradient (in row order: deterministic)
+        for (size_t i = 0; i < T; i++) {
+            float *g = t->g_embed + (size_t)t->tok[i] * C;
+            const float *d = t->dx + i * C;
+            for (int k = 0; k < C; k++) g[k] += d[k];
+        }
+    return 0;
+}
