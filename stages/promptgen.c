@@ -7,9 +7,11 @@
 #include "io/stream.h"
 #include "llm/tokenizer.h"
 #include "rec/leakcheck.h"
+#include "rec/corpus.h"
 #include "rec/prompt.h"
 #include "rec/sampling.h"
 
+#include <errno.h>
 #include <libgen.h>
 #include <limits.h>
 #include <math.h>
@@ -20,11 +22,12 @@
 
 static const char USAGE[] =
     "usage: promptgen --mode train|eval --interactions F --catalog F --mf F [options] [-o OUT]\n"
+    "       promptgen --mode corpus --interactions F --catalog F [--symbols F] [-o OUT]\n"
     "       promptgen --check --interactions F [--candidates F] [--catalog F] STREAM\n"
     "Writes RecRanker's pointwise, pairwise and listwise prompts (alpaca-wrapped): training\n"
     "instructions for sampled users (itrek.instructions), or evaluation queries over each user's\n"
     "candidates (itrek.queries); --check verifies that a stream of either leaks nothing.\n"
-    "  --mode M           train (instructions) or eval (queries)\n"
+    "  --mode M           train (instructions), eval (queries) or corpus (text, below)\n"
     "  --interactions F   itrek.interactions (required)\n"
     "  --catalog F        itrek.items: titles (required; with --check: also checks titles)\n"
     "  --mf F             itrek.mf: hints and clustering (required)\n"
@@ -48,13 +51,46 @@ static const char USAGE[] =
     "  --clusters K       train: k-means clusters (default 10)\n"
     "  --pool R           train: each pool list holds R * draws draws (default 0.6)\n"
     "  --check            check STREAM for leakage instead of writing prompts\n"
+    "Corpus mode (--mode corpus --interactions F --catalog F): plain text for the backbone's\n"
+    "tokenizer and pretraining, from the train part and the catalogue, one document per line.\n"
+    "  --symbols F        also write each item's text (spaces as U+2581) for spm_train's\n"
+    "                     --user_defined_symbols_file\n"
+    "  --window N         history items per document (default 50)\n"
+    "  --stride N         step between history windows (default 25)\n"
+    "  --repeat N         passes over the users, each at another window offset (default 2)\n"
     "  -o, --output PATH  output (default stdout); a .zst name compresses\n"
     "  -z, --zstd         compress the output\n" CLI_COMMON_USAGE;
 
 enum {
     O_MODE = OPT_FIRST_STAGE, O_IA, O_CAT, O_MF, O_CAND, O_FOR, O_TMPL, O_TOK, O_CONTEXT, O_RESERVE, O_HISTORY,
-    O_MAXDIS, O_DISLIKE, O_SCALE, O_TASKS, O_NOHINT, O_DRAWS, O_SAMPLING, O_PENALTY, O_CLUSTERS, O_POOL, O_CHECK
+    O_MAXDIS, O_DISLIKE, O_SCALE, O_TASKS, O_NOHINT, O_DRAWS, O_SAMPLING, O_PENALTY, O_CLUSTERS, O_POOL, O_CHECK,
+    O_SYMBOLS, O_WINDOW, O_STRIDE, O_REPEAT
 };
+
+/* A text output (the corpus): stdout, or PATH written to PATH.tmp.PID and renamed at close. */
+typedef struct {
+    FILE *fp;
+    const char *name;
+    char tmp[4096];
+} text_output;
+
+static text_output text_open(const char *path) {
+    text_output o = {stdout, "<stdout>", ""};
+    if (!path || strcmp(path, "-") == 0) return o;
+    snprintf(o.tmp, sizeof o.tmp, "%s.tmp.%ld", path, (long)getpid());
+    err_register_tmp(o.tmp);
+    o.fp = fopen(o.tmp, "w");
+    if (!o.fp) die_at(path, -1, "cannot create: %s", strerror(errno));
+    o.name = path;
+    return o;
+}
+
+static void text_close(text_output *o) {
+    if (o->fp == stdout) return; /* close_stdout() checks it */
+    if (fflush(o->fp) || ferror(o->fp) || fclose(o->fp)) die_at(o->name, -1, "write failed: %s", strerror(errno));
+    if (rename(o->tmp, o->name)) die_at(o->name, -1, "cannot rename into place: %s", strerror(errno));
+    err_unregister_tmp(o->tmp);
+}
 
 static int tok_count(void *ctx, const char *text, size_t n) {
     if (text[n] == 0) return tok_encode(ctx, text, 1, 0, NULL, 0);
@@ -146,7 +182,9 @@ int main(int argc, char **argv) {
     cli_common_init(&cc);
     const char *ia_path = NULL, *cat_path = NULL, *mf_path = NULL, *cand_path = NULL, *tmpl_path = NULL, *tok_path = NULL,
                *out = NULL;
-    int mode = -1; /* 0 train, 1 eval */
+    int mode = -1; /* 0 train, 1 eval, 2 corpus */
+    const char *symbols_path = NULL;
+    corpus_params cp = {.window = 50, .stride = 25, .repeat = 2};
     int for_part = -1;
     bool zstd = false, check = false, hint = true;
     int context = 1024, reserve = 128, history = 50, max_dislikes = 10;
@@ -157,7 +195,8 @@ int main(int argc, char **argv) {
     sampling_params sp;
     sampling_params_default(&sp);
     static const struct option opts[] = {
-        {"mode", 1, 0, O_MODE},         {"interactions", 1, 0, O_IA}, {"catalog", 1, 0, O_CAT},
+        {"mode", 1, 0, O_MODE},         {"symbols", 1, 0, O_SYMBOLS}, {"window", 1, 0, O_WINDOW},
+        {"stride", 1, 0, O_STRIDE},     {"repeat", 1, 0, O_REPEAT},         {"interactions", 1, 0, O_IA}, {"catalog", 1, 0, O_CAT},
         {"mf", 1, 0, O_MF},             {"candidates", 1, 0, O_CAND}, {"for", 1, 0, O_FOR},
         {"templates", 1, 0, O_TMPL},    {"tokenizer", 1, 0, O_TOK},   {"context", 1, 0, O_CONTEXT},
         {"reserve", 1, 0, O_RESERVE},   {"history", 1, 0, O_HISTORY}, {"max-dislikes", 1, 0, O_MAXDIS},
@@ -172,7 +211,8 @@ int main(int argc, char **argv) {
         case O_MODE:
             if (strcmp(optarg, "train") == 0) mode = 0;
             else if (strcmp(optarg, "eval") == 0) mode = 1;
-            else die_usage(USAGE, "--mode: expected train or eval, got '%s'", optarg);
+            else if (strcmp(optarg, "corpus") == 0) mode = 2;
+            else die_usage(USAGE, "--mode: expected train, eval or corpus, got '%s'", optarg);
             break;
         case O_IA: ia_path = optarg; break;
         case O_CAT: cat_path = optarg; break;
@@ -220,6 +260,10 @@ int main(int argc, char **argv) {
         case O_CLUSTERS: sp.clusters = (int)cli_long("--clusters", optarg, 1, 10000, USAGE); break;
         case O_POOL: sp.pool = cli_double("--pool", optarg, 1e-9, 100, USAGE); break;
         case O_CHECK: check = true; break;
+        case O_SYMBOLS: symbols_path = optarg; break;
+        case O_WINDOW: cp.window = (int)cli_long("--window", optarg, 2, 100000, USAGE); break;
+        case O_STRIDE: cp.stride = (int)cli_long("--stride", optarg, 1, 100000, USAGE); break;
+        case O_REPEAT: cp.repeat = (int)cli_long("--repeat", optarg, 1, 1000, USAGE); break;
         case 'o': out = optarg; break;
         case 'z': zstd = true; break;
         default: cli_common_opt(c, optarg, &cc, USAGE);
@@ -259,8 +303,42 @@ int main(int argc, char **argv) {
         return 0;
     }
 
+    /* ---------- corpus ---------- */
+    if (mode == 2) {
+        if (optind < argc) die_usage(USAGE, "unexpected argument '%s'", argv[optind]);
+        if (!cat_path) die_usage(USAGE, "--catalog F is required");
+        if (!tmpl_path) die_usage(USAGE, "no default templates found next to the program: give --templates F");
+        interactions ia;
+        interactions_load(&ia, ia_path);
+        catalog cat;
+        catalog_load(&cat, cat_path);
+        prompt_templates tm;
+        templates_load(&tm, tmpl_path);
+        cp.seed = cc.seed;
+        corpus_stats st;
+        text_output o = text_open(out);
+        corpus_write(o.fp, o.name, &ia, &cat, &tm, &cp, &st);
+        text_close(&o);
+        long nsym = 0;
+        if (symbols_path) {
+            text_output so = text_open(symbols_path);
+            nsym = corpus_write_symbols(so.fp, so.name, &cat, &tm);
+            text_close(&so);
+        }
+        if (!cc.quiet)
+            fprintf(stderr, "promptgen: corpus: %ld documents (%ld catalogue, %ld rated windows, %ld liked windows), %ld bytes%s",
+                    st.docs, st.catalog_docs, st.rated_docs, st.liked_docs, st.bytes, symbols_path ? "" : "\n");
+        if (!cc.quiet && symbols_path) fprintf(stderr, "; %ld item symbols\n", nsym);
+        templates_free(&tm);
+        catalog_free(&cat);
+        interactions_free(&ia);
+        free(tmpl_found);
+        close_stdout();
+        return 0;
+    }
+
     /* ---------- generation ---------- */
-    if (mode < 0) die_usage(USAGE, "--mode train|eval is required");
+    if (mode < 0) die_usage(USAGE, "--mode train|eval|corpus is required");
     if (optind < argc) die_usage(USAGE, "unexpected argument '%s'", argv[optind]);
     if (!cat_path) die_usage(USAGE, "--catalog F is required");
     if (!mf_path) die_usage(USAGE, "--mf F is required");

@@ -284,6 +284,12 @@ const char *prompt_title(const catalog *cat, int32_t item) {
     return cat->by_id[item].title;
 }
 
+char *template_render(const char *tmpl, const char *const *kv, int nkv) {
+    sbuf b = {0};
+    render(&b, tmpl, kv, nkv);
+    return sb_take(&b);
+}
+
 char *prompt_item_text(const prompt_templates *t, const char *title) {
     sbuf b = {0};
     const char *kv[] = {"title", title};

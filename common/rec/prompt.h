@@ -117,6 +117,8 @@ int prompt_build(const prompt_env *env, prompt_task task, const hist_entry *hist
                  int nq, prompt_text *out, bool *overlong);
 void prompt_text_free(prompt_text *p);
 
+/* A template with its placeholders filled: kv holds nkv (name, value) pairs; newly allocated. */
+char *template_render(const char *tmpl, const char *const *kv, int nkv);
 /* The title of an item as the templates show it (the `item` key applied), newly allocated. */
 char *prompt_item_text(const prompt_templates *t, const char *title);
 /* An item's catalogue title; dies when the catalogue lacks the item. */

@@ -1,0 +1,157 @@
+/* corpus.c - pretraining text and item symbols from the train split and the catalogue. */
+#include "rec/corpus.h"
+
+#include "io/err.h"
+#include "io/rng.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void put(FILE *out, const char *name, const char *s, corpus_stats *st) {
+    /* One document per line: a template's newlines become spaces. */
+    for (const char *c = s; *c; c++) {
+        if (putc(*c == '\n' ? ' ' : *c, out) == EOF) die_at(name, -1, "write failed: %s", strerror(errno));
+        st->bytes++;
+    }
+    if (putc('\n', out) == EOF) die_at(name, -1, "write failed: %s", strerror(errno));
+    st->bytes++;
+    st->docs++;
+}
+
+/* Appends src to a growing buffer. */
+static void cat_str(char **buf, size_t *len, size_t *cap, const char *src) {
+    size_t n = strlen(src);
+    if (*len + n + 1 > *cap) {
+        *cap = (*len + n + 1) * 2;
+        *buf = xrealloc(*buf, *cap);
+    }
+    memcpy(*buf + *len, src, n + 1);
+    *len += n;
+}
+
+static void fmt_rating(char *b, size_t n, double r) {
+    if (r == floor(r)) snprintf(b, n, "%d", (int)r);
+    else snprintf(b, n, "%.1f", r);
+}
+
+void corpus_write(FILE *out, const char *out_name, const interactions *ia, const catalog *cat,
+                  const prompt_templates *t, const corpus_params *p, corpus_stats *st) {
+    memset(st, 0, sizeof *st);
+    /* Catalogue lines: "Toy Story (1995)" (1995): Animation, Children's, Comedy */
+    for (int32_t i = 0; i < cat->n_items; i++) {
+        const item_info *it = &cat->by_id[i];
+        if (!it->title) continue;
+        char *item = prompt_item_text(t, it->title);
+        char *line = NULL;
+        size_t len = 0, cap = 0;
+        cat_str(&line, &len, &cap, item);
+        char year[32];
+        snprintf(year, sizeof year, it->year ? " (%d):" : ":", it->year);
+        cat_str(&line, &len, &cap, year);
+        for (int g = 0; g < it->n_genres; g++) {
+            cat_str(&line, &len, &cap, g ? ", " : " ");
+            cat_str(&line, &len, &cap, it->genres[g]);
+        }
+        put(out, out_name, line, st);
+        st->catalog_docs++;
+        free(line);
+        free(item);
+    }
+    user_lists hist;
+    user_lists_build(&hist, ia, PART_BIT(PART_TRAIN), -INFINITY);
+    rng_t rng;
+    rng_init(&rng, p->seed, 0xC0);
+    int W = p->window > 0 ? p->window : 50, S = p->stride > 0 ? p->stride : W;
+    int32_t *liked = xmalloc(sizeof *liked * (size_t)(hist.off[hist.n_users] + 1));
+    for (int pass = 0; pass < (p->repeat > 0 ? p->repeat : 1); pass++)
+        for (int32_t u = 0; u < hist.n_users; u++) {
+            int32_t a = hist.off[u], n = ul_len(&hist, u);
+            if (n == 0) continue;
+            /* Each pass starts its windows at another offset, so documents differ between passes. */
+            int off0 = pass == 0 ? 0 : (int)rng_below(&rng, (uint64_t)S);
+            /* rated windows, as the pointwise history shows them */
+            for (int s = -off0; s < n; s += S) {
+                int lo = s < 0 ? 0 : s, hi = s + W < n ? s + W : n;
+                if (hi - lo < 2) continue;
+                char *h = NULL;
+                size_t len = 0, cap = 0;
+                for (int k = lo; k < hi; k++) {
+                    char r[32];
+                    fmt_rating(r, sizeof r, hist.rating[a + k]);
+                    char *item = prompt_item_text(t, prompt_title(cat, hist.item[a + k]));
+                    const char *kv[] = {"item", item, "rating", r};
+                    char *e = template_render(t->text[T_RATED_ITEM], kv, 2);
+                    if (k > lo) cat_str(&h, &len, &cap, t->text[T_RATED_SEP]);
+                    cat_str(&h, &len, &cap, e);
+                    free(e);
+                    free(item);
+                }
+                const char *kv[] = {"history", h};
+                char *doc = template_render(t->text[T_POINT_HIST], kv, 1);
+                put(out, out_name, doc, st);
+                st->rated_docs++;
+                free(doc);
+                free(h);
+                if (hi == n) break;
+            }
+            /* liked-list windows, as the pairwise and listwise histories show them */
+            int nl = 0;
+            for (int k = 0; k < n; k++)
+                if (hist.rating[a + k] >= ia->like) liked[nl++] = hist.item[a + k];
+            for (int s = -off0; s < nl; s += S) {
+                int lo = s < 0 ? 0 : s, hi = s + W < nl ? s + W : nl;
+                if (hi - lo < 2) continue;
+                char *h = NULL;
+                size_t len = 0, cap = 0;
+                for (int k = lo; k < hi; k++) {
+                    char *item = prompt_item_text(t, prompt_title(cat, liked[k]));
+                    if (k > lo) cat_str(&h, &len, &cap, t->text[T_LIST_SEP]);
+                    cat_str(&h, &len, &cap, item);
+                    free(item);
+                }
+                const char *kv[] = {"liked", h, "disliked", t->text[T_NONE]};
+                char *doc = template_render(t->text[T_PAIR_HIST], kv, 2);
+                put(out, out_name, doc, st);
+                st->liked_docs++;
+                free(doc);
+                free(h);
+                if (hi == nl) break;
+            }
+        }
+    free(liked);
+    user_lists_free(&hist);
+}
+
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+long corpus_write_symbols(FILE *out, const char *out_name, const catalog *cat, const prompt_templates *t) {
+    char **sym = xcalloc((size_t)cat->n_items + 1, sizeof *sym);
+    long n = 0;
+    for (int32_t i = 0; i < cat->n_items; i++) {
+        if (!cat->by_id[i].title) continue;
+        char *item = prompt_item_text(t, cat->by_id[i].title);
+        /* spaces as U+2581, the form SentencePiece matches user-defined symbols in */
+        size_t m = strlen(item);
+        char *s = xmalloc(3 * m + 1), *o = s;
+        for (size_t k = 0; k < m; k++) {
+            if (item[k] == ' ') { *o++ = (char)0xE2; *o++ = (char)0x96; *o++ = (char)0x81; }
+            else *o++ = item[k];
+        }
+        *o = 0;
+        free(item);
+        sym[n++] = s;
+    }
+    qsort(sym, (size_t)n, sizeof *sym, cmp_str);
+    long written = 0;
+    for (long k = 0; k < n; k++) {
+        if (k == 0 || strcmp(sym[k], sym[k - 1]) != 0) {
+            if (fprintf(out, "%s\n", sym[k]) < 0) die_at(out_name, -1, "write failed: %s", strerror(errno));
+            written++;
+        }
+        free(sym[k]);
+    }
+    free(sym);
+    return written;
+}
