@@ -29,10 +29,59 @@ MF_ARGS        ?= $(MF_ARGS_$(PROFILE))
 BOOTSTRAP_tiny := 200
 BOOTSTRAP      ?= $(or $(BOOTSTRAP_$(PROFILE)),1000)
 CAND_N         ?= 10
+SHARED         ?= ../shared
+DEVICE         ?= cpu
+TEMPLATES      ?= data/prompts/recranker.tmpl
+DEVICE_ARG      = $(if $(filter-out cpu,$(DEVICE)),--device $(DEVICE))
+
+# --- the language model per profile.
+# tiny and small bring their own backbone (docs/backbone.md): a SentencePiece BPE tokenizer
+# trained with spm_train on text derived from the scheme's train split and the catalogue (every
+# title one token), a small LLaMA initialised at random and pretrained on that text with all
+# parameters (`lora-train --full`), then LoRA-tuned like any base. paper takes BASE=<a LLaMA-7B
+# Hugging Face directory> and DEVICE=cuda.
+ifeq ($(PROFILE),paper)
+  OWN_BACKBONE :=
+else
+  OWN_BACKBONE := 1
+endif
+base_of = $(if $(OWN_BACKBONE),$(ART)/$(1)/backbone,$(BASE))
+# backbone shape (config.json fields) and pretraining
+VOCAB_tiny     := 2600
+VOCAB_small    := 4096
+VOCAB          ?= $(VOCAB_$(PROFILE))
+SHAPE_tiny     := 64 2 4 4 192
+SHAPE_small    := 192 4 6 6 512
+SHAPE          ?= $(SHAPE_$(PROFILE))
+CORPUS_ARGS    ?= --window 50 --stride 25 --repeat 2
+PRETRAIN_ARGS_tiny  := --steps 30 --warmup 5 --lr 3e-3 --batch 8 --accum 1 --ctx 256 --eval-every 15
+PRETRAIN_ARGS_small := --steps 600 --warmup 30 --lr 2e-3 --batch 8 --accum 1 --ctx 256 --eval-every 100
+PRETRAIN_ARGS  ?= $(PRETRAIN_ARGS_$(PROFILE))
+CTX_tiny       := 512
+CTX_small      := 512
+CTX_paper      := 1024
+CTX            ?= $(CTX_$(PROFILE))
+PROMPT_ARGS_tiny  := --draws 200 --history 10 --max-dislikes 3
+PROMPT_ARGS_small := --draws 2000 --history 20 --max-dislikes 5
+PROMPT_ARGS_paper := --draws 5000 --history 50
+PROMPT_ARGS    ?= $(PROMPT_ARGS_$(PROFILE))
+LORA_ARGS_tiny    := --steps 20 --warmup 5 --lr 1e-3 --eval-every 10
+LORA_ARGS_small   := --steps 300 --warmup 30 --lr 1e-3 --eval-every 100
+LORA_ARGS_paper   := --steps 6000 --warmup 50 --lr 1e-5 --int8
+LORA_ARGS      ?= $(LORA_ARGS_$(PROFILE))
+RANK_ARGS      ?= --decode score --batch 16
+FUSE_ARGS      ?=
 MF_PARAMS       = $(strip $(MF_ARGS) --seed $(SEED) --threads $(THREADS))
 
-.PHONY: base results data FORCE
+.PHONY: base results llm data FORCE
 FORCE:
+comma := ,
+
+# $(call timed,SCHEME,NAME,COMMAND): run COMMAND and append "NAME seconds" to the scheme's times.tsv
+define timed
+@mkdir -p $(ART)/$(1)/times; t0=$$$$(date +%s.%N); echo '$(3)' | tr -s ' '; $(3); \
+  t1=$$$$(date +%s.%N); awk -v a=$$$$t0 -v b=$$$$t1 'BEGIN{printf "%s\t%.1f\n", "$(2)", b - a}' > $(ART)/$(1)/times/$(2)
+endef
 
 # write-if-changed: $(call stamp,FILE,CONTENT)
 define stamp
@@ -46,6 +95,13 @@ data/ml-100k/u.data:
 ifneq ($(ML100K),data/ml-100k)
 $(ML100K)/u.data:
 	@test -f $@ || { echo "ML100K=$(ML100K): $@ not found" >&2; exit 1; }
+endif
+
+# --- models
+ifeq ($(PROFILE),paper)
+ifeq ($(origin BASE),undefined)
+  $(error PROFILE=paper needs BASE=<a LLaMA-7B Hugging Face directory> (and DEVICE=cuda))
+endif
 endif
 
 # --- per-scheme rules (a template instantiated for each scheme)
@@ -72,23 +128,112 @@ $(ART)/$(1)/base.json: $(ART)/$(1)/cand-test.mp $(ART)/$(1)/interactions.mp $(AR
 $(ART)/$(1)/valid.md: $(ART)/$(1)/cand-valid.mp $(ART)/$(1)/interactions.mp $(ART)/$(1)/metrics.params $(BINDIR)/metrics
 	$(BINDIR)/metrics --part valid $$$$(cat $(ART)/$(1)/metrics.params) --interactions $(ART)/$(1)/interactions.mp --candidates $$< -o $$@
 
-$(RES)/$(1).md: $(ART)/$(1)/base.md $(ART)/$(1)/valid.md
+$(ART)/$(1)/items.mp: $(ML100K)/u.data $(BINDIR)/split
+	$(BINDIR)/split $(Q) --ml100k $(ML100K) --catalog $$@ > /dev/null
+# The backbone (own-backbone profiles): corpus -> tokenizer -> random init -> pretraining.
+$(ART)/$(1)/corpus.params: FORCE
+	$$(call stamp,$$@,$(strip $(CORPUS_ARGS) --seed $(SEED)))
+$(ART)/$(1)/backbone.params: FORCE
+	$$(call stamp,$$@,vocab $(VOCAB) shape $(SHAPE) ctx $(CTX) pretrain $(strip $(PRETRAIN_ARGS) --seed $(SEED) --threads $(THREADS)))
+$(ART)/$(1)/corpus.txt: $(ART)/$(1)/interactions.mp $(ART)/$(1)/items.mp $(ART)/$(1)/corpus.params $(TEMPLATES) $(BINDIR)/promptgen
+	$(BINDIR)/promptgen $(Q) --templates $(TEMPLATES) --mode corpus --interactions $(ART)/$(1)/interactions.mp --catalog $(ART)/$(1)/items.mp \
+	  --symbols $(ART)/$(1)/symbols.txt $$$$(cat $(ART)/$(1)/corpus.params) -o $$@
+$(ART)/$(1)/tok/tokenizer.model: $(ART)/$(1)/corpus.txt $(ART)/$(1)/backbone.params $(TEMPLATES)
+	rm -rf $$(@D); mkdir -p $$(@D)
+	$(call timed,$(1),spm_train,spm_train --input=$(ART)/$(1)/corpus.txt$(comma)$(TEMPLATES) --model_prefix=$$(@D)/tokenizer \
+	  --model_type=bpe --vocab_size=$(VOCAB) --byte_fallback=true --character_coverage=1.0 \
+	  --normalization_rule_name=identity --remove_extra_whitespaces=false --split_digits=true \
+	  --user_defined_symbols_file=$(ART)/$(1)/symbols.txt --max_sentence_length=100000 \
+	  --unk_id=0 --bos_id=1 --eos_id=2 --pad_id=-1 --num_threads=$(THREADS) --minloglevel=2 > $$(@D)/spm_train.log 2>&1)
+$(ART)/$(1)/backbone/config.json: $(ART)/$(1)/tok/tokenizer.model $(ART)/$(1)/corpus.txt $(ART)/$(1)/backbone.params $(BINDIR)/lora-train
+	rm -rf $$(@D) $$(@D).tmp
+	set -- $(SHAPE); printf '{"architectures":["LlamaForCausalLM"],"model_type":"llama","hidden_size":%d,"num_hidden_layers":%d,"num_attention_heads":%d,"num_key_value_heads":%d,"intermediate_size":%d,"vocab_size":%d,"max_position_embeddings":%d,"rms_norm_eps":1e-5,"rope_theta":10000.0,"tie_word_embeddings":true,"bos_token_id":1,"eos_token_id":2}\n' \
+	  $$$$1 $$$$2 $$$$3 $$$$4 $$$$5 $(VOCAB) $(CTX) > $(ART)/$(1)/backbone-config.json
+	$(call timed,$(1),pretrain,$(BINDIR)/lora-train $(Q) --full --init $(ART)/$(1)/backbone-config.json --tokenizer $(ART)/$(1)/tok/tokenizer.model \
+	  --text $(ART)/$(1)/corpus.txt --out $$(@D).tmp --log $(ART)/$(1)/pretrain-log.jsonl $(strip $(PRETRAIN_ARGS) --seed $(SEED) --threads $(THREADS)))
+	rm -rf $$(@D).tmp/checkpoint-*
+	mv $$(@D).tmp $$(@D)
+
+$(ART)/$(1)/promptgen.params: FORCE
+	$$(call stamp,$$@,$(strip $(PROMPT_ARGS) --context $(CTX) --seed $(SEED) --threads $(THREADS)))
+$(ART)/$(1)/lora.params: FORCE
+	$$(call stamp,$$@,$(strip $(LORA_ARGS) --ctx $(CTX) --seed $(SEED) --threads $(THREADS) $(DEVICE_ARG)))
+$(ART)/$(1)/rank.params: FORCE
+	$$(call stamp,$$@,$(strip $(RANK_ARGS) --seed $(SEED) --threads $(THREADS) $(DEVICE_ARG)))
+$(ART)/$(1)/fuse.params: FORCE
+	$$(call stamp,$$@,$(strip $(FUSE_ARGS)))
+
+# Training instructions and test queries; the leakage check runs on each before it is kept.
+$(ART)/$(1)/instructions.mp: $(ART)/$(1)/interactions.mp $(ART)/$(1)/items.mp $(ART)/$(1)/mf.mp $(call base_of,$(1))/config.json \
+		$(ART)/$(1)/promptgen.params $(TEMPLATES) $(BINDIR)/promptgen
+	$(call timed,$(1),promptgen-train,$(BINDIR)/promptgen $(Q) --templates $(TEMPLATES) --mode train --interactions $(ART)/$(1)/interactions.mp \
+	  --catalog $(ART)/$(1)/items.mp --mf $(ART)/$(1)/mf.mp --tokenizer $(call base_of,$(1))/tokenizer.model \
+	  $$$$(cat $(ART)/$(1)/promptgen.params) -o $$@.new)
+	$(BINDIR)/promptgen --check --templates $(TEMPLATES) --interactions $(ART)/$(1)/interactions.mp --catalog $(ART)/$(1)/items.mp $$@.new
+	mv $$@.new $$@
+$(ART)/$(1)/queries-%.mp: $(ART)/$(1)/cand-%.mp $(ART)/$(1)/interactions.mp $(ART)/$(1)/items.mp $(ART)/$(1)/mf.mp \
+		$(call base_of,$(1))/config.json $(ART)/$(1)/promptgen.params $(TEMPLATES) $(BINDIR)/promptgen
+	$(call timed,$(1),promptgen-eval-$$*,$(BINDIR)/promptgen $(Q) --templates $(TEMPLATES) --mode eval --for $$* --candidates $$< \
+	  --interactions $(ART)/$(1)/interactions.mp --catalog $(ART)/$(1)/items.mp --mf $(ART)/$(1)/mf.mp \
+	  --tokenizer $(call base_of,$(1))/tokenizer.model $$$$(cat $(ART)/$(1)/promptgen.params) -o $$@.new)
+	$(BINDIR)/promptgen --check --templates $(TEMPLATES) --interactions $(ART)/$(1)/interactions.mp --catalog $(ART)/$(1)/items.mp --candidates $$< $$@.new
+	mv $$@.new $$@
+
+# LoRA instruction tuning (TALLRec style) on the base; written to a temporary folder, then renamed.
+$(ART)/$(1)/adapter/adapter_model.safetensors: $(ART)/$(1)/instructions.mp $(call base_of,$(1))/config.json $(ART)/$(1)/lora.params $(BINDIR)/lora-train
+	rm -rf $(ART)/$(1)/adapter $(ART)/$(1)/adapter.tmp
+	$(call timed,$(1),lora-train,$(BINDIR)/lora-train $(Q) --model $(call base_of,$(1)) --out $(ART)/$(1)/adapter.tmp \
+	  --log $(ART)/$(1)/lora-log.jsonl $$$$(cat $(ART)/$(1)/lora.params) $$<)
+	rm -rf $(ART)/$(1)/adapter.tmp/checkpoint-*
+	mv $(ART)/$(1)/adapter.tmp $(ART)/$(1)/adapter
+
+$(ART)/$(1)/answers-%.mp: $(ART)/$(1)/queries-%.mp $(ART)/$(1)/adapter/adapter_model.safetensors $(ART)/$(1)/rank.params $(BINDIR)/rank
+	$(call timed,$(1),rank-$$*,$(BINDIR)/rank $(Q) --model $(call base_of,$(1)) --adapter $(ART)/$(1)/adapter \
+	  $$$$(cat $(ART)/$(1)/rank.params) $$< -o $$@)
+$(ART)/$(1)/rankings-%.mp: $(ART)/$(1)/queries-%.mp $(ART)/$(1)/answers-%.mp $(ART)/$(1)/fuse.params $(BINDIR)/fuse
+	$(BINDIR)/fuse --queries $$< $$$$(cat $(ART)/$(1)/fuse.params) $(ART)/$(1)/answers-$$*.mp -o $$@ 2> $(ART)/$(1)/fuse-$$*.log
+$(ART)/$(1)/llm.md: $(ART)/$(1)/rankings-test.mp $(ART)/$(1)/cand-test.mp $(ART)/$(1)/metrics.params $(BINDIR)/metrics
+	$(BINDIR)/metrics $$$$(cat $(ART)/$(1)/metrics.params) --interactions $(ART)/$(1)/interactions.mp \
+	  --candidates $(ART)/$(1)/cand-test.mp $$< -o $$@
+$(ART)/$(1)/llm.json: $(ART)/$(1)/rankings-test.mp $(ART)/$(1)/cand-test.mp $(ART)/$(1)/metrics.params $(BINDIR)/metrics
+	$(BINDIR)/metrics --format json $$$$(cat $(ART)/$(1)/metrics.params) --interactions $(ART)/$(1)/interactions.mp \
+	  --candidates $(ART)/$(1)/cand-test.mp $$< -o $$@
+
+$(RES)/$(1).md: $(ART)/$(1)/llm.md $(ART)/$(1)/rankings-test.mp
+	@mkdir -p $$(@D)
+	{ echo "# ITREK results: ML-100K, scheme \`$(1)\`, profile \`$(PROFILE)\`"; echo; \
+	  echo "Base model \`$(call base_of,$(1))\`, device \`$(DEVICE)\`; made by \`make results PROFILE=$(PROFILE)\`."; echo; \
+	  cat $(ART)/$(1)/llm.md; echo; echo "## Answers that did not parse (fuse)"; echo; \
+	  sed 's/^/    /' $(ART)/$(1)/fuse-test.log; echo; echo "## Parameters"; echo; \
+	  for f in split mf candgen $(if $(OWN_BACKBONE),corpus backbone) promptgen lora rank fuse metrics; do printf -- '- %s: `%s`\n' $$$$f "$$$$(cat $(ART)/$(1)/$$$$f.params)"; done; \
+	  echo; echo "## Wall time per stage (seconds, this run)"; echo; \
+	  cat $(ART)/$(1)/times/* | sed 's/^/    /'; } > $$@.tmp && mv $$@.tmp $$@
+$(RES)/$(1).json: $(ART)/$(1)/llm.json
+	@mkdir -p $$(@D)
+	cp $$< $$@.tmp && mv $$@.tmp $$@
+
+$(RES)/$(1)-base.md: $(ART)/$(1)/base.md $(ART)/$(1)/valid.md
 	@mkdir -p $$(@D)
 	{ echo "# ITREK results: ML-100K, scheme \`$(1)\`, profile \`$(PROFILE)\`"; echo; \
 	  echo "Test part (made by \`make results PROFILE=$(PROFILE)\`; MF: \`mf-train $(MF_PARAMS)\`)."; echo; \
 	  cat $(ART)/$(1)/base.md; echo; echo "## Valid part (model selection only)"; echo; cat $(ART)/$(1)/valid.md; } > $$@.tmp && mv $$@.tmp $$@
-$(RES)/$(1).json: $(ART)/$(1)/base.json
+$(RES)/$(1)-base.json: $(ART)/$(1)/base.json
 	@mkdir -p $$(@D)
 	cp $$< $$@.tmp && mv $$@.tmp $$@
 endef
 $(foreach s,$(SCHEMES),$(eval $(call SCHEME_RULES,$(s))))
 
-BASE_OUTPUTS := $(foreach s,$(SCHEMES),$(RES)/$(s).md $(RES)/$(s).json)
+BASE_OUTPUTS := $(foreach s,$(SCHEMES),$(RES)/$(s)-base.md $(RES)/$(s)-base.json)
 
 # `make base`: the MF baseline rows only, also once the LLM stages exist.
 base: $(BASE_OUTPUTS)
-	@for s in $(SCHEMES); do echo "== $(RES)/$$s.md"; sed -n '/^| Method/,/^$$/p' $(RES)/$$s.md; done
+	@for s in $(SCHEMES); do echo "== $(RES)/$$s-base.md"; sed -n '/^| Method/,/^$$/p' $(RES)/$$s-base.md; done
 
-# `make results`: the whole table. Until the LLM stages land it holds the base rows.
+LLM_OUTPUTS := $(foreach s,$(SCHEMES),$(RES)/$(s).md $(RES)/$(s).json)
+
+# `make results`: the whole table, base and the tuned model's rankings, for every scheme.
 results: deps
-	@$(MAKE) --no-print-directory base
+	@$(MAKE) --no-print-directory base llm
+
+llm: $(LLM_OUTPUTS)
+	@for s in $(SCHEMES); do echo "== $(RES)/$$s.md"; sed -n '/^| Method/,/^$$/p' $(RES)/$$s.md | head -12; done

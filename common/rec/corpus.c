@@ -150,8 +150,8 @@ long corpus_write_symbols(FILE *out, const char *out_name, const catalog *cat, c
             if (fprintf(out, "%s\n", sym[k]) < 0) die_at(out_name, -1, "write failed: %s", strerror(errno));
             written++;
         }
-        free(sym[k]);
     }
+    for (long k = 0; k < n; k++) free(sym[k]);
     free(sym);
     return written;
 }

@@ -69,7 +69,7 @@ expect_fail "candgen: --mf required" 2 "--mf MODEL is required" "$B/candgen" "$T
 
 # The Make DAG, on the real data, into temporary folders.
 mk() { make -C "$ITREK_ROOT" --no-print-directory "$@" SAN="${SAN:-}" ML100K="$ML" ART="$T/art" RES="$T/res" PROFILE=tiny SCHEMES=loo BINDIR="$BINDIR"; }
-mk base > "$T/make1.log" 2>&1 && [ -s "$T/res/loo.md" ] && [ -s "$T/res/loo.json" ] && pass "make base writes results" || fail "make base writes results" "$(tail -5 "$T/make1.log")"
+mk base > "$T/make1.log" 2>&1 && [ -s "$T/res/loo-base.md" ] && [ -s "$T/res/loo-base.json" ] && pass "make base writes results" || fail "make base writes results" "$(tail -5 "$T/make1.log")"
 mk base 2>&1 | grep -E 'bin/(split|mf-train|candgen|metrics) ' > "$T/make2.log"
 [ ! -s "$T/make2.log" ] && pass "second make base does nothing" || fail "second make base does nothing" "$(cat "$T/make2.log")"
 mk base CAND_N=20 2>&1 | grep -oE 'bin/(split|mf-train|candgen|metrics) ' | sort -u | awk '{printf "%s ", $1}' > "$T/make3.log"

@@ -1,0 +1,24 @@
+# pipeline-llm.sh - `make results PROFILE=tiny` end to end on the real data (scheme loo) into
+# temporary folders: own tokenizer and backbone, promptgen (with its leakage check), lora-train,
+# rank, fuse, metrics. Checks the table's rows, the parse report, and that a second run does
+# nothing. Skipped under SAN=1 (the sanitizer build would take most of CI's time here; the same
+# stages' CLI tests run under the sanitizers).
+source "$ITREK_ROOT/tests/cli/lib.sh"
+[ "${SAN:-}" = 1 ] && exit 0
+ML=$SHARED/data/ml-100k
+mk() { make -C "$ITREK_ROOT" --no-print-directory "$@" ML100K="$ML" SHARED="$SHARED" ART="$T/art" RES="$T/res" PROFILE=tiny SCHEMES=loo BINDIR="$BINDIR"; }
+if mk results > "$T/make1.log" 2>&1; then pass "make results PROFILE=tiny"; else fail "make results PROFILE=tiny" "$(tail -5 "$T/make1.log")"; fi
+md=$T/res/loo.md
+for m in base pointwise pairwise listwise hybrid; do
+    grep -q "^| $m | 0\.[0-9]* |" "$md" && pass "table row $m" || fail "table row $m"
+done
+grep -q '^Protocol `loo`, part `test`: 942 users with a positive.' "$md" && pass "table counts 942 users" || fail "table counts 942 users"
+grep -q 'Improvement of hybrid over base' "$md" && pass "improvement row" || fail "improvement row"
+grep -q 'fuse: listwise: 942 answers' "$md" && pass "parse report in the table" || fail "parse report in the table"
+grep -q 'no leakage' "$T/make1.log" && pass "leakage check ran" || fail "leakage check ran"
+grep -q '"rows"' "$T/res/loo.json" && pass "json table" || fail "json table"
+[ -s "$T/art/loo/backbone/model.safetensors" ] && [ -s "$T/art/loo/adapter/adapter_model.safetensors" ] \
+    && pass "backbone and adapter written" || fail "backbone and adapter written"
+mk results > "$T/make2.log" 2>&1
+grep -E '^[^ ]*bin/(split|mf-train|candgen|promptgen|lora-train|rank|fuse|metrics) |^spm_train ' "$T/make2.log" > "$T/ran"
+[ ! -s "$T/ran" ] && pass "second make results does nothing" || fail "second make results does nothing" "$(head -3 "$T/ran")"
