@@ -46,7 +46,7 @@ ifneq ($(CU_SRCS),)
   CPPFLAGS += -DITREK_HAVE_CUDA=1
   CUDA_HOME := $(patsubst %/bin/nvcc,%,$(NVCC))
   LDFLAGS  += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64
-  LDLIBS   += -lcublas -lcudart
+  LDLIBS   += -lcudart -lstdc++ -ldl
   NVCCFLAGS ?= -O2 -std=c++17 -Icommon -Werror all-warnings \
                -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90
 endif
@@ -108,4 +108,6 @@ include pipeline.mk
 # The BPR inner loop and the LLM kernels gain from -O3's vectoriser (measured: make bench).
 ifneq ($(SAN),1)
 $(BUILD)/common/rec/mf.o: OPT := -O3 -g
+$(BUILD)/common/llm/backend_cpu.o: OPT := -O3 -g
+$(BUILD)/common/llm/train.o: OPT := -O3 -g
 endif

@@ -16,7 +16,7 @@
 
 static const char USAGE[] =
     "usage: llm COMMAND [options]\n"
-    "LLaMA inference engine (CPU backend).\n"
+    "LLaMA inference engine (CPU backend; CUDA with --device cuda).\n"
     "Commands:\n"
     "  convert-llama2c MODEL.bin TOKENIZER.bin OUTDIR\n"
     "                     write a Hugging Face directory (config.json, model.safetensors, tokenizer.model)\n"
@@ -34,6 +34,7 @@ static const char USAGE[] =
     "  --adapter DIR      LoRA adapter (PEFT layout), applied on the fly\n"
     "  --merge            merge the adapter into the weights instead (before --int8 quantisation)\n"
     "  --int8             hold the linear layers as int8 (per-row absmax)\n"
+    "  --device D         cpu (default) or cuda (generate, logits, bench; see docs/gpu.md)\n"
     "  -n, --max-new N    new tokens at most (default 128)\n"
     "  --temperature T    0 = greedy (default 0)\n"
     "  --top-k K          keep the K most likely tokens (default 0 = all)\n"
@@ -43,10 +44,11 @@ static const char USAGE[] =
     "Exit status: 0 success, 1 bad data or I/O failure, 2 usage error.\n";
 
 enum { OPT_MODEL = OPT_FIRST_STAGE, OPT_PROMPT, OPT_IDS, OPT_TEMP, OPT_TOPK, OPT_TOPP, OPT_PRINT_IDS, OPT_INT8,
-       OPT_TEXT, OPT_FILE, OPT_BOS, OPT_ADAPTER, OPT_NO_STOP, OPT_MERGE, OPT_CONFIG, OPT_TOKENIZER, OPT_INIT_STD };
+       OPT_TEXT, OPT_FILE, OPT_BOS, OPT_ADAPTER, OPT_NO_STOP, OPT_MERGE, OPT_CONFIG, OPT_TOKENIZER, OPT_INIT_STD,
+       OPT_DEVICE };
 
 typedef struct {
-    const char *model, *prompt, *ids, *text, *file, *adapter, *config, *tokenizer;
+    const char *model, *prompt, *ids, *text, *file, *adapter, *config, *tokenizer, *device;
     int print_ids, int8, bos, merge;
     double init_std;
     llm_sampling s;
@@ -76,7 +78,8 @@ static llm_model *load(const opts *o) {
     if (!o->model) die_usage(USAGE, "--model is required");
     char err[1024];
     if (o->merge && !o->adapter) die_usage(USAGE, "--merge needs --adapter");
-    llm_load_opts lo = {.int8 = o->int8, .threads = o->cc.threads, .adapter = o->adapter, .merge = o->merge};
+    llm_load_opts lo = {.int8 = o->int8, .threads = o->cc.threads, .adapter = o->adapter, .merge = o->merge,
+                        .device = o->device};
     llm_model *m = llm_load(o->model, &lo, err, sizeof err);
     if (!m) die("%s", err);
     return m;
@@ -202,8 +205,8 @@ static void cmd_bench(const opts *o) {
     llm_sampling s = llm_sampling_default();
     s.max_new = G;
     s.stop_eos = 0;
-    printf("model %s: dim %d, layers %d, heads %d/%d, vocab %d, %s weights, %d threads\n", o->model, m->cfg.dim,
-           m->cfg.n_layers, m->cfg.n_heads, m->cfg.n_kv_heads, V, m->int8 ? "int8" : "fp32", m->threads);
+    printf("model %s: dim %d, layers %d, heads %d/%d, vocab %d, %s weights, %s device, %d threads\n", o->model, m->cfg.dim,
+           m->cfg.n_layers, m->cfg.n_heads, m->cfg.n_kv_heads, V, m->int8 ? "int8" : "fp32", m->be->name, m->threads);
     printf("%-28s %6s %8s %9s %11s\n", "phase", "batch", "tokens", "seconds", "tokens/s");
     /* prefill: P tokens in one forward (best of 3 runs, after a warm-up) */
     double best = 1e30;
@@ -329,6 +332,7 @@ int main(int argc, char **argv) {
         {"adapter", required_argument, 0, OPT_ADAPTER}, {"no-stop", no_argument, 0, OPT_NO_STOP},
         {"merge", no_argument, 0, OPT_MERGE},         {"config", required_argument, 0, OPT_CONFIG},
         {"tokenizer", required_argument, 0, OPT_TOKENIZER}, {"init-std", required_argument, 0, OPT_INIT_STD},
+        {"device", required_argument, 0, OPT_DEVICE},
         CLI_COMMON_OPTIONS,                           {0, 0, 0, 0}};
     int c;
     opterr = 0;
@@ -356,6 +360,11 @@ int main(int argc, char **argv) {
         case OPT_CONFIG: o.config = optarg; break;
         case OPT_TOKENIZER: o.tokenizer = optarg; break;
         case OPT_INIT_STD: o.init_std = cli_double("--init-std", optarg, 0, 10, USAGE); break;
+        case OPT_DEVICE:
+            if (strcmp(optarg, "cpu") != 0 && strcmp(optarg, "cuda") != 0)
+                die_usage(USAGE, "--device: expected cpu or cuda, not '%s'", optarg);
+            o.device = optarg;
+            break;
         case ':': die_usage(USAGE, "option '%s' needs a value", argv[optind - 1]);
         case '?': die_usage(USAGE, "unknown option '%s'", argv[optind - 1]);
         default: cli_common_opt(c, optarg, &o.cc, USAGE);

@@ -28,6 +28,7 @@ static const char USAGE[] =
     "  --tokenizer FILE   tokenizer.model (with --init; default: the model's)\n"
     "  --text FILE        plain text, one document per line, packed into --ctx chunks (loss on all)\n"
     "  --int8             hold the frozen base's linear layers in int8 (LoRA only)\n"
+    "  --device D         cpu (default) or cuda (LoRA only; see docs/gpu.md)\n"
     "  --targets LIST     adapted modules (default q_proj,k_proj,v_proj,o_proj; 'all' = + gate,up,down)\n"
     "  --rank R           LoRA rank (default 16)\n"
     "  --alpha A          LoRA alpha, scale alpha/r (default 16)\n"
@@ -52,7 +53,7 @@ static const char USAGE[] =
 
 enum { O_MODEL = OPT_FIRST_STAGE, O_OUT, O_FULL, O_INIT, O_INIT_STD, O_TOK, O_TEXT, O_INT8, O_TARGETS, O_RANK, O_ALPHA,
        O_DROPOUT, O_LR, O_WARMUP, O_STEPS, O_BATCH, O_ACCUM, O_CTX, O_LOSS_ON, O_WD, O_CLIP, O_RECOMPUTE, O_VAL_FRAC,
-       O_EVAL_EVERY, O_CKPT_EVERY, O_KEEP, O_RESUME, O_LOG };
+       O_EVAL_EVERY, O_CKPT_EVERY, O_KEEP, O_RESUME, O_LOG, O_DEVICE };
 
 static volatile sig_atomic_t stop_flag;
 static void on_signal(int sig) { stop_flag = sig; }
@@ -95,6 +96,7 @@ int main(int argc, char **argv) {
     cli_common cc;
     cli_common_init(&cc);
     const char *model = NULL, *out = NULL, *init = NULL, *tokf = NULL, *text = NULL, *targets_s = "q_proj,k_proj,v_proj,o_proj";
+    const char *device = NULL;
     int full = 0, int8 = 0, rank = 16, loss_all = 0, recompute = 0, ctx = 1024;
     float alpha = 16, dropout = 0.05f, init_std = 0.02f;
     double val_frac = 0.02;
@@ -110,7 +112,8 @@ int main(int argc, char **argv) {
         {"loss-on", 1, 0, O_LOSS_ON}, {"weight-decay", 1, 0, O_WD}, {"clip", 1, 0, O_CLIP},
         {"recompute", 0, 0, O_RECOMPUTE}, {"val-frac", 1, 0, O_VAL_FRAC}, {"eval-every", 1, 0, O_EVAL_EVERY},
         {"ckpt-every", 1, 0, O_CKPT_EVERY}, {"keep", 1, 0, O_KEEP}, {"resume", 1, 0, O_RESUME},
-        {"log", 1, 0, O_LOG},         CLI_COMMON_OPTIONS,           {0, 0, 0, 0}};
+        {"log", 1, 0, O_LOG},         {"device", 1, 0, O_DEVICE},   CLI_COMMON_OPTIONS,
+        {0, 0, 0, 0}};
     int c;
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
@@ -150,6 +153,11 @@ int main(int argc, char **argv) {
         case O_KEEP: ro.keep_ckpt = (int)cli_long("--keep", optarg, 0, 1 << 20, USAGE); break;
         case O_RESUME: ro.resume = optarg; break;
         case O_LOG: ro.log_path = optarg; break;
+        case O_DEVICE:
+            if (strcmp(optarg, "cpu") != 0 && strcmp(optarg, "cuda") != 0)
+                die_usage(USAGE, "--device: expected cpu or cuda, not '%s'", optarg);
+            device = optarg;
+            break;
         case ':': die_usage(USAGE, "option '%s' needs a value", argv[optind - 1]);
         case '?': die_usage(USAGE, "unknown option '%s'", argv[optind - 1]);
         default: cli_common_opt(c, optarg, &cc, USAGE);
@@ -160,6 +168,7 @@ int main(int argc, char **argv) {
     if (init && !full) die_usage(USAGE, "--init needs --full");
     if (init && !tokf) die_usage(USAGE, "--init needs --tokenizer");
     if (full && int8) die_usage(USAGE, "--full trains fp32 weights; --int8 is for a frozen LoRA base");
+    if (full && device && strcmp(device, "cuda") == 0) die_usage(USAGE, "--full runs on the CPU only; --device cuda is for LoRA");
     if (text && !full) die_usage(USAGE, "--text is for --full (pretraining); LoRA tuning reads itrek.instructions");
     if (text && optind < argc) die_usage(USAGE, "give either --text or an instructions file");
     if (argc - optind > 1) die_usage(USAGE, "at most one input file");
@@ -174,7 +183,7 @@ int main(int argc, char **argv) {
         if (llm_config_load(init, &cfg, err, sizeof err) != 0) die("%s", err);
         m = llm_init_random(&cfg, init_std, cc.seed, cc.threads);
     } else {
-        llm_load_opts lo = {.int8 = int8, .threads = cc.threads};
+        llm_load_opts lo = {.int8 = int8, .threads = cc.threads, .device = device};
         if (!(m = llm_load(model, &lo, err, sizeof err))) die("%s", err);
     }
     char tok_path[4200] = "";

@@ -130,13 +130,7 @@ int main(int argc, char **argv) {
     if (argc - optind > 1) die_usage(USAGE, "at most one input file");
     if (o.resume && !to_file) die_usage(USAGE, "--resume needs -o OUT");
     if (o.max_users && !to_file) die_usage(USAGE, "--max-users needs -o OUT");
-    if (strcmp(device, "cuda") == 0) {
-#ifdef ITREK_HAVE_CUDA
-        die("--device cuda: the CUDA backend is built but the model does not select it yet");
-#else
-        die("--device cuda: CUDA backend not built/available");
-#endif
-    }
+    o.device = device;
     o.queries = optind < argc ? argv[optind] : NULL;
     rank_stats st;
     rank_run(&o, &st);

@@ -15,6 +15,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 /* A linear layer's weight, fp32 or int8 with one absmax scale per output row:
  * W[r][c] = q[r][c] * scale[r], scale[r] = max_c |W[r][c]| / 127. */
@@ -94,8 +95,56 @@ typedef struct llm_backend {
     void (*swiglu_backward)(float *dg, float *du, const float *dh, const float *g, const float *u, size_t n);
     void (*attention_train)(const llm_train_attn *a);
     void (*attention_backward)(const llm_train_attn *a);
+
+    /* ---- device memory (a host backend leaves these 0 / NULL: the llm_be_* helpers below
+     * then fall back to memcpy / memset, so host code is unchanged) ----
+     * With `device` set, every buffer from alloc lives in device memory and the host never
+     * dereferences it: data crosses with upload / download. Descriptor structs (llm_attn_item,
+     * llm_kv_span, llm_train_attn and its off / len arrays) stay host memory; the buffers
+     * they point to (q, out, pos, k, v, lse, ...) are backend memory. Calls are ordered (one
+     * stream); download returns when the data is on the host. */
+    int device;
+    void (*upload)(void *dst, const void *host_src, size_t bytes);
+    void (*download)(void *host_dst, const void *src, size_t bytes);
+    void (*copy)(void *dst, const void *src, size_t bytes); /* backend memory to backend memory */
+    void (*zero)(void *p, size_t bytes);
+    void (*sync)(void);
+    /* ---- optional kernels (NULL: the caller does it on the host, as for the CPU) ---- */
+    /* Cross-entropy over nr rows of logits lg (nr,V) with targets tgt (nr, -1: none):
+     * loss[i] = logsumexp(lg_i) - lg_i[tgt_i] (0 without target); with backward, lg_i becomes
+     * (softmax(lg_i) - onehot(tgt_i)) gs, or 0 without target. tgt, loss: backend memory. */
+    void (*xent)(float *lg, const int *tgt, int nr, int V, float gs, int backward, float *loss);
+    /* dst = src keep / (1 - p), keep drawn from a counter-based hash of (seed, stream, i), so
+     * the same call gives the same mask (not the CPU's xoshiro masks). dst may equal src. */
+    void (*dropout)(float *dst, const float *src, size_t n, float p, uint64_t seed, uint64_t stream);
+    /* AdamW as optim.c: w *= decay; m, v moments; w -= step_size m / (sqrt(v) / bc2s + eps). */
+    void (*adamw)(float *w, const float *g, float *m, float *v, size_t n, float decay, float b1, float b2, float eps,
+                  float step_size, float bc2s);
+    /* Random fill for benchmarks: elem 1: int8 uniform in [-127, 127]; elem 4: fp32 uniform in
+     * [-scale, scale]; from a counter-based hash of (seed, i). */
+    void (*randomize)(void *p, size_t n, int elem, float scale, uint64_t seed);
 } llm_backend;
 
+static inline void llm_be_copy(const llm_backend *be, void *dst, const void *src, size_t n) {
+    if (be->copy) be->copy(dst, src, n);
+    else if (n) memcpy(dst, src, n);
+}
+static inline void llm_be_zero(const llm_backend *be, void *p, size_t n) {
+    if (be->zero) be->zero(p, n);
+    else if (n) memset(p, 0, n);
+}
+static inline void llm_be_upload(const llm_backend *be, void *dst, const void *src, size_t n) {
+    if (be->upload) be->upload(dst, src, n);
+    else if (n && dst != src) memcpy(dst, src, n);
+}
+static inline void llm_be_download(const llm_backend *be, void *dst, const void *src, size_t n) {
+    if (be->download) be->download(dst, src, n);
+    else if (n && dst != src) memcpy(dst, src, n);
+}
+
 const llm_backend *llm_backend_cpu(void);
+/* "cpu" (or NULL) or "cuda" (backend_cuda.h); NULL with a one-line reason when the name is
+ * unknown or the backend cannot run here (no GPU, built without CUDA). Defined in model.c. */
+const llm_backend *llm_backend_named(const char *name, char *err, size_t errlen);
 
 #endif

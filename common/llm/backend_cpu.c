@@ -1,8 +1,14 @@
 /* backend_cpu.c - the reference backend: OpenBLAS sgemm for the products, a small
- * persistent thread pool for attention and int8 products, plain loops for the rest.
+ * persistent thread pool for attention, int8 dequantisation and the element-wise kernels.
  *
  * Determinism: every output element is computed by one thread with a fixed order of
- * operations, so results depend on the thread count only through OpenBLAS's blocking. */
+ * operations (no atomics on floats; a reduction across rows, as RMSNorm's weight gradient,
+ * runs over the rows in order inside one task), so results depend on the thread count only
+ * through OpenBLAS's blocking.
+ *
+ * Attention (prefill and training) runs one task per (sequence, head) on the pool, each task
+ * calling a single-threaded sgemm (OpenBLAS is switched to one thread for the job) on blocks
+ * of ATT_BQ query rows against the keys of their causal prefix only. */
 #include "llm/backend.h"
 
 #include <cblas.h>
@@ -82,8 +88,52 @@ static void pool_run(int n, task_fn fn, void *ctx, double work) {
     pthread_mutex_unlock(&pool.mu);
 }
 
+/* Per-thread scratch buffers (the pool's workers live as long as the process): no allocation
+ * per call once they have grown. Slot 0-2 are for kernels run inside tasks, 3 for the caller. */
+#define N_SCRATCH 4
+static _Thread_local float *scratch_p[N_SCRATCH];
+static _Thread_local size_t scratch_n[N_SCRATCH];
+
+static float *scratch(int slot, size_t n) {
+    if (n > scratch_n[slot]) {
+        free(scratch_p[slot]);
+        scratch_p[slot] = xmalloc((n ? n : 1) * sizeof(float));
+        scratch_n[slot] = n;
+    }
+    return scratch_p[slot];
+}
+
+/* Parallel loop over [0, n) in contiguous ranges (about 4 per thread, at least grain items). */
+typedef void (*range_fn)(void *ctx, size_t a, size_t b);
+typedef struct {
+    range_fn fn;
+    void *ctx;
+    size_t n, chunk;
+} range_ctx;
+
+static void range_task(void *vctx, int i) {
+    range_ctx *r = vctx;
+    size_t a = (size_t)i * r->chunk, b = a + r->chunk < r->n ? a + r->chunk : r->n;
+    r->fn(r->ctx, a, b);
+}
+
+static void par_range(size_t n, size_t grain, range_fn fn, void *ctx, double work_per_item) {
+    if (n == 0) return;
+    size_t chunk = n / ((size_t)pool.want * 4) + 1;
+    if (chunk < grain) chunk = grain;
+    range_ctx r = {fn, ctx, n, chunk};
+    pool_run((int)((n + chunk - 1) / chunk), range_task, &r, work_per_item * (double)n);
+}
+
+/* OpenBLAS threads, and a job of single-threaded sgemm calls made from the pool's tasks. */
+static int blas_threads = 1;
+static void blas_serial(int on) {
+    if (blas_threads > 1 && pool.want > 1) openblas_set_num_threads(on ? 1 : blas_threads);
+}
+
 static void cpu_set_threads(int n) {
     if (n < 1) n = 1;
+    blas_threads = n;
     /* Workers already started stay parked; only want - 1 of them take part in new jobs
      * when want shrinks because pool_run counts busy by n_workers: keep it simple and only grow. */
     pool.want = n > POOL_MAX ? POOL_MAX : n;
@@ -113,14 +163,43 @@ static void mm_int8_task(void *vctx, int i) {
     mm_ctx *c = vctx;
     int K = c->w->cols, N = c->w->rows;
     int r0 = i * c->rows_per_task, r1 = r0 + c->rows_per_task < N ? r0 + c->rows_per_task : N;
-    float *row = xmalloc((size_t)K * sizeof *row);
+    float *row = scratch(0, (size_t)K);
     for (int r = r0; r < r1; r++) {
         const int8_t *q = c->w->q + (size_t)r * K;
         float s = c->w->scale[r];
         for (int k = 0; k < K; k++) row[k] = (float)q[k] * s;
         for (int t = 0; t < c->T; t++) c->y[(size_t)t * N + r] = cblas_sdot(K, row, 1, c->x + (size_t)t * K, 1);
     }
-    free(row);
+}
+
+/* Dequantise rows [r0, r0 + nr) of an int8 weight into buf (nr, cols), on the pool. */
+typedef struct {
+    const llm_weight *w;
+    float *buf;
+    int r0;
+} dq_ctx;
+
+static void dequant_range(void *vctx, size_t a, size_t b) {
+    dq_ctx *c = vctx;
+    int K = c->w->cols;
+    for (size_t r = a; r < b; r++) {
+        const int8_t *q = c->w->q + (size_t)(c->r0 + (int)r) * K;
+        float s = c->w->scale[c->r0 + (int)r], *d = c->buf + r * K;
+        for (int k = 0; k < K; k++) d[k] = (float)q[k] * s;
+    }
+}
+
+static void dequant_rows(float *buf, const llm_weight *w, int r0, int nr) {
+    dq_ctx c = {w, buf, r0};
+    par_range((size_t)nr, 16, dequant_range, &c, 2.0 * w->cols);
+}
+
+/* Rows per dequantised block: about 1 MiB of fp32. */
+static int dequant_block_rows(const llm_weight *w) {
+    int K = w->cols, N = w->rows, rb = (1 << 18) / (K > 0 ? K : 1);
+    if (rb < 8) rb = 8;
+    if (rb > N) rb = N;
+    return rb;
 }
 
 static void cpu_matmul(float *y, const float *x, const llm_weight *w, int T) {
@@ -137,53 +216,74 @@ static void cpu_matmul(float *y, const float *x, const llm_weight *w, int T) {
         return;
     }
     /* Prefill: dequantise blocks of rows (about 1 MiB) and hand them to sgemm. */
-    int rb = (1 << 18) / (K > 0 ? K : 1);
-    if (rb < 8) rb = 8;
-    if (rb > N) rb = N;
-    float *buf = xmalloc((size_t)rb * K * sizeof *buf);
+    int rb = dequant_block_rows(w);
+    float *buf = scratch(3, (size_t)rb * K);
     for (int r0 = 0; r0 < N; r0 += rb) {
         int nr = r0 + rb <= N ? rb : N - r0;
-        for (int r = 0; r < nr; r++) {
-            const int8_t *q = w->q + (size_t)(r0 + r) * K;
-            float s = w->scale[r0 + r], *d = buf + (size_t)r * K;
-            for (int k = 0; k < K; k++) d[k] = (float)q[k] * s;
-        }
+        dequant_rows(buf, w, r0, nr);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, nr, K, 1.0f, x, K, buf, K, 0.0f, y + r0, N);
     }
-    free(buf);
+}
+
+/* ---- element-wise kernels, threaded over rows or ranges ---- */
+
+typedef struct {
+    float *y, *dx, *dw, *inv;
+    const float *x, *w, *dy, *u, *g;
+    float *g2, *du;
+    int T, C, n_heads, head_dim;
+    const int *pos;
+    float eps, theta;
+    const float *inv_freq;
+} ew_ctx;
+
+static void rmsnorm_range(void *vctx, size_t a, size_t b) {
+    const ew_ctx *c = vctx;
+    int C = c->C;
+    for (size_t t = a; t < b; t++) {
+        const float *xt = c->x + t * C;
+        float *yt = c->y + t * C;
+        double ss = 0;
+        for (int i = 0; i < C; i++) ss += (double)xt[i] * xt[i];
+        float inv = (float)(1.0 / sqrt(ss / C + c->eps));
+        for (int i = 0; i < C; i++) yt[i] = c->w[i] * (xt[i] * inv);
+    }
 }
 
 static void cpu_rmsnorm(float *y, const float *x, const float *w, int T, int C, float eps) {
-    for (int t = 0; t < T; t++) {
-        const float *xt = x + (size_t)t * C;
-        float *yt = y + (size_t)t * C;
-        double ss = 0;
-        for (int i = 0; i < C; i++) ss += (double)xt[i] * xt[i];
-        float inv = (float)(1.0 / sqrt(ss / C + eps));
-        for (int i = 0; i < C; i++) yt[i] = w[i] * (xt[i] * inv);
+    ew_ctx c = {.y = y, .x = x, .w = w, .C = C, .eps = eps};
+    par_range((size_t)(T > 0 ? T : 0), 4, rmsnorm_range, &c, 4.0 * C);
+}
+
+static void rope_range(void *vctx, size_t a, size_t b) {
+    const ew_ctx *c = vctx;
+    int hd = c->head_dim, half = hd / 2;
+    float cs[1024], *cp = hd <= 1024 ? cs : xmalloc((size_t)hd * sizeof *cp);
+    for (size_t t = a; t < b; t++) {
+        for (int i = 0; i < half; i++) {
+            float ang = (float)c->pos[t] * c->inv_freq[i];
+            cp[i] = (float)cos((double)ang);
+            cp[half + i] = (float)sin((double)ang);
+        }
+        for (int h = 0; h < c->n_heads; h++) {
+            float *v = c->y + (t * c->n_heads + h) * hd;
+            for (int i = 0; i < half; i++) {
+                float x0 = v[i], x1 = v[i + half], co = cp[i], si = cp[half + i];
+                v[i] = x0 * co - x1 * si;
+                v[i + half] = x1 * co + x0 * si;
+            }
+        }
     }
+    if (cp != cs) free(cp);
 }
 
 static void cpu_rope(float *x, const int *pos, int T, int n_heads, int head_dim, float theta) {
     int half = head_dim / 2;
-    float *cs = xmalloc((size_t)head_dim * sizeof *cs);
-    for (int t = 0; t < T; t++) {
-        for (int i = 0; i < half; i++) {
-            float inv_freq = 1.0f / powf(theta, (float)(2 * i) / (float)head_dim);
-            float ang = (float)pos[t] * inv_freq;
-            cs[i] = (float)cos((double)ang);
-            cs[half + i] = (float)sin((double)ang);
-        }
-        for (int h = 0; h < n_heads; h++) {
-            float *v = x + ((size_t)t * n_heads + h) * head_dim;
-            for (int i = 0; i < half; i++) {
-                float a = v[i], b = v[i + half], c = cs[i], s = cs[half + i];
-                v[i] = a * c - b * s;
-                v[i + half] = b * c + a * s;
-            }
-        }
-    }
-    free(cs);
+    float fr[512], *inv_freq = half <= 512 ? fr : xmalloc((size_t)(half ? half : 1) * sizeof *inv_freq);
+    for (int i = 0; i < half; i++) inv_freq[i] = 1.0f / powf(theta, (float)(2 * i) / (float)head_dim);
+    ew_ctx c = {.y = x, .pos = pos, .n_heads = n_heads, .head_dim = head_dim, .inv_freq = inv_freq};
+    par_range((size_t)(T > 0 ? T : 0), 2, rope_range, &c, 40.0 * half + 6.0 * n_heads * half);
+    if (inv_freq != fr) free(inv_freq);
 }
 
 /* ---- attention: one task per (item, token) over all heads ---- */
@@ -199,8 +299,7 @@ static void att_task(void *vctx, int i) {
     const llm_attn_item *it = &c->items[c->task_item[i]];
     int t = c->task_tok[i], hd = c->head_dim, kvd = c->n_kv_heads * hd, rep = c->n_heads / c->n_kv_heads;
     int n = it->pos[t] + 1;
-    float *sc = xmalloc((size_t)n * sizeof *sc);
-    float scale = 1.0f / sqrtf((float)hd);
+    float *sc = scratch(0, (size_t)n), scale = 1.0f / sqrtf((float)hd);
     for (int h = 0; h < c->n_heads; h++) {
         const float *q = it->q + ((size_t)t * c->n_heads + h) * hd;
         float *out = it->out + ((size_t)t * c->n_heads + h) * hd;
@@ -227,25 +326,37 @@ static void att_task(void *vctx, int i) {
                 for (int e = 0; e < hd; e++) out[e] += a * v[e];
             }
     }
-    free(sc);
 }
 
-/* Prefill of T >= 8 tokens: per query head, scores = q K^T and out = softmax(scores) V as
- * sgemm calls over the cached spans (OpenBLAS threads them). */
-static void att_blas(const llm_attn_item *it, int n_heads, int n_kv_heads, int hd) {
-    int T = it->T, n = it->pos[T - 1] + 1, qd = n_heads * hd, kvd = n_kv_heads * hd, rep = n_heads / n_kv_heads;
-    float *S = xmalloc((size_t)T * n * sizeof *S);
-    float scale = 1.0f / sqrtf((float)hd);
-    for (int h = 0; h < n_heads; h++) {
-        int kvh = h / rep, off = 0;
-        for (int s = 0; s < it->n_spans && off < n; s++) { // S (T,n) = q_h (T,hd) K^T
+/* Prefill of T >= 8 tokens: one task per (item, query head); blocks of ATT_BQ query rows,
+ * scores = q K^T and out = softmax(scores) V as single-threaded sgemm calls over the cached
+ * spans, each block against the positions up to its last row only. */
+#define ATT_BQ 64
+
+typedef struct {
+    const llm_attn_item *items;
+    const int *task_item;
+    int n_heads, n_kv_heads, head_dim;
+} pre_ctx;
+
+static void att_prefill_task(void *vctx, int task) {
+    const pre_ctx *c = vctx;
+    const llm_attn_item *it = &c->items[c->task_item[task]];
+    int h = task % c->n_heads, hd = c->head_dim, qd = c->n_heads * hd, kvd = c->n_kv_heads * hd;
+    int kvh = h / (c->n_heads / c->n_kv_heads), T = it->T, nmax = 0;
+    for (int t = 0; t < T; t++) if (it->pos[t] + 1 > nmax) nmax = it->pos[t] + 1;
+    float *S = scratch(0, (size_t)ATT_BQ * nmax), scale = 1.0f / sqrtf((float)hd);
+    for (int t0 = 0; t0 < T; t0 += ATT_BQ) {
+        int t1 = t0 + ATT_BQ < T ? t0 + ATT_BQ : T, nb = t1 - t0, n = 0, off = 0;
+        for (int t = t0; t < t1; t++) if (it->pos[t] + 1 > n) n = it->pos[t] + 1;
+        for (int s = 0; s < it->n_spans && off < n; s++) { // S (nb,n) = q_h (nb,hd) K^T
             int len = it->spans[s].len < n - off ? it->spans[s].len : n - off;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, len, hd, scale, it->q + (size_t)h * hd, qd,
-                        it->spans[s].k + (size_t)kvh * hd, kvd, 0.0f, S + off, n);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb, len, hd, scale, it->q + (size_t)t0 * qd + (size_t)h * hd,
+                        qd, it->spans[s].k + (size_t)kvh * hd, kvd, 0.0f, S + off, n);
             off += len;
         }
-        for (int t = 0; t < T; t++) { // causal softmax over positions 0..pos[t]
-            float *row = S + (size_t)t * n, mx = -INFINITY, sum = 0;
+        for (int t = t0; t < t1; t++) { // causal softmax over positions 0..pos[t]
+            float *row = S + (size_t)(t - t0) * n, mx = -INFINITY, sum = 0;
             int np = it->pos[t] + 1;
             for (int p = 0; p < np; p++) if (row[p] > mx) mx = row[p];
             for (int p = 0; p < np; p++) { row[p] = expf(row[p] - mx); sum += row[p]; }
@@ -254,22 +365,37 @@ static void att_blas(const llm_attn_item *it, int n_heads, int n_kv_heads, int h
             for (int p = np; p < n; p++) row[p] = 0;
         }
         off = 0;
-        for (int s = 0; s < it->n_spans && off < n; s++) { // out_h (T,hd) = S (T,n) V
+        for (int s = 0; s < it->n_spans && off < n; s++) { // out_h (nb,hd) = S (nb,n) V
             int len = it->spans[s].len < n - off ? it->spans[s].len : n - off;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, len, 1.0f, S + off, n,
-                        it->spans[s].v + (size_t)kvh * hd, kvd, off ? 1.0f : 0.0f, it->out + (size_t)h * hd, qd);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb, hd, len, 1.0f, S + off, n,
+                        it->spans[s].v + (size_t)kvh * hd, kvd, off ? 1.0f : 0.0f,
+                        it->out + (size_t)t0 * qd + (size_t)h * hd, qd);
             off += len;
         }
     }
-    free(S);
 }
 
 static void cpu_attention(const llm_attn_item *items, int n_items, int n_heads, int n_kv_heads, int head_dim) {
-    int n = 0;
-    double work = 0;
+    int n = 0, nb = 0;
+    double work = 0, bwork = 0;
     for (int i = 0; i < n_items; i++)
         if (items[i].T < 8) n += items[i].T;
-        else att_blas(&items[i], n_heads, n_kv_heads, head_dim);
+        else nb++;
+    if (nb) { /* prefills: one task per (item, head) */
+        int *bi = xmalloc((size_t)nb * n_heads * sizeof *bi);
+        nb = 0;
+        for (int i = 0; i < n_items; i++)
+            if (items[i].T >= 8)
+                for (int h = 0; h < n_heads; h++) {
+                    bi[nb++] = i;
+                    bwork += 2.0 * items[i].T * (items[i].pos[items[i].T - 1] + 1) * head_dim;
+                }
+        pre_ctx pc = {items, bi, n_heads, n_kv_heads, head_dim};
+        blas_serial(1);
+        pool_run(nb, att_prefill_task, &pc, bwork);
+        blas_serial(0);
+        free(bi);
+    }
     int *ti = xmalloc((size_t)(n ? n : 1) * sizeof *ti), *tt = xmalloc((size_t)(n ? n : 1) * sizeof *tt);
     n = 0;
     for (int i = 0; i < n_items; i++)
@@ -283,12 +409,28 @@ static void cpu_attention(const llm_attn_item *items, int n_items, int n_heads, 
     free(tt);
 }
 
+static void swiglu_range(void *vctx, size_t a, size_t b) {
+    const ew_ctx *c = vctx;
+    float *g = c->y;
+    const float *u = c->u;
+    for (size_t i = a; i < b; i++) g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+}
+
 static void cpu_swiglu(float *g, const float *u, size_t n) {
-    for (size_t i = 0; i < n; i++) g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+    ew_ctx c = {.y = g, .u = u};
+    par_range(n, 4096, swiglu_range, &c, 20.0);
+}
+
+static void add_range(void *vctx, size_t a, size_t b) {
+    const ew_ctx *c = vctx;
+    float *restrict y = c->y;
+    const float *restrict x = c->x;
+    for (size_t i = a; i < b; i++) y[i] += x[i];
 }
 
 static void cpu_add(float *y, const float *x, size_t n) {
-    for (size_t i = 0; i < n; i++) y[i] += x[i];
+    ew_ctx c = {.y = y, .x = x};
+    par_range(n, 16384, add_range, &c, 1.0);
 }
 
 
@@ -315,131 +457,201 @@ static void cpu_matmul_dx(float *dx, const float *dy, const llm_weight *w, int T
                     dx, K);
         return;
     }
-    int rb = (1 << 18) / (K > 0 ? K : 1);
-    if (rb < 8) rb = 8;
-    if (rb > N) rb = N;
-    float *buf = xmalloc((size_t)rb * K * sizeof *buf);
+    int rb = dequant_block_rows(w);
+    float *buf = scratch(3, (size_t)rb * K);
     for (int r0 = 0; r0 < N; r0 += rb) {
         int nr = r0 + rb <= N ? rb : N - r0;
-        for (int r = 0; r < nr; r++) {
-            const int8_t *q = w->q + (size_t)(r0 + r) * K;
-            float s = w->scale[r0 + r], *d = buf + (size_t)r * K;
-            for (int k = 0; k < K; k++) d[k] = (float)q[k] * s;
-        }
+        dequant_rows(buf, w, r0, nr);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, K, nr, 1.0f, dy + r0, N, buf, K,
                     (accumulate || r0 > 0) ? 1.0f : 0.0f, dx, K);
     }
-    free(buf);
+}
+
+/* Rows [a, b): dx and each row's 1/rms (kept for the weight gradient). */
+static void rmsnorm_bwd_rows(void *vctx, size_t a, size_t b) {
+    const ew_ctx *c = vctx;
+    int C = c->C;
+    const float *w = c->w;
+    for (size_t t = a; t < b; t++) {
+        const float *xt = c->x + t * C, *gt = c->dy + t * C;
+        float *dxt = c->dx + t * C;
+        double ss = 0, dot = 0;
+        for (int i = 0; i < C; i++) ss += (double)xt[i] * xt[i];
+        float inv = (float)(1.0 / sqrt(ss / C + c->eps)); /* as the forward computes it */
+        for (int i = 0; i < C; i++) dot += (double)w[i] * gt[i] * xt[i];
+        float k = (float)(dot * (double)inv * inv * inv / C);
+        for (int i = 0; i < C; i++) dxt[i] += inv * w[i] * gt[i] - k * xt[i];
+        c->inv[t] = inv;
+    }
+}
+
+/* Columns [a, b) of dw, summed over the rows in order (the serial loop's order). */
+static void rmsnorm_bwd_cols(void *vctx, size_t a, size_t b) {
+    const ew_ctx *c = vctx;
+    size_t C = (size_t)c->C;
+    float *restrict dw = c->dw;
+    for (int t = 0; t < c->T; t++) {
+        const float *restrict xt = c->x + t * C, *restrict gt = c->dy + t * C;
+        float inv = c->inv[t];
+        for (size_t i = a; i < b; i++) dw[i] += gt[i] * xt[i] * inv;
+    }
 }
 
 static void cpu_rmsnorm_backward(float *dx, float *dw, const float *dy, const float *x, const float *w, int T, int C,
                                  float eps) {
-    for (int t = 0; t < T; t++) {
-        const float *xt = x + (size_t)t * C, *gt = dy + (size_t)t * C;
-        float *dxt = dx + (size_t)t * C;
-        double ss = 0, dot = 0;
-        for (int i = 0; i < C; i++) ss += (double)xt[i] * xt[i];
-        float inv = (float)(1.0 / sqrt(ss / C + eps)); /* as the forward computes it */
-        for (int i = 0; i < C; i++) dot += (double)w[i] * gt[i] * xt[i];
-        float c = (float)(dot * (double)inv * inv * inv / C);
-        for (int i = 0; i < C; i++) dxt[i] += inv * w[i] * gt[i] - c * xt[i];
-        if (dw)
-            for (int i = 0; i < C; i++) dw[i] += gt[i] * xt[i] * inv;
-    }
+    if (T <= 0) return;
+    ew_ctx c = {.dx = dx, .dw = dw, .dy = dy, .x = x, .w = w, .T = T, .C = C, .eps = eps,
+                .inv = scratch(3, (size_t)T)};
+    par_range((size_t)T, 4, rmsnorm_bwd_rows, &c, 8.0 * C);
+    if (dw) par_range((size_t)C, 32, rmsnorm_bwd_cols, &c, 3.0 * T);
 }
 
-static void cpu_swiglu_backward(float *dg, float *du, const float *dh, const float *g, const float *u, size_t n) {
-    for (size_t i = 0; i < n; i++) {
+static void swiglu_bwd_range(void *vctx, size_t a, size_t b) {
+    const ew_ctx *c = vctx;
+    float *restrict dg = c->g2, *restrict du = c->du;
+    const float *dh = c->dy, *g = c->g, *u = c->u;
+    for (size_t i = a; i < b; i++) {
         float sg = 1.0f / (1.0f + expf(-g[i])), si = g[i] * sg;
         du[i] = dh[i] * si;
         dg[i] = dh[i] * u[i] * sg * (1.0f + g[i] * (1.0f - sg));
     }
 }
 
-/* Scores S (L,L) = scale Q_h K^T with the causal mask applied through lse or a softmax. */
-static void att_scores(const llm_train_attn *a, int s, int h, float *S) {
-    int L = a->len[s], hd = a->head_dim, qd = a->n_heads * hd, kvd = a->n_kv_heads * hd;
-    int kvh = h / (a->n_heads / a->n_kv_heads);
+static void cpu_swiglu_backward(float *dg, float *du, const float *dh, const float *g, const float *u, size_t n) {
+    ew_ctx c = {.g2 = dg, .du = du, .dy = dh, .g = g, .u = u};
+    par_range(n, 4096, swiglu_bwd_range, &c, 25.0);
+}
+
+/* ---- training attention: one task per (sequence, head) forward, per (sequence, kv head)
+ * backward (the kv head's dk, dv sum over its query heads in order); each task walks blocks of
+ * ATT_BQ query rows against the keys 0..(last row of the block), single-threaded sgemm. ---- */
+
+typedef struct {
+    const llm_train_attn *a;
+    int *seq, *head;
+} tatt_ctx;
+
+/* Tasks (s, h) for h < nh, longest sequences first (better balance on the pool). */
+static int tatt_tasks(const llm_train_attn *a, int nh, tatt_ctx *c, double *work) {
+    int n = 0;
+    c->seq = xmalloc((size_t)(a->n_seq * nh + 1) * sizeof(int));
+    c->head = xmalloc((size_t)(a->n_seq * nh + 1) * sizeof(int));
+    *work = 0;
+    for (int s = 0; s < a->n_seq; s++)
+        if (a->len[s] > 0)
+            for (int h = 0; h < nh; h++) {
+                int k = n++;
+                while (k > 0 && a->len[c->seq[k - 1]] < a->len[s]) { /* stable insertion by length */
+                    c->seq[k] = c->seq[k - 1], c->head[k] = c->head[k - 1];
+                    k--;
+                }
+                c->seq[k] = s, c->head[k] = h;
+                *work += 2.0 * a->len[s] * a->len[s] * a->head_dim;
+            }
+    return n;
+}
+
+static void tatt_fwd_task(void *vctx, int task) {
+    const tatt_ctx *c = vctx;
+    const llm_train_attn *a = c->a;
+    int s = c->seq[task], h = c->head[task], L = a->len[s], hd = a->head_dim, nh = a->n_heads;
+    int qd = nh * hd, kvd = a->n_kv_heads * hd, kvh = h / (nh / a->n_kv_heads);
     size_t o = (size_t)a->off[s];
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, L, L, hd, 1.0f / sqrtf((float)hd), a->q + o * qd + (size_t)h * hd,
-                qd, a->k + o * kvd + (size_t)kvh * hd, kvd, 0.0f, S, L);
+    const float *Q = a->q + o * qd + (size_t)h * hd, *K = a->k + o * kvd + (size_t)kvh * hd,
+                *V = a->v + o * kvd + (size_t)kvh * hd;
+    float *O = a->out + o * qd + (size_t)h * hd, scale = 1.0f / sqrtf((float)hd);
+    float *S = scratch(0, (size_t)ATT_BQ * L);
+    for (int i0 = 0; i0 < L; i0 += ATT_BQ) {
+        int i1 = i0 + ATT_BQ < L ? i0 + ATT_BQ : L, nb = i1 - i0;
+        // S (nb,i1) = scale Q[i0:i1] K[0:i1]^T
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb, i1, hd, scale, Q + (size_t)i0 * qd, qd, K, kvd, 0.0f,
+                    S, i1);
+        for (int r = 0; r < nb; r++) {
+            int i = i0 + r;
+            float *row = S + (size_t)r * i1, mx = -INFINITY, sum = 0;
+            for (int j = 0; j <= i; j++) if (row[j] > mx) mx = row[j];
+            for (int j = 0; j <= i; j++) { row[j] = expf(row[j] - mx); sum += row[j]; }
+            float inv = 1.0f / sum;
+            for (int j = 0; j <= i; j++) row[j] *= inv;
+            for (int j = i + 1; j < i1; j++) row[j] = 0;
+            a->lse[(o + (size_t)i) * nh + h] = mx + logf(sum);
+        }
+        // O[i0:i1] (nb,hd) = P V[0:i1]
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb, hd, i1, 1.0f, S, i1, V, kvd, 0.0f,
+                    O + (size_t)i0 * qd, qd);
+    }
 }
 
 static void cpu_attention_train(const llm_train_attn *a) {
-    int hd = a->head_dim, qd = a->n_heads * hd, kvd = a->n_kv_heads * hd, maxL = 0;
-    for (int s = 0; s < a->n_seq; s++) if (a->len[s] > maxL) maxL = a->len[s];
-    float *S = xmalloc((size_t)maxL * maxL * sizeof *S + 1);
-    for (int s = 0; s < a->n_seq; s++) {
-        int L = a->len[s];
-        size_t o = (size_t)a->off[s];
-        if (L <= 0) continue;
-        for (int h = 0; h < a->n_heads; h++) {
-            int kvh = h / (a->n_heads / a->n_kv_heads);
-            att_scores(a, s, h, S);
-            for (int i = 0; i < L; i++) {
-                float *row = S + (size_t)i * L, mx = -INFINITY, sum = 0;
-                for (int j = 0; j <= i; j++) if (row[j] > mx) mx = row[j];
-                for (int j = 0; j <= i; j++) { row[j] = expf(row[j] - mx); sum += row[j]; }
-                float inv = 1.0f / sum;
-                for (int j = 0; j <= i; j++) row[j] *= inv;
-                for (int j = i + 1; j < L; j++) row[j] = 0;
-                a->lse[(o + (size_t)i) * a->n_heads + h] = mx + logf(sum);
+    tatt_ctx c = {a, NULL, NULL};
+    double work;
+    int n = tatt_tasks(a, a->n_heads, &c, &work);
+    blas_serial(1);
+    pool_run(n, tatt_fwd_task, &c, work);
+    blas_serial(0);
+    free(c.seq);
+    free(c.head);
+}
+
+static void tatt_bwd_task(void *vctx, int task) {
+    const tatt_ctx *c = vctx;
+    const llm_train_attn *a = c->a;
+    int s = c->seq[task], kvh = c->head[task], L = a->len[s], hd = a->head_dim, nh = a->n_heads;
+    int qd = nh * hd, kvd = a->n_kv_heads * hd, rep = nh / a->n_kv_heads;
+    size_t o = (size_t)a->off[s];
+    float scale = 1.0f / sqrtf((float)hd);
+    const float *Kh = a->k + o * kvd + (size_t)kvh * hd, *Vh = a->v + o * kvd + (size_t)kvh * hd;
+    float *dK = a->dk + o * kvd + (size_t)kvh * hd, *dV = a->dv + o * kvd + (size_t)kvh * hd;
+    float *P = scratch(0, (size_t)ATT_BQ * L), *dP = scratch(1, (size_t)ATT_BQ * L), D[ATT_BQ];
+    for (int i = 0; i < L; i++) { /* zero this sequence's dk, dv rows of the kv head */
+        memset(dK + (size_t)i * kvd, 0, (size_t)hd * sizeof(float));
+        memset(dV + (size_t)i * kvd, 0, (size_t)hd * sizeof(float));
+    }
+    for (int h = kvh * rep; h < (kvh + 1) * rep; h++) {
+        const float *Qh = a->q + o * qd + (size_t)h * hd, *dO = a->dout + o * qd + (size_t)h * hd,
+                    *Oh = a->out + o * qd + (size_t)h * hd;
+        float *dQ = a->dq + o * qd + (size_t)h * hd;
+        for (int i0 = 0; i0 < L; i0 += ATT_BQ) {
+            int i1 = i0 + ATT_BQ < L ? i0 + ATT_BQ : L, nb = i1 - i0;
+            const float *Qb = Qh + (size_t)i0 * qd, *dOb = dO + (size_t)i0 * qd;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb, i1, hd, scale, Qb, qd, Kh, kvd, 0.0f, P, i1);
+            for (int r = 0; r < nb; r++) { /* P = exp(S - lse), causal; D = rowsum(dO O) */
+                int i = i0 + r;
+                float *row = P + (size_t)r * i1, l = a->lse[(o + (size_t)i) * nh + h];
+                for (int j = 0; j <= i; j++) row[j] = expf(row[j] - l);
+                for (int j = i + 1; j < i1; j++) row[j] = 0;
+                const float *x = dOb + (size_t)r * qd, *y = Oh + (size_t)i * qd;
+                float d = 0;
+                for (int e = 0; e < hd; e++) d += x[e] * y[e];
+                D[r] = d;
             }
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, L, hd, L, 1.0f, S, L, a->v + o * kvd + (size_t)kvh * hd,
-                        kvd, 0.0f, a->out + o * qd + (size_t)h * hd, qd);
+            // dV[0:i1] (i1,hd) += P^T dO[i0:i1]
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, i1, hd, nb, 1.0f, P, i1, dOb, qd, 1.0f, dV, kvd);
+            // dP (nb,i1) = dO[i0:i1] V[0:i1]^T
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb, i1, hd, 1.0f, dOb, qd, Vh, kvd, 0.0f, dP, i1);
+            for (int r = 0; r < nb; r++) { /* dS = P (dP - D) */
+                int i = i0 + r;
+                float *pr = P + (size_t)r * i1, *dr = dP + (size_t)r * i1, di = D[r];
+                for (int j = 0; j <= i; j++) dr[j] = pr[j] * (dr[j] - di);
+                for (int j = i + 1; j < i1; j++) dr[j] = 0;
+            }
+            // dQ[i0:i1] = scale dS K[0:i1] ; dK[0:i1] += scale dS^T Q[i0:i1]
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb, hd, i1, scale, dP, i1, Kh, kvd, 0.0f,
+                        dQ + (size_t)i0 * qd, qd);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, i1, hd, nb, scale, dP, i1, Qb, qd, 1.0f, dK, kvd);
         }
     }
-    free(S);
 }
 
 static void cpu_attention_backward(const llm_train_attn *a) {
-    int hd = a->head_dim, qd = a->n_heads * hd, kvd = a->n_kv_heads * hd, maxL = 0;
-    float scale = 1.0f / sqrtf((float)hd);
-    for (int s = 0; s < a->n_seq; s++) if (a->len[s] > maxL) maxL = a->len[s];
-    float *P = xmalloc((size_t)maxL * maxL * sizeof *P + 1), *dP = xmalloc((size_t)maxL * maxL * sizeof *dP + 1);
-    float *D = xmalloc((size_t)maxL * sizeof *D + 1);
-    for (int s = 0; s < a->n_seq; s++) {
-        int L = a->len[s];
-        size_t o = (size_t)a->off[s];
-        if (L <= 0) continue;
-        for (int i = 0; i < L; i++) { /* zero this sequence's dk, dv rows */
-            memset(a->dk + (o + (size_t)i) * kvd, 0, (size_t)kvd * sizeof(float));
-            memset(a->dv + (o + (size_t)i) * kvd, 0, (size_t)kvd * sizeof(float));
-        }
-        for (int h = 0; h < a->n_heads; h++) {
-            int kvh = h / (a->n_heads / a->n_kv_heads);
-            const float *Qh = a->q + o * qd + (size_t)h * hd, *Kh = a->k + o * kvd + (size_t)kvh * hd,
-                        *Vh = a->v + o * kvd + (size_t)kvh * hd, *dO = a->dout + o * qd + (size_t)h * hd,
-                        *Oh = a->out + o * qd + (size_t)h * hd;
-            att_scores(a, s, h, P);
-            for (int i = 0; i < L; i++) { /* P = exp(S - lse), causal */
-                float *row = P + (size_t)i * L, l = a->lse[(o + (size_t)i) * a->n_heads + h];
-                for (int j = 0; j <= i; j++) row[j] = expf(row[j] - l);
-                for (int j = i + 1; j < L; j++) row[j] = 0;
-                float d = 0;
-                for (int e = 0; e < hd; e++) d += dO[(size_t)i * qd + e] * Oh[(size_t)i * qd + e];
-                D[i] = d;
-            }
-            // dV_h (L,hd) += P^T dO
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, L, hd, L, 1.0f, P, L, dO, qd, 1.0f,
-                        a->dv + o * kvd + (size_t)kvh * hd, kvd);
-            // dP (L,L) = dO V^T
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, L, L, hd, 1.0f, dO, qd, Vh, kvd, 0.0f, dP, L);
-            for (int i = 0; i < L; i++) { /* dS = P (dP - D) */
-                float *pr = P + (size_t)i * L, *dr = dP + (size_t)i * L;
-                for (int j = 0; j <= i; j++) dr[j] = pr[j] * (dr[j] - D[i]);
-                for (int j = i + 1; j < L; j++) dr[j] = 0;
-            }
-            // dQ_h = scale dS K ; dK += scale dS^T Q_h
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, L, hd, L, scale, dP, L, Kh, kvd, 0.0f,
-                        a->dq + o * qd + (size_t)h * hd, qd);
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, L, hd, L, scale, dP, L, Qh, qd, 1.0f,
-                        a->dk + o * kvd + (size_t)kvh * hd, kvd);
-        }
-    }
-    free(P);
-    free(dP);
-    free(D);
+    tatt_ctx c = {a, NULL, NULL};
+    double work;
+    int n = tatt_tasks(a, a->n_kv_heads, &c, &work);
+    blas_serial(1);
+    pool_run(n, tatt_bwd_task, &c, work * 2.0 * a->n_heads / a->n_kv_heads);
+    blas_serial(0);
+    free(c.seq);
+    free(c.head);
 }
 
 static const llm_backend cpu = {

@@ -11,6 +11,7 @@
 
 #include "io/err.h"
 #include "io/rng.h"
+#include "llm/backend_cuda.h"
 #include "llm/gguf.h"
 #include "llm/lora.h"
 #include "llm/safetensors.h"
@@ -48,12 +49,19 @@ void llm_permute_meta_to_hf(float *w, int n_heads, int head_dim, int cols) {
     free(tmp);
 }
 
-static void workspace_free(llm_workspace *w);
+static void workspace_free(const llm_model *m, llm_workspace *w);
+static void lora_dev_free(llm_model *m);
 
-static void weight_free(llm_weight *w) {
-    free(w->f);
-    free(w->q);
-    free(w->scale);
+/* Free a tensor of the model: host memory, or the backend's on a device backend. */
+static void mfree(const llm_model *m, void *p) {
+    if (m->be->device) m->be->free(p);
+    else free(p);
+}
+
+static void weight_free(const llm_model *m, llm_weight *w) {
+    mfree(m, w->f);
+    mfree(m, w->q);
+    mfree(m, w->scale);
     memset(w, 0, sizeof *w);
 }
 
@@ -390,12 +398,107 @@ int llm_set_adapter(llm_model *m, llm_lora *a, char *err, size_t errlen) {
                 }
             }
     }
+    lora_dev_free(m);
     if (m->lora && m->lora != a) llm_lora_free(m->lora);
     m->lora = a;
+    if (a && m->be->device) { /* device copies of A and B for the on-the-fly products */
+        const llm_backend *be = m->be;
+        size_t n = (size_t)a->n_layers * LLM_N_MODS;
+        m->lora_dev = xcalloc(2 * n, sizeof *m->lora_dev);
+        for (size_t i = 0; i < n; i++) {
+            const llm_lora_ab *p = &a->ab[i];
+            if (!p->A) continue;
+            size_t na = (size_t)a->r * p->in * sizeof(float), nb = (size_t)p->out * a->r * sizeof(float);
+            m->lora_dev[2 * i] = be->alloc(na);
+            m->lora_dev[2 * i + 1] = be->alloc(nb);
+            be->upload(m->lora_dev[2 * i], p->A, na);
+            be->upload(m->lora_dev[2 * i + 1], p->B, nb);
+        }
+    }
     return 0;
 }
 
+static void lora_dev_free(llm_model *m) {
+    if (m->lora_dev && m->lora)
+        for (size_t i = 0; i < 2 * (size_t)m->lora->n_layers * LLM_N_MODS; i++) m->be->free(m->lora_dev[i]);
+    free(m->lora_dev);
+    m->lora_dev = NULL;
+    if (m->lora_scratch_dev) m->be->free(m->lora_scratch_dev);
+    m->lora_scratch_dev = NULL;
+    m->lora_scratch_dev_cap = 0;
+}
+
+/* ---------------------------------------------------------------- backends */
+
+const llm_backend *llm_backend_named(const char *name, char *err, size_t errlen) {
+    if (!name || strcmp(name, "cpu") == 0) return llm_backend_cpu();
+    if (strcmp(name, "cuda") == 0) {
+        char e2[512];
+        const llm_backend *be = llm_backend_cuda(e2, sizeof e2);
+        if (!be) snprintf(err, errlen, "--device cuda: %s", e2);
+        return be;
+    }
+    snprintf(err, errlen, "unknown device '%s' (expected cpu or cuda)", name);
+    return NULL;
+}
+
+/* A host array of n bytes into backend memory (the host copy is freed). */
+static void *to_dev(const llm_backend *be, void *h, size_t n) {
+    if (!h) return NULL;
+    void *d = be->alloc(n);
+    be->upload(d, h, n);
+    free(h);
+    return d;
+}
+
+static void weight_to_dev(const llm_backend *be, llm_weight *w) {
+    size_t n = (size_t)w->rows * w->cols;
+    w->f = to_dev(be, w->f, n * sizeof(float));
+    w->q = to_dev(be, w->q, n);
+    w->scale = to_dev(be, w->scale, (size_t)w->rows * sizeof(float));
+}
+
+int llm_model_to_backend(llm_model *m, const llm_backend *be, char *err, size_t errlen) {
+    if (!be->device || m->be == be) return 0;
+    if (m->be->device) { snprintf(err, errlen, "the model is already on the %s device", m->be->name); return -1; }
+    size_t C = (size_t)m->cfg.dim, V = (size_t)m->cfg.vocab_size;
+    workspace_free(m, m->ws);
+    m->ws = NULL;
+    int tied = m->lm_head.f == m->embed;
+    for (int l = 0; l < m->cfg.n_layers; l++) {
+        llm_layer *Y = &m->layers[l];
+        for (int mod = 0; mod < LLM_N_MODS; mod++) weight_to_dev(be, llm_layer_weight(Y, mod));
+        Y->attn_norm = to_dev(be, Y->attn_norm, C * sizeof(float));
+        Y->ffn_norm = to_dev(be, Y->ffn_norm, C * sizeof(float));
+    }
+    m->embed = to_dev(be, m->embed, V * C * sizeof(float));
+    m->norm = to_dev(be, m->norm, C * sizeof(float));
+    if (tied) m->lm_head.f = m->embed;
+    else weight_to_dev(be, &m->lm_head);
+    m->be = be;
+    llm_set_threads(m, m->threads);
+    if (m->lora) { /* make the device copies of an attached adapter */
+        llm_lora *a = m->lora;
+        m->lora = NULL;
+        if (llm_set_adapter(m, a, err, errlen) != 0) return -1;
+    }
+    return 0;
+}
+
+static llm_model *load_host(const char *path, const llm_load_opts *o, char *err, size_t errlen);
+
 llm_model *llm_load(const char *path, const llm_load_opts *o, char *err, size_t errlen) {
+    const llm_backend *be = llm_backend_named(o ? o->device : NULL, err, errlen); /* before reading any weight */
+    if (!be) return NULL;
+    llm_model *m = load_host(path, o, err, errlen);
+    if (m && llm_model_to_backend(m, be, err, errlen) != 0) {
+        llm_free(m);
+        return NULL;
+    }
+    return m;
+}
+
+static llm_model *load_host(const char *path, const llm_load_opts *o, char *err, size_t errlen) {
     if (!o || !o->adapter) return load_base(path, o, err, errlen);
     llm_load_opts o2 = *o;
     o2.adapter = NULL;
@@ -421,6 +524,58 @@ llm_model *llm_load(const char *path, const llm_load_opts *o, char *err, size_t 
         if (o->int8) m->int8 = 1;
         llm_set_adapter(m, NULL, e2, sizeof e2);
     }
+    return m;
+}
+
+llm_model *llm_init_random_on(const llm_config *c, const llm_backend *be, int int8, float std, uint64_t seed, char *err,
+                              size_t errlen) {
+    if (!be->device || !be->randomize) {
+        snprintf(err, errlen, "backend %s cannot make random weights in its own memory", be->name);
+        return NULL;
+    }
+    if (llm_config_check(c, err, errlen) != 0) return NULL;
+    llm_model *m = model_alloc(c);
+    m->be = be;
+    size_t C = (size_t)c->dim, V = (size_t)c->vocab_size;
+    uint64_t stream = seed * 1000003u;
+    float *ones = xmalloc(C * sizeof *ones);
+    for (size_t i = 0; i < C; i++) ones[i] = 1.0f;
+    m->embed = be->alloc(V * C * sizeof(float));
+    be->randomize(m->embed, V * C, 4, std, stream++);
+    for (int l = 0; l < c->n_layers; l++) {
+        llm_layer *Y = &m->layers[l];
+        for (int mod = 0; mod < LLM_N_MODS; mod++) {
+            llm_weight *w = llm_layer_weight(Y, mod);
+            llm_mod_shape(c, mod, &w->rows, &w->cols);
+            size_t n = (size_t)w->rows * w->cols;
+            if (int8) {
+                w->q = be->alloc(n);
+                be->randomize(w->q, n, 1, 0, stream++);
+                w->scale = be->alloc((size_t)w->rows * sizeof(float));
+                float *sc = xmalloc((size_t)w->rows * sizeof *sc);
+                for (int r = 0; r < w->rows; r++) sc[r] = std / 127.0f;
+                be->upload(w->scale, sc, (size_t)w->rows * sizeof *sc);
+                free(sc);
+            } else {
+                w->f = be->alloc(n * sizeof(float));
+                be->randomize(w->f, n, 4, std, stream++);
+            }
+        }
+        Y->attn_norm = be->alloc(C * sizeof(float));
+        Y->ffn_norm = be->alloc(C * sizeof(float));
+        be->upload(Y->attn_norm, ones, C * sizeof(float));
+        be->upload(Y->ffn_norm, ones, C * sizeof(float));
+    }
+    m->norm = be->alloc(C * sizeof(float));
+    be->upload(m->norm, ones, C * sizeof(float));
+    free(ones);
+    if (c->tie_embeddings) m->lm_head = (llm_weight){.rows = (int)V, .cols = (int)C, .f = m->embed};
+    else {
+        m->lm_head = (llm_weight){.rows = (int)V, .cols = (int)C, .f = be->alloc(V * C * sizeof(float))};
+        be->randomize(m->lm_head.f, V * C, 4, std, stream++);
+    }
+    m->int8 = int8;
+    m->threads = 1;
     return m;
 }
 
@@ -477,23 +632,28 @@ void llm_free(llm_model *m) {
     for (int l = 0; m->layers && l < m->cfg.n_layers; l++) {
         llm_layer *Y = &m->layers[l];
         llm_weight *ws[] = {&Y->wq, &Y->wk, &Y->wv, &Y->wo, &Y->w_gate, &Y->w_up, &Y->w_down};
-        for (int i = 0; i < 7; i++) weight_free(ws[i]);
-        free(Y->attn_norm);
-        free(Y->ffn_norm);
+        for (int i = 0; i < 7; i++) weight_free(m, ws[i]);
+        mfree(m, Y->attn_norm);
+        mfree(m, Y->ffn_norm);
     }
     free(m->layers);
     if (m->lm_head.f == m->embed) m->lm_head.f = NULL;
-    weight_free(&m->lm_head);
-    free(m->embed);
-    free(m->norm);
+    weight_free(m, &m->lm_head);
+    mfree(m, m->embed);
+    mfree(m, m->norm);
     if (m->tok) tok_free(m->tok);
+    lora_dev_free(m);
     llm_lora_free(m->lora);
-    workspace_free(m->ws);
+    workspace_free(m, m->ws);
     free(m);
 }
 
 int llm_save_hf(const llm_model *m, const char *dir, char *err, size_t errlen) {
     const llm_config *c = &m->cfg;
+    if (m->be->device) {
+        snprintf(err, errlen, "%s: cannot save a model held on the %s device", dir, m->be->name);
+        return -1;
+    }
     char path[4096];
     int L = c->n_layers, n = 0, cap = 9 * L + 3;
     llm_tensor *ts = xcalloc((size_t)cap, sizeof *ts);
@@ -576,7 +736,7 @@ llm_seq *llm_seq_fork(llm_seq *parent) {
 void llm_seq_free(llm_seq *s) {
     while (s && --s->refs == 0) {
         llm_seq *p = s->parent;
-        for (int l = 0; l < s->m->cfg.n_layers; l++) { free(s->k[l]); free(s->v[l]); }
+        for (int l = 0; l < s->m->cfg.n_layers; l++) { mfree(s->m, s->k[l]); mfree(s->m, s->v[l]); }
         free(s->k);
         free(s->v);
         free(s->logits);
@@ -593,7 +753,18 @@ static void seq_reserve(llm_seq *s, int need) {
     int cap = s->cap ? s->cap : 16;
     while (cap < need) cap *= 2;
     size_t kvd = (size_t)s->m->cfg.n_kv_heads * s->m->cfg.head_dim;
+    const llm_backend *be = s->m->be;
     for (int l = 0; l < s->m->cfg.n_layers; l++) {
+        if (be->device) { /* no realloc in device memory: allocate, copy the positions held, free */
+            float *k = be->alloc((size_t)cap * kvd * sizeof(float)), *v = be->alloc((size_t)cap * kvd * sizeof(float));
+            if (s->n) {
+                be->copy(k, s->k[l], (size_t)s->n * kvd * sizeof(float));
+                be->copy(v, s->v[l], (size_t)s->n * kvd * sizeof(float));
+            }
+            be->free(s->k[l]), be->free(s->v[l]);
+            s->k[l] = k, s->v[l] = v;
+            continue;
+        }
         s->k[l] = xrealloc(s->k[l], (size_t)cap * kvd * sizeof(float));
         s->v[l] = xrealloc(s->v[l], (size_t)cap * kvd * sizeof(float));
     }
@@ -618,13 +789,24 @@ struct llm_workspace {
     float *x, *xb, *q, *k, *v, *att, *h1, *h3; /* per token */
     int *tok, *pos;
     float *xs, *logits;                       /* per logits row */
+    /* host copies on a device backend (else the same pointers as above) */
+    int *tok_h, *pos_h;
+    float *logits_h;
 };
 
-static void workspace_free(llm_workspace *w) {
+static void workspace_free(const llm_model *m, llm_workspace *w) {
     if (!w) return;
-    free(w->x), free(w->xb), free(w->q), free(w->k), free(w->v), free(w->att), free(w->h1), free(w->h3);
-    free(w->tok), free(w->pos), free(w->xs), free(w->logits);
+    mfree(m, w->x), mfree(m, w->xb), mfree(m, w->q), mfree(m, w->k), mfree(m, w->v), mfree(m, w->att);
+    mfree(m, w->h1), mfree(m, w->h3), mfree(m, w->tok), mfree(m, w->pos), mfree(m, w->xs), mfree(m, w->logits);
+    if (m->be->device) free(w->tok_h), free(w->pos_h), free(w->logits_h);
     free(w);
+}
+
+/* Grow a workspace buffer (contents not kept): host realloc, or the backend's memory. */
+static void *ws_grow(const llm_model *m, void *p, size_t bytes) {
+    if (!m->be->device) return xrealloc(p, bytes);
+    m->be->free(p);
+    return m->be->alloc(bytes);
 }
 
 static llm_workspace *ws_get(llm_model *m, size_t T, size_t R) {
@@ -633,18 +815,22 @@ static llm_workspace *ws_get(llm_model *m, size_t T, size_t R) {
     const llm_config *c = &m->cfg;
     size_t C = (size_t)c->dim, qd = (size_t)c->n_heads * c->head_dim, kvd = (size_t)c->n_kv_heads * c->head_dim,
            H = (size_t)c->hidden_dim;
+    int dev = m->be->device;
     if (T > w->cap_T) {
         w->cap_T = T;
-        w->x = xrealloc(w->x, T * C * 4), w->xb = xrealloc(w->xb, T * (C > qd ? C : qd) * 4);
-        w->q = xrealloc(w->q, T * qd * 4), w->att = xrealloc(w->att, T * qd * 4);
-        w->k = xrealloc(w->k, T * kvd * 4), w->v = xrealloc(w->v, T * kvd * 4);
-        w->h1 = xrealloc(w->h1, T * H * 4), w->h3 = xrealloc(w->h3, T * H * 4);
-        w->tok = xrealloc(w->tok, T * sizeof(int)), w->pos = xrealloc(w->pos, T * sizeof(int));
+        w->x = ws_grow(m, w->x, T * C * 4), w->xb = ws_grow(m, w->xb, T * (C > qd ? C : qd) * 4);
+        w->q = ws_grow(m, w->q, T * qd * 4), w->att = ws_grow(m, w->att, T * qd * 4);
+        w->k = ws_grow(m, w->k, T * kvd * 4), w->v = ws_grow(m, w->v, T * kvd * 4);
+        w->h1 = ws_grow(m, w->h1, T * H * 4), w->h3 = ws_grow(m, w->h3, T * H * 4);
+        w->tok = ws_grow(m, w->tok, T * sizeof(int)), w->pos = ws_grow(m, w->pos, T * sizeof(int));
+        if (dev) w->tok_h = xrealloc(w->tok_h, T * sizeof(int)), w->pos_h = xrealloc(w->pos_h, T * sizeof(int));
+        else w->tok_h = w->tok, w->pos_h = w->pos;
     }
     if (R > w->cap_R) {
         w->cap_R = R;
-        w->xs = xrealloc(w->xs, R * C * 4);
-        w->logits = xrealloc(w->logits, R * (size_t)c->vocab_size * 4);
+        w->xs = ws_grow(m, w->xs, R * C * 4);
+        w->logits = ws_grow(m, w->logits, R * (size_t)c->vocab_size * 4);
+        w->logits_h = dev ? xrealloc(w->logits_h, R * (size_t)c->vocab_size * 4) : w->logits;
     }
     return w;
 }
@@ -652,7 +838,23 @@ static llm_workspace *ws_get(llm_model *m, size_t T, size_t R) {
 /* y = x W^T, plus the adapter's s (x A^T) B^T when one is attached (one test when none). */
 static inline void lin(llm_model *m, int l, int mod, float *y, const float *x, const llm_weight *W, int T) {
     m->be->matmul(y, x, W, T);
-    if (m->lora) llm_lora_apply(m->lora, m->be, l, mod, y, x, T);
+    if (!m->lora) return;
+    if (!m->lora_dev) {
+        llm_lora_apply(m->lora, m->be, l, mod, y, x, T);
+        return;
+    }
+    /* device: llm_lora_apply's two products on the device copies of A and B */
+    const llm_lora *a = m->lora;
+    const llm_lora_ab *p = llm_lora_at(a, l, mod);
+    size_t i = (size_t)l * LLM_N_MODS + (size_t)mod, need = (size_t)T * a->r;
+    if (!p->A || T <= 0) return;
+    if (need > m->lora_scratch_dev_cap) {
+        m->be->free(m->lora_scratch_dev);
+        m->lora_scratch_dev = m->be->alloc(need * sizeof(float));
+        m->lora_scratch_dev_cap = need;
+    }
+    m->be->gemm(0, 1, T, a->r, p->in, 1.0f, x, p->in, m->lora_dev[2 * i], p->in, 0.0f, m->lora_scratch_dev, a->r);
+    m->be->gemm(0, 1, T, p->out, a->r, a->scale, m->lora_scratch_dev, a->r, m->lora_dev[2 * i + 1], a->r, 1.0f, y, p->out);
 }
 
 int llm_forward(llm_model *m, llm_batch *b, int nb, char *err, size_t errlen) {
@@ -685,8 +887,8 @@ int llm_forward(llm_model *m, llm_batch *b, int nb, char *err, size_t errlen) {
         llm_seq *s = b[i].seq;
         seq_reserve(s, s->n + b[i].n);
         for (int t = 0; t < b[i].n; t++) {
-            w->tok[t0 + (size_t)t] = b[i].tokens[t];
-            w->pos[t0 + (size_t)t] = llm_seq_len(s) + t;
+            w->tok_h[t0 + (size_t)t] = b[i].tokens[t];
+            w->pos_h[t0 + (size_t)t] = llm_seq_len(s) + t;
         }
         t0 += (size_t)b[i].n;
         int d = seq_depth(s);
@@ -695,6 +897,8 @@ int llm_forward(llm_model *m, llm_batch *b, int nb, char *err, size_t errlen) {
     llm_attn_item *items = xmalloc((size_t)nb * sizeof *items);
     llm_kv_span *spans = xmalloc((size_t)nb * (size_t)max_spans * sizeof *spans);
     int nT = (int)T;
+    llm_be_upload(be, w->tok, w->tok_h, T * sizeof(int));
+    llm_be_upload(be, w->pos, w->pos_h, T * sizeof(int));
 
     be->embed(w->x, m->embed, w->tok, nT, C); // x (T,C)
     for (int l = 0; l < c->n_layers; l++) {
@@ -712,8 +916,8 @@ int llm_forward(llm_model *m, llm_batch *b, int nb, char *err, size_t errlen) {
             llm_seq *s = b[i].seq;
             if (b[i].n == 0) continue;
             // append this layer's keys and values to the sequence's cache
-            memcpy(s->k[l] + (size_t)s->n * kvd, w->k + t0 * kvd, (size_t)b[i].n * kvd * sizeof(float));
-            memcpy(s->v[l] + (size_t)s->n * kvd, w->v + t0 * kvd, (size_t)b[i].n * kvd * sizeof(float));
+            llm_be_copy(be, s->k[l] + (size_t)s->n * kvd, w->k + t0 * kvd, (size_t)b[i].n * kvd * sizeof(float));
+            llm_be_copy(be, s->v[l] + (size_t)s->n * kvd, w->v + t0 * kvd, (size_t)b[i].n * kvd * sizeof(float));
             s->n += b[i].n; /* visible to seq_spans; undone below until the last layer */
             llm_kv_span *sp = spans + (size_t)ni * max_spans;
             int ns = seq_spans(s, l, llm_seq_len(s), sp, 0);
@@ -742,22 +946,24 @@ int llm_forward(llm_model *m, llm_batch *b, int nb, char *err, size_t errlen) {
         size_t r = 0;
         t0 = 0;
         for (int i = 0; i < nb; i++) {
-            if (b[i].n > 0 && b[i].logits == LLM_LOGITS_ALL)
-                for (int t = 0; t < b[i].n; t++) memcpy(w->xs + r++ * C, w->x + (t0 + (size_t)t) * C, (size_t)C * 4);
-            else if (b[i].n > 0 && b[i].logits == LLM_LOGITS_LAST)
-                memcpy(w->xs + r++ * C, w->x + (t0 + (size_t)b[i].n - 1) * C, (size_t)C * 4);
+            if (b[i].n > 0 && b[i].logits == LLM_LOGITS_ALL) { /* consecutive rows: one copy */
+                llm_be_copy(be, w->xs + r * C, w->x + t0 * C, (size_t)b[i].n * C * 4);
+                r += (size_t)b[i].n;
+            } else if (b[i].n > 0 && b[i].logits == LLM_LOGITS_LAST)
+                llm_be_copy(be, w->xs + r++ * C, w->x + (t0 + (size_t)b[i].n - 1) * C, (size_t)C * 4);
             t0 += (size_t)b[i].n;
         }
         be->rmsnorm(w->xs, w->xs, m->norm, (int)R, C, c->norm_eps); // xs (R,C)
         be->matmul(w->logits, w->xs, &m->lm_head, (int)R);          // logits (R,V)
+        llm_be_download(be, w->logits_h, w->logits, R * (size_t)V * 4);
         r = 0;
         for (int i = 0; i < nb; i++) {
             if (b[i].n == 0 || b[i].logits == LLM_LOGITS_NONE) continue;
             size_t rows = b[i].logits == LLM_LOGITS_ALL ? (size_t)b[i].n : 1;
-            if (b[i].out) memcpy(b[i].out, w->logits + r * V, rows * V * 4);
+            if (b[i].out) memcpy(b[i].out, w->logits_h + r * V, rows * V * 4);
             llm_seq *s = b[i].seq;
             if (!s->logits) s->logits = xmalloc((size_t)V * 4);
-            memcpy(s->logits, w->logits + (r + rows - 1) * V, (size_t)V * 4);
+            memcpy(s->logits, w->logits_h + (r + rows - 1) * V, (size_t)V * 4);
             r += rows;
         }
     }

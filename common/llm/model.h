@@ -45,6 +45,12 @@ typedef struct llm_model {
     int threads;
     llm_workspace *ws;
     struct llm_lora *lora; /* adapter applied on the fly (lora.h), owned by the model; NULL: none */
+    /* On a device backend (be->device): every tensor above (embed, norms, weights' f / q /
+     * scale, lm_head) is backend memory, and the adapter's A and B have device copies here
+     * (index 2 (l * 7 + mod) for A, + 1 for B; NULL where not adapted). */
+    float **lora_dev;
+    float *lora_scratch_dev;
+    size_t lora_scratch_dev_cap;
 } llm_model;
 
 typedef struct {
@@ -52,6 +58,8 @@ typedef struct {
     int threads;         /* 0: the backend's default */
     const char *adapter; /* LoRA adapter directory (PEFT layout), applied on the fly; NULL: none */
     int merge;           /* with adapter: merge it into the weights (before any int8 quantisation) */
+    const char *device;  /* "cpu" (NULL: the same) or "cuda": the backend (llm_backend_named); the
+                          * weights are read on the host, then moved into the backend's memory */
 } llm_load_opts;
 
 /* path: a Hugging Face directory (config.json, model.safetensors or shards, optional
@@ -68,6 +76,14 @@ int llm_save_hf(const llm_model *m, const char *dir, char *err, size_t errlen);
 /* A model with random weights (Hugging Face LlamaPreTrainedModel's init: every linear and the
  * embedding normal(0, std), norms 1), tensor i drawn from io/rng.h (seed, stream = i). */
 llm_model *llm_init_random(const llm_config *c, float std, uint64_t seed, int threads);
+/* A model with random weights made by the backend itself (be->randomize; no host copy), for
+ * benchmarks of large shapes: linear weights int8 (or fp32 uniform(-std, std)), embedding and
+ * lm_head fp32 uniform(-std, std), norms 1. NULL with a reason when be cannot randomise. */
+llm_model *llm_init_random_on(const llm_config *c, const llm_backend *be, int int8, float std, uint64_t seed, char *err,
+                              size_t errlen);
+/* Move a host model into device backend be's memory (a no-op when be is not a device or the
+ * model is already there). 0, or -1 with a reason. */
+int llm_model_to_backend(llm_model *m, const llm_backend *be, char *err, size_t errlen);
 /* Attach an adapter for on-the-fly application (the model takes ownership; NULL detaches and
  * frees the old one). -1 with a reason when its shapes do not fit the model. */
 int llm_set_adapter(llm_model *m, struct llm_lora *a, char *err, size_t errlen);

@@ -1077,7 +1077,7 @@ void rank_run(const rank_opts *o, rank_stats *st) {
     read_queries(c);
 
     char err[512];
-    llm_load_opts lo = {.int8 = o->int8, .threads = o->threads, .adapter = o->adapter};
+    llm_load_opts lo = {.int8 = o->int8, .threads = o->threads, .adapter = o->adapter, .device = o->device};
     c->m = llm_load(o->model, &lo, err, sizeof err);
     if (!c->m) die("%s", err);
     if (!c->m->tok) die_at(o->model, -1, "the model has no tokenizer.model");

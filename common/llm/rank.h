@@ -33,6 +33,7 @@ typedef struct {
     const char *output;  /* NULL or "-": stdout */
     bool zstd;
     const char *model, *adapter;
+    const char *device; /* "cpu" (NULL: the same) or "cuda", as llm_load_opts.device */
     bool int8;
     int threads;
     rank_decode decode;

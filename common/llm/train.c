@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "io/err.h"
+#include "io/parallel.h"
 #include "io/rng.h"
 
 #define LOSS_CHUNK 128 /* rows of logits computed at a time (bounds memory at CHUNK x V) */
@@ -38,6 +39,12 @@ struct llm_trainer {
     int *tok, *pos, *tgt;
     int cap_seq, *off, *len;
     uint64_t stream; /* dropout stream of the current micro-batch (0: none) */
+    /* device backend (be->device): the buffers above are backend memory except tok, pos, tgt,
+     * off, len and the gradients of params (host, for the optimiser); the adapter's A, B and
+     * their gradients have device copies, synchronised at every llm_trainer_run. */
+    float **dA, **dB, **dgA, **dgB; /* L*7 */
+    int *dtok, *dpos, *dnpos, *dtgt; /* on the host: tok, pos, NULL, NULL */
+    float *dloss, *hbuf;
 };
 
 /* ---------------------------------------------------------------- setup */
@@ -58,6 +65,10 @@ llm_trainer *llm_trainer_new(llm_model *m, llm_lora *lora, const llm_trainer_opt
     if (!!o->full == !!lora) { snprintf(err, errlen, "train either an adapter or the full model"); return NULL; }
     if (m->lora) { snprintf(err, errlen, "the model already has an adapter attached"); return NULL; }
     if (o->full && m->int8) { snprintf(err, errlen, "full-parameter training needs fp32 weights (not --int8)"); return NULL; }
+    if (o->full && m->be->device) {
+        snprintf(err, errlen, "full-parameter training is not supported on the %s device", m->be->name);
+        return NULL;
+    }
     const llm_config *c = &m->cfg;
     if (lora && lora->n_layers != c->n_layers) { snprintf(err, errlen, "adapter and model differ in layers"); return NULL; }
     llm_trainer *t = xcalloc(1, sizeof *t);
@@ -116,6 +127,19 @@ llm_trainer *llm_trainer_new(llm_model *m, llm_lora *lora, const llm_trainer_opt
                 add_param(t, nm, p->B, t->gB[i], p->out, t->r, 1);
             }
     }
+    if (m->be->device) {
+        size_t n = (size_t)L * LLM_N_MODS;
+        t->dA = xcalloc(n, sizeof *t->dA), t->dB = xcalloc(n, sizeof *t->dB);
+        t->dgA = xcalloc(n, sizeof *t->dgA), t->dgB = xcalloc(n, sizeof *t->dgB);
+        for (size_t i = 0; i < n; i++) {
+            const llm_lora_ab *p = &lora->ab[i];
+            if (!p->A) continue;
+            t->dA[i] = m->be->alloc((size_t)t->r * p->in * sizeof(float));
+            t->dB[i] = m->be->alloc((size_t)p->out * t->r * sizeof(float));
+            t->dgA[i] = m->be->alloc((size_t)t->r * p->in * sizeof(float));
+            t->dgB[i] = m->be->alloc((size_t)p->out * t->r * sizeof(float));
+        }
+    }
     t->n_sets = o->recompute ? 1 : L;
     t->A = xcalloc((size_t)t->n_sets, sizeof *t->A);
     t->xin = xcalloc((size_t)L + 1, sizeof *t->xin);
@@ -128,8 +152,29 @@ static void acts_free(acts *a) {
     for (int i = 0; i < LLM_N_MODS; i++) free(a->lu[i]);
 }
 
+/* Device backend: free every backend buffer and clear its pointer. */
+static void dev_release(llm_trainer *t) {
+    const llm_backend *be = t->be;
+    if (!be->device) return;
+#define REL(p) (be->free(p), (p) = NULL)
+    for (int i = 0; t->A && i < t->n_sets; i++) {
+        acts *a = &t->A[i];
+        REL(a->xn1), REL(a->q), REL(a->k), REL(a->v), REL(a->att), REL(a->lse), REL(a->x2), REL(a->xn2);
+        REL(a->g), REL(a->u), REL(a->h);
+        for (int m = 0; m < LLM_N_MODS; m++) REL(a->lu[m]);
+    }
+    for (int l = 0; t->xin && l <= t->L; l++) REL(t->xin[l]);
+    REL(t->xf), REL(t->dx), REL(t->dxn), REL(t->dq), REL(t->dk), REL(t->dv), REL(t->datt), REL(t->dh);
+    REL(t->dg), REL(t->du), REL(t->tmp), REL(t->tmp2), REL(t->dlu), REL(t->xs), REL(t->dxs), REL(t->lg);
+    REL(t->dtok), REL(t->dpos), REL(t->dnpos), REL(t->dtgt), REL(t->dloss);
+    for (int i = 0; t->dA && i < t->L * LLM_N_MODS; i++) REL(t->dA[i]), REL(t->dB[i]), REL(t->dgA[i]), REL(t->dgB[i]);
+#undef REL
+    free(t->dA), free(t->dB), free(t->dgA), free(t->dgB), free(t->hbuf);
+}
+
 void llm_trainer_free(llm_trainer *t) {
     if (!t) return;
+    dev_release(t);
     free(t->g_embed), free(t->g_norm), free(t->g_head);
     for (int i = 0; i < t->L * LLM_N_MODS; i++) {
         if (t->gW) free(t->gW[i]);
@@ -167,7 +212,12 @@ size_t llm_trainer_activation_bytes(const llm_trainer *t, int T) {
     return (size_t)T * 4 * (per * (size_t)t->n_sets + C * (size_t)(t->L + 1));
 }
 
-static float *grow(float *p, size_t n) { return xrealloc(p, (n ? n : 1) * sizeof(float)); }
+static float *grow_(const llm_trainer *t, float *p, size_t n) {
+    if (!t->be->device) return xrealloc(p, (n ? n : 1) * sizeof(float));
+    t->be->free(p); /* contents need not survive */
+    return t->be->alloc((n ? n : 1) * sizeof(float));
+}
+#define grow(p, n) grow_(t, p, n)
 
 static void ensure(llm_trainer *t, size_t T) {
     if (T <= t->cap_T) return;
@@ -189,6 +239,14 @@ static void ensure(llm_trainer *t, size_t T) {
     t->tmp = grow(t->tmp, T * mx), t->tmp2 = grow(t->tmp2, T * mx), t->dlu = grow(t->dlu, T * (size_t)(t->r ? t->r : 1));
     t->tok = xrealloc(t->tok, T * sizeof(int)), t->pos = xrealloc(t->pos, T * sizeof(int));
     t->tgt = xrealloc(t->tgt, T * sizeof(int));
+    if (t->be->device) {
+        const llm_backend *be = t->be;
+        be->free(t->dtok), be->free(t->dpos), be->free(t->dnpos), be->free(t->dtgt), be->free(t->dloss);
+        t->dtok = be->alloc(T * sizeof(int)), t->dpos = be->alloc(T * sizeof(int)), t->dnpos = be->alloc(T * sizeof(int));
+        t->dtgt = be->alloc(LOSS_CHUNK * sizeof(int)), t->dloss = be->alloc(LOSS_CHUNK * sizeof(float));
+        t->hbuf = xrealloc(t->hbuf, T * sizeof(int) > LOSS_CHUNK * sizeof(float) ? T * sizeof(int) : LOSS_CHUNK * sizeof(float));
+    } else
+        t->dtok = t->tok, t->dpos = t->pos;
     if (!t->xs) {
         t->xs = grow(NULL, LOSS_CHUNK * C), t->dxs = grow(NULL, LOSS_CHUNK * C);
         t->lg = grow(NULL, (size_t)LOSS_CHUNK * t->V);
@@ -201,6 +259,10 @@ static void ensure(llm_trainer *t, size_t T) {
 /* dst = src * keep / (1 - p), keep drawn per element (2 per 64-bit draw) from the stream of
  * (micro-batch, layer, module); the same call always gives the same mask. */
 static void dropout(const llm_trainer *t, int l, int mod, float *dst, const float *src, size_t n) {
+    if (t->be->dropout) { /* device: a counter-based mask of the same (micro-batch, layer, module) */
+        t->be->dropout(dst, src, n, t->lora->dropout, t->o.seed, (t->stream << 20) | ((uint64_t)l << 3) | (uint64_t)mod);
+        return;
+    }
     float p = t->lora->dropout, sc = 1.0f / (1.0f - p);
     uint32_t thr = (uint32_t)fmin(4294967295.0, (double)p * 4294967296.0);
     rng_t g;
@@ -226,9 +288,10 @@ static void lin_fwd(llm_trainer *t, int l, int mod, float *y, const float *x, fl
         dropout(t, l, mod, t->tmp2, x, (size_t)T * p->in);
         xd = t->tmp2;
     }
-    int r = t->r;
-    be->gemm(0, 1, T, r, p->in, 1.0f, xd, p->in, p->A, p->in, 0.0f, lu, r);                  // lu (T,r) = xd A^T
-    be->gemm(0, 1, T, p->out, r, t->lora->scale, lu, r, p->B, r, 1.0f, y, p->out);           // y += s lu B^T
+    int r = t->r, i = l * LLM_N_MODS + mod;
+    const float *A = t->dA ? t->dA[i] : p->A, *B = t->dB ? t->dB[i] : p->B;
+    be->gemm(0, 1, T, r, p->in, 1.0f, xd, p->in, A, p->in, 0.0f, lu, r);                     // lu (T,r) = xd A^T
+    be->gemm(0, 1, T, p->out, r, t->lora->scale, lu, r, B, r, 1.0f, y, p->out);              // y += s lu B^T
 }
 
 /* Backward of lin_fwd: dx (T,in) (+)= dy W [+ LoRA path]; gradients of W (full) or A, B. */
@@ -248,13 +311,15 @@ static void lin_bwd(llm_trainer *t, int l, int mod, float *dx, const float *dy, 
         dropout(t, l, mod, t->tmp2, x, (size_t)T * in);
         xd = t->tmp2;
     }
-    be->gemm(1, 0, out, r, T, s, dy, out, lu, r, 1.0f, t->gB[i], r);                           // dB (out,r) += s dy^T lu
-    be->gemm(0, 0, T, r, out, s, dy, out, p->B, r, 0.0f, t->dlu, r);                           // dlu (T,r) = s dy B
-    be->gemm(1, 0, r, in, T, 1.0f, t->dlu, r, xd, in, 1.0f, t->gA[i], in);                     // dA (r,in) += dlu^T xd
+    const float *A = t->dA ? t->dA[i] : p->A, *B = t->dB ? t->dB[i] : p->B;
+    float *gA = t->dgA ? t->dgA[i] : t->gA[i], *gB = t->dgB ? t->dgB[i] : t->gB[i];
+    be->gemm(1, 0, out, r, T, s, dy, out, lu, r, 1.0f, gB, r);                                 // dB (out,r) += s dy^T lu
+    be->gemm(0, 0, T, r, out, s, dy, out, B, r, 0.0f, t->dlu, r);                              // dlu (T,r) = s dy B
+    be->gemm(1, 0, r, in, T, 1.0f, t->dlu, r, xd, in, 1.0f, gA, in);                           // dA (r,in) += dlu^T xd
     if (!drop) {
-        be->gemm(0, 0, T, in, r, 1.0f, t->dlu, r, p->A, in, 1.0f, dx, in);                     // dx += dlu A
+        be->gemm(0, 0, T, in, r, 1.0f, t->dlu, r, A, in, 1.0f, dx, in);                        // dx += dlu A
     } else {
-        be->gemm(0, 0, T, in, r, 1.0f, t->dlu, r, p->A, in, 0.0f, t->tmp2, in);                // dxd = dlu A
+        be->gemm(0, 0, T, in, r, 1.0f, t->dlu, r, A, in, 0.0f, t->tmp2, in);                   // dxd = dlu A
         dropout(t, l, mod, t->tmp2, t->tmp2, (size_t)T * in);                                  // through the mask
         be->add(dx, t->tmp2, (size_t)T * in);
     }
@@ -276,21 +341,21 @@ static void layer_fwd(llm_trainer *t, int l, acts *a, const float *x, float *xo,
     lin_fwd(t, l, LLM_MOD_Q, a->q, a->xn1, a->lu[LLM_MOD_Q], T);        // q (T,qd)
     lin_fwd(t, l, LLM_MOD_K, a->k, a->xn1, a->lu[LLM_MOD_K], T);        // k (T,kvd)
     lin_fwd(t, l, LLM_MOD_V, a->v, a->xn1, a->lu[LLM_MOD_V], T);        // v (T,kvd)
-    be->rope(a->q, t->pos, T, t->nh, t->hd, c->rope_theta);
-    be->rope(a->k, t->pos, T, t->nkv, t->hd, c->rope_theta);
+    be->rope(a->q, t->dpos, T, t->nh, t->hd, c->rope_theta);
+    be->rope(a->k, t->dpos, T, t->nkv, t->hd, c->rope_theta);
     llm_train_attn d;
     attn_desc(t, &d, n_seq, a);
     be->attention_train(&d);                                            // att (T,qd), lse (T,nh)
     lin_fwd(t, l, LLM_MOD_O, t->tmp, a->att, a->lu[LLM_MOD_O], T);      // tmp (T,C)
-    memcpy(a->x2, x, TC * sizeof(float));
+    llm_be_copy(be, a->x2, x, TC * sizeof(float));
     be->add(a->x2, t->tmp, TC);                                         // x2 = x + attn
     be->rmsnorm(a->xn2, a->x2, Y->ffn_norm, T, t->C, c->norm_eps);      // xn2 (T,C)
     lin_fwd(t, l, LLM_MOD_GATE, a->g, a->xn2, a->lu[LLM_MOD_GATE], T);  // g (T,H)
     lin_fwd(t, l, LLM_MOD_UP, a->u, a->xn2, a->lu[LLM_MOD_UP], T);      // u (T,H)
-    memcpy(a->h, a->g, (size_t)T * t->H * sizeof(float));
+    llm_be_copy(be, a->h, a->g, (size_t)T * t->H * sizeof(float));
     be->swiglu(a->h, a->u, (size_t)T * t->H);                           // h = silu(g) u
     lin_fwd(t, l, LLM_MOD_DOWN, t->tmp, a->h, a->lu[LLM_MOD_DOWN], T);  // tmp (T,C)
-    memcpy(xo, a->x2, TC * sizeof(float));
+    llm_be_copy(be, xo, a->x2, TC * sizeof(float));
     be->add(xo, t->tmp, TC);                                            // xo = x2 + mlp
 }
 
@@ -311,10 +376,11 @@ static void layer_bwd(llm_trainer *t, int l, acts *a, const float *x, int T, int
     attn_desc(t, &d, n_seq, a);
     d.dout = t->datt, d.dq = t->dq, d.dk = t->dk, d.dv = t->dv;
     be->attention_backward(&d);                                                       // dq, dk, dv
-    for (int i = 0; i < T; i++) t->pos[i] = -t->pos[i]; /* the inverse rotation */
-    be->rope(t->dq, t->pos, T, t->nh, t->hd, c->rope_theta);
-    be->rope(t->dk, t->pos, T, t->nkv, t->hd, c->rope_theta);
-    for (int i = 0; i < T; i++) t->pos[i] = -t->pos[i];
+    if (!t->dnpos) for (int i = 0; i < T; i++) t->pos[i] = -t->pos[i]; /* the inverse rotation */
+    const int *np = t->dnpos ? t->dnpos : t->pos;
+    be->rope(t->dq, np, T, t->nh, t->hd, c->rope_theta);
+    be->rope(t->dk, np, T, t->nkv, t->hd, c->rope_theta);
+    if (!t->dnpos) for (int i = 0; i < T; i++) t->pos[i] = -t->pos[i];
     lin_bwd(t, l, LLM_MOD_Q, t->dxn, t->dq, a->xn1, a->lu[LLM_MOD_Q], T, 0);          // dxn1 (T,C)
     lin_bwd(t, l, LLM_MOD_K, t->dxn, t->dk, a->xn1, a->lu[LLM_MOD_K], T, 1);
     lin_bwd(t, l, LLM_MOD_V, t->dxn, t->dv, a->xn1, a->lu[LLM_MOD_V], T, 1);
@@ -322,6 +388,82 @@ static void layer_bwd(llm_trainer *t, int l, acts *a, const float *x, int T, int
 }
 
 /* ---------------------------------------------------------------- the step */
+
+/* Cross-entropy of the rows of a logits chunk, split in n_tasks contiguous shares: rl[i] =
+ * logsumexp - logit of the target; with backward the row becomes dlogits = (p - onehot) gs
+ * (0 for a row without target). Rows are independent: any split gives the same bytes. */
+typedef struct {
+    float *lg;
+    const int *tgt, *rows;
+    int V, nr, n_tasks, backward;
+    double gs, *rl;
+} xent_ctx;
+
+static void xent_task(void *vctx, int task, int worker) {
+    (void)worker;
+    const xent_ctx *c = vctx;
+    int V = c->V, i0 = (int)((long)c->nr * task / c->n_tasks), i1 = (int)((long)c->nr * (task + 1) / c->n_tasks);
+    double *e = xmalloc((size_t)V * sizeof *e);
+    for (int i = i0; i < i1; i++) {
+        float *lr = c->lg + (size_t)i * V;
+        int y = c->tgt[c->rows[i]];
+        c->rl[i] = 0;
+        if (y < 0) { memset(lr, 0, (size_t)V * sizeof(float)); continue; }
+        float mx = lr[0];
+        for (int v = 1; v < V; v++) if (lr[v] > mx) mx = lr[v];
+        double s = 0;
+        for (int v = 0; v < V; v++) s += e[v] = exp((double)lr[v] - mx);
+        c->rl[i] = mx + log(s) - lr[y];
+        if (!c->backward) continue;
+        double k = c->gs / s;
+        for (int v = 0; v < V; v++) lr[v] = (float)(e[v] * k); // dlogits = (p - onehot) gs
+        lr[y] -= (float)c->gs;
+    }
+    free(e);
+}
+
+/* Device backend: positions, tokens and the adapter's current A, B up; gradients zeroed. */
+static void dev_begin(llm_trainer *t, size_t T) {
+    const llm_backend *be = t->be;
+    int *h = (int *)t->hbuf;
+    be->upload(t->dtok, t->tok, T * sizeof(int));
+    be->upload(t->dpos, t->pos, T * sizeof(int));
+    for (size_t i = 0; i < T; i++) h[i] = -t->pos[i]; /* the inverse rotation of the backward */
+    be->upload(t->dnpos, h, T * sizeof(int));
+    for (int i = 0; i < t->L * LLM_N_MODS; i++) {
+        const llm_lora_ab *p = &t->lora->ab[i];
+        if (!p->A) continue;
+        size_t na = (size_t)t->r * p->in * sizeof(float), nb = (size_t)p->out * t->r * sizeof(float);
+        be->upload(t->dA[i], p->A, na), be->upload(t->dB[i], p->B, nb);
+        be->zero(t->dgA[i], na), be->zero(t->dgB[i], nb);
+    }
+}
+
+/* Device backend: add this micro-batch's adapter gradients into the host ones. */
+static void dev_end(llm_trainer *t) {
+    for (int i = 0; i < t->L * LLM_N_MODS; i++) {
+        const llm_lora_ab *p = &t->lora->ab[i];
+        if (!p->A) continue;
+        for (int ab = 0; ab < 2; ab++) {
+            size_t n = ab ? (size_t)p->out * t->r : (size_t)t->r * p->in;
+            float *g = ab ? t->gB[i] : t->gA[i], *tmp = xmalloc(n * sizeof *tmp);
+            t->be->download(tmp, ab ? t->dgB[i] : t->dgA[i], n * sizeof *tmp);
+            for (size_t k = 0; k < n; k++) g[k] += tmp[k];
+            free(tmp);
+        }
+    }
+}
+
+/* Device backend: xent_task's work with be->xent; rl[i] as there. */
+static void dev_xent(llm_trainer *t, const int *rows, int nr, int backward, double gs, double *rl) {
+    int *tg = (int *)t->hbuf;
+    float lf[LOSS_CHUNK];
+    for (int i = 0; i < nr; i++) tg[i] = t->tgt[rows[i]];
+    t->be->upload(t->dtgt, tg, (size_t)nr * sizeof(int));
+    t->be->xent(t->lg, t->dtgt, nr, t->V, (float)gs, backward, t->dloss);
+    t->be->download(lf, t->dloss, (size_t)nr * sizeof(float));
+    for (int i = 0; i < nr; i++) rl[i] = lf[i];
+}
 
 int llm_trainer_run(llm_trainer *t, const llm_example *ex, int n, int backward, float grad_scale,
                     uint64_t dropout_stream, float *logits, double *loss, long *n_targets, char *err, size_t errlen) {
@@ -364,46 +506,40 @@ int llm_trainer_run(llm_trainer *t, const llm_example *ex, int n, int backward, 
     }
     t->stream = dropout_stream;
     int nT = (int)T;
+    if (be->device) dev_begin(t, T);
 
     // forward
-    be->embed(t->xin[0], t->m->embed, t->tok, nT, C); // x (T,C)
+    be->embed(t->xin[0], t->m->embed, t->dtok, nT, C); // x (T,C)
     for (int l = 0; l < L; l++) layer_fwd(t, l, &t->A[t->o.recompute ? 0 : l], t->xin[l], t->xin[l + 1], nT, n);
     be->rmsnorm(t->xf, t->xin[L], t->m->norm, nT, C, c->norm_eps); // xf (T,C)
 
     // classifier and loss, LOSS_CHUNK rows at a time: only target rows unless logits are wanted
-    if (backward) memset(t->dx, 0, T * C * sizeof(float)); /* dL/dxf, scattered by row */
+    if (backward) llm_be_zero(be, t->dx, T * C * sizeof(float)); /* dL/dxf, scattered by row */
     float *g_head = t->g_head ? t->g_head : t->g_embed;     /* tied: the embedding's gradient */
     double sum = 0, gs = ntg > 0 ? (double)grad_scale / (double)ntg : 0;
     int rows[LOSS_CHUNK];
+    double rl[LOSS_CHUNK];
     size_t r0 = 0;
     while (r0 < T) {
         int nr = 0;
         for (; r0 < T && nr < LOSS_CHUNK; r0++)
             if (logits || t->tgt[r0] >= 0) rows[nr++] = (int)r0;
         if (!nr) break;
-        for (int i = 0; i < nr; i++) memcpy(t->xs + (size_t)i * C, t->xf + (size_t)rows[i] * C, (size_t)C * sizeof(float));
+        for (int i = 0; i < nr; i++) llm_be_copy(be, t->xs + (size_t)i * C, t->xf + (size_t)rows[i] * C, (size_t)C * sizeof(float));
         be->matmul(t->lg, t->xs, &t->m->lm_head, nr); // lg (nr,V)
         if (logits)
-            for (int i = 0; i < nr; i++) memcpy(logits + (size_t)rows[i] * V, t->lg + (size_t)i * V, (size_t)V * sizeof(float));
-        int any = 0;
-        for (int i = 0; i < nr; i++) {
-            float *lr = t->lg + (size_t)i * V;
-            int y = t->tgt[rows[i]];
-            if (y < 0) { memset(lr, 0, (size_t)V * sizeof(float)); continue; }
-            any = 1;
-            float mx = lr[0];
-            for (int v = 1; v < V; v++) if (lr[v] > mx) mx = lr[v];
-            double s = 0;
-            for (int v = 0; v < V; v++) s += exp((double)lr[v] - mx);
-            double lse = mx + log(s);
-            sum += lse - lr[y];
-            if (!backward) continue;
-            for (int v = 0; v < V; v++) lr[v] = (float)(exp((double)lr[v] - lse) * gs); // dlogits = (p - onehot) gs
-            lr[y] -= (float)gs;
+            for (int i = 0; i < nr; i++) llm_be_download(be, logits + (size_t)rows[i] * V, t->lg + (size_t)i * V, (size_t)V * sizeof(float));
+        int nth = t->m->threads > 1 ? t->m->threads : 1, any = 0;
+        if (be->xent) dev_xent(t, rows, nr, backward, gs, rl); /* the same on the device */
+        else {
+            xent_ctx xc = {t->lg, t->tgt, rows, V, nr, nr < nth ? nr : nth, backward, gs, rl};
+            parallel_for(xc.n_tasks, nth, xent_task, &xc);
         }
+        for (int i = 0; i < nr; i++) // in row order: the sum does not depend on the threads
+            if (t->tgt[rows[i]] >= 0) any = 1, sum += rl[i];
         if (!backward || !any) continue;
         be->matmul_dx(t->dxs, t->lg, &t->m->lm_head, nr, 0); // dxs (nr,C) = dlogits W
-        for (int i = 0; i < nr; i++) memcpy(t->dx + (size_t)rows[i] * C, t->dxs + (size_t)i * C, (size_t)C * sizeof(float));
+        for (int i = 0; i < nr; i++) llm_be_copy(be, t->dx + (size_t)rows[i] * C, t->dxs + (size_t)i * C, (size_t)C * sizeof(float));
         if (g_head) be->gemm(1, 0, V, C, nr, 1.0f, t->lg, V, t->xs, C, 1.0f, g_head, C); // dW (V,C) += dlogits^T xs
     }
     *loss = ntg > 0 ? sum / (double)ntg : 0;
@@ -411,14 +547,15 @@ int llm_trainer_run(llm_trainer *t, const llm_example *ex, int n, int backward, 
     if (!backward) return 0;
 
     // backward
-    memcpy(t->dxn, t->dx, T * C * sizeof(float));
-    memset(t->dx, 0, T * C * sizeof(float));
+    llm_be_copy(be, t->dxn, t->dx, T * C * sizeof(float));
+    llm_be_zero(be, t->dx, T * C * sizeof(float));
     be->rmsnorm_backward(t->dx, t->g_norm, t->dxn, t->xin[L], t->m->norm, nT, C, c->norm_eps); // dL/dx_L
     for (int l = L - 1; l >= 0; l--) {
         acts *a = &t->A[t->o.recompute ? 0 : l];
         if (t->o.recompute) layer_fwd(t, l, a, t->xin[l], t->xin[l + 1], nT, n); /* same values again */
         layer_bwd(t, l, a, t->xin[l], nT, n);
     }
+    if (be->device) dev_end(t);
     if (t->g_embed) // embedding: scatter-add each row's gradient (in row order: deterministic)
         for (size_t i = 0; i < T; i++) {
             float *g = t->g_embed + (size_t)t->tok[i] * C;

@@ -1,0 +1,292 @@
+/* attention.cu - causal attention on the GPU, fp32, grouped-query heads.
+ *
+ * One warp per (query row, head): the query is held in registers (lane l owns dimensions
+ * l, l+32, ...), keys are visited in order with an online softmax (running max and sum), so
+ * no score matrix is ever stored: the same kernel serves decode steps over the KV cache (the
+ * spans of llm_attn_item, ancestors first) and the packed sequences of training, where it
+ * also writes the log-sum-exp of each row. The backward recomputes probabilities from the
+ * log-sum-exp: one kernel for dq (warp per query row), one for dk and dv (warp per key row
+ * and kv head, looping over the query heads that share it), so nothing is accumulated with
+ * atomics and the results do not depend on scheduling.
+ *
+ * Descriptor structs arrive in host memory (backend.h); they are packed into one staging
+ * buffer and uploaded with the call. head_dim <= 256. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "llm/cuda/cuda_common.cuh"
+
+typedef struct {
+    float *out;
+    const float *q;
+    const int *pos; /* NULL: position = row within the item (training) */
+    int T, row0, span0, nspan;
+} att_item;
+
+typedef struct {
+    const float *k, *v;
+    int len, pad;
+} att_span;
+
+__device__ __forceinline__ float wsum(float v) {
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
+/* Forward: out = softmax(scale q K^T) V over positions 0..pos; lse optional. */
+template <int J>
+__global__ void att_fwd_k(const att_item *items, const att_span *spans, const int *row_item, int rows, int nh, int nkv,
+                          int hd, float scale, float *lse) {
+    size_t warp = ((size_t)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
+    int lane = threadIdx.x & 31;
+    if (warp >= (size_t)rows * nh) return;
+    int g = (int)(warp / nh), h = (int)(warp % nh);
+    att_item it = items[row_item[g]];
+    int t = g - it.row0, last = it.pos ? it.pos[t] : t;
+    int kvd = nkv * hd, kvh = h / (nh / nkv);
+    const float *q = it.q + ((size_t)t * nh + h) * hd;
+    float qr[J], acc[J];
+#pragma unroll
+    for (int j = 0; j < J; j++) {
+        int e = lane + 32 * j;
+        qr[j] = e < hd ? q[e] : 0.0f;
+        acc[j] = 0;
+    }
+    float m = -INFINITY, l = 0;
+    int p = 0;
+    for (int s = 0; s < it.nspan && p <= last; s++) {
+        att_span sp = spans[it.span0 + s];
+        for (int jj = 0; jj < sp.len && p <= last; jj++, p++) {
+            const float *k = sp.k + (size_t)jj * kvd + (size_t)kvh * hd, *v = sp.v + (size_t)jj * kvd + (size_t)kvh * hd;
+            float d = 0;
+#pragma unroll
+            for (int j = 0; j < J; j++) {
+                int e = lane + 32 * j;
+                if (e < hd) d += qr[j] * k[e];
+            }
+            float sc = wsum(d) * scale, mn = fmaxf(m, sc);
+            float corr = expf(m - mn), pe = expf(sc - mn);
+            l = l * corr + pe;
+#pragma unroll
+            for (int j = 0; j < J; j++) {
+                int e = lane + 32 * j;
+                acc[j] = acc[j] * corr + (e < hd ? pe * v[e] : 0.0f);
+            }
+            m = mn;
+        }
+    }
+    float *out = it.out + ((size_t)t * nh + h) * hd, inv = 1.0f / l;
+#pragma unroll
+    for (int j = 0; j < J; j++) {
+        int e = lane + 32 * j;
+        if (e < hd) out[e] = acc[j] * inv;
+    }
+    if (lse && lane == 0) lse[(size_t)g * nh + h] = m + logf(l);
+}
+
+/* D[g,h] = dout . out (per row and head) */
+__global__ void att_dot_k(float *D, const float *dout, const float *out, int rows, int nh, int hd) {
+    size_t warp = ((size_t)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
+    int lane = threadIdx.x & 31;
+    if (warp >= (size_t)rows * nh) return;
+    const float *a = dout + warp * hd, *b = out + warp * hd;
+    float d = 0;
+    for (int e = lane; e < hd; e += 32) d += a[e] * b[e];
+    d = wsum(d);
+    if (lane == 0) D[warp] = d;
+}
+
+/* dq for query row g, head h: sum over keys j <= t of ds_j k_j scale,
+ * ds_j = p_j (dout . v_j - D), p_j = exp(scale q . k_j - lse). */
+template <int J>
+__global__ void att_dq_k(const att_item *items, const int *row_item, int rows, int nh, int nkv, int hd, float scale,
+                         const float *k, const float *v, const float *dout, const float *lse, const float *D, float *dq) {
+    size_t warp = ((size_t)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
+    int lane = threadIdx.x & 31;
+    if (warp >= (size_t)rows * nh) return;
+    int g = (int)(warp / nh), h = (int)(warp % nh);
+    att_item it = items[row_item[g]];
+    int t = g - it.row0, kvd = nkv * hd, kvh = h / (nh / nkv), qd = nh * hd;
+    const float *q = it.q + ((size_t)t * nh + h) * hd, *dO = dout + (size_t)g * qd + (size_t)h * hd;
+    float qr[J], dor[J], acc[J];
+#pragma unroll
+    for (int j = 0; j < J; j++) {
+        int e = lane + 32 * j;
+        qr[j] = e < hd ? q[e] : 0.0f;
+        dor[j] = e < hd ? dO[e] : 0.0f;
+        acc[j] = 0;
+    }
+    float L = lse[(size_t)g * nh + h], Dg = D[(size_t)g * nh + h];
+    size_t base = (size_t)it.row0; /* the sequence's first row: keys are rows base .. base + t */
+    for (int j2 = 0; j2 <= t; j2++) {
+        const float *kr = k + (base + j2) * kvd + (size_t)kvh * hd, *vr = v + (base + j2) * kvd + (size_t)kvh * hd;
+        float d1 = 0, d2 = 0;
+#pragma unroll
+        for (int j = 0; j < J; j++) {
+            int e = lane + 32 * j;
+            if (e < hd) { d1 += qr[j] * kr[e]; d2 += dor[j] * vr[e]; }
+        }
+        d1 = wsum(d1), d2 = wsum(d2);
+        float pj = expf(d1 * scale - L), ds = pj * (d2 - Dg);
+#pragma unroll
+        for (int j = 0; j < J; j++) {
+            int e = lane + 32 * j;
+            if (e < hd) acc[j] += ds * kr[e];
+        }
+    }
+    float *o = dq + (size_t)g * qd + (size_t)h * hd;
+#pragma unroll
+    for (int j = 0; j < J; j++) {
+        int e = lane + 32 * j;
+        if (e < hd) o[e] = acc[j] * scale;
+    }
+}
+
+/* dk, dv for key row g, kv head kh: over the query heads of the group and query rows i >= j. */
+template <int J>
+__global__ void att_dkv_k(const att_item *items, const int *row_item, int rows, int nh, int nkv, int hd, float scale,
+                          const float *q, const float *k, const float *v, const float *dout, const float *lse,
+                          const float *D, float *dk, float *dv) {
+    size_t warp = ((size_t)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
+    int lane = threadIdx.x & 31;
+    if (warp >= (size_t)rows * nkv) return;
+    int g = (int)(warp / nkv), kh = (int)(warp % nkv), rep = nh / nkv;
+    att_item it = items[row_item[g]];
+    int j0 = g - it.row0, kvd = nkv * hd, qd = nh * hd;
+    const float *kr = k + (size_t)g * kvd + (size_t)kh * hd, *vr = v + (size_t)g * kvd + (size_t)kh * hd;
+    float kk[J], vv[J], ak[J], av[J];
+#pragma unroll
+    for (int j = 0; j < J; j++) {
+        int e = lane + 32 * j;
+        kk[j] = e < hd ? kr[e] : 0.0f;
+        vv[j] = e < hd ? vr[e] : 0.0f;
+        ak[j] = av[j] = 0;
+    }
+    for (int h = kh * rep; h < (kh + 1) * rep; h++)
+        for (int i = j0; i < it.T; i++) {
+            size_t gi = (size_t)it.row0 + i;
+            const float *qi = q + gi * qd + (size_t)h * hd, *di = dout + gi * qd + (size_t)h * hd;
+            float d1 = 0, d2 = 0;
+#pragma unroll
+            for (int j = 0; j < J; j++) {
+                int e = lane + 32 * j;
+                if (e < hd) { d1 += qi[e] * kk[j]; d2 += di[e] * vv[j]; }
+            }
+            d1 = wsum(d1), d2 = wsum(d2);
+            float pj = expf(d1 * scale - lse[gi * nh + h]), ds = pj * (d2 - D[gi * nh + h]);
+#pragma unroll
+            for (int j = 0; j < J; j++) {
+                int e = lane + 32 * j;
+                if (e < hd) { av[j] += pj * di[e]; ak[j] += ds * qi[e]; }
+            }
+        }
+    float *ok = dk + (size_t)g * kvd + (size_t)kh * hd, *ov = dv + (size_t)g * kvd + (size_t)kh * hd;
+#pragma unroll
+    for (int j = 0; j < J; j++) {
+        int e = lane + 32 * j;
+        if (e < hd) { ok[e] = ak[j] * scale; ov[e] = av[j]; }
+    }
+}
+
+/* ---------------------------------------------------------------- host side */
+
+typedef struct {
+    att_item *items;
+    att_span *spans;
+    int *row_item;
+    int rows;
+} att_desc;
+
+/* Pack items, spans and the row -> item map into one host block and upload it. */
+static att_desc upload_desc(const att_item *hi, int ni, const att_span *hs, int ns, int rows) {
+    size_t bi = (size_t)ni * sizeof(att_item), bs = (size_t)ns * sizeof(att_span), br = (size_t)rows * sizeof(int);
+    size_t total = bi + bs + br;
+    char *h = (char *)malloc(total ? total : 1);
+    if (!h) die("out of memory");
+    memcpy(h, hi, bi);
+    memcpy(h + bi, hs, bs);
+    int *ri = (int *)(h + bi + bs);
+    for (int i = 0, g = 0; i < ni; i++)
+        for (int t = 0; t < hi[i].T; t++) ri[g++] = i;
+    char *d = (char *)cu_scratch(CU_S_DESC, total);
+    CUDA_CHECK(cudaMemcpy(d, h, total, cudaMemcpyHostToDevice)); /* pageable: sync, then h may go */
+    free(h);
+    return (att_desc){(att_item *)d, (att_span *)(d + bi), (int *)(d + bi + bs), rows};
+}
+
+#define DISPATCH_J(hd, KERNEL, grid, block, ...)                                                             \
+    do {                                                                                                     \
+        if ((hd) <= 32) KERNEL<1><<<grid, block>>>(__VA_ARGS__);                                             \
+        else if ((hd) <= 64) KERNEL<2><<<grid, block>>>(__VA_ARGS__);                                        \
+        else if ((hd) <= 128) KERNEL<4><<<grid, block>>>(__VA_ARGS__);                                       \
+        else if ((hd) <= 256) KERNEL<8><<<grid, block>>>(__VA_ARGS__);                                       \
+        else die("%s:%d: head_dim %d > 256 is not supported by the CUDA attention", __FILE__, __LINE__, (hd)); \
+        CUDA_LAUNCH_CHECK();                                                                                 \
+    } while (0)
+
+static unsigned warp_blocks(size_t warps) { return (unsigned)((warps * 32 + 255) / 256); }
+
+void cu_attention(const llm_attn_item *items, int n_items, int n_heads, int n_kv_heads, int head_dim) {
+    int ns = 0, rows = 0;
+    for (int i = 0; i < n_items; i++) ns += items[i].n_spans, rows += items[i].T;
+    if (rows == 0) return;
+    att_item *hi = (att_item *)malloc((size_t)n_items * sizeof *hi);
+    att_span *hs = (att_span *)malloc((size_t)(ns ? ns : 1) * sizeof *hs);
+    if (!hi || !hs) die("out of memory");
+    for (int i = 0, s0 = 0, r0 = 0; i < n_items; i++) {
+        hi[i] = (att_item){items[i].out, items[i].q, items[i].pos, items[i].T, r0, s0, items[i].n_spans};
+        for (int s = 0; s < items[i].n_spans; s++)
+            hs[s0 + s] = (att_span){items[i].spans[s].k, items[i].spans[s].v, items[i].spans[s].len, 0};
+        s0 += items[i].n_spans, r0 += items[i].T;
+    }
+    att_desc d = upload_desc(hi, n_items, hs, ns, rows);
+    free(hi), free(hs);
+    size_t warps = (size_t)rows * n_heads;
+    DISPATCH_J(head_dim, att_fwd_k, warp_blocks(warps), 256, d.items, d.spans, d.row_item, rows, n_heads, n_kv_heads,
+               head_dim, 1.0f / sqrtf((float)head_dim), (float *)NULL);
+}
+
+/* Training descriptors: item s = sequence s (rows off..off+len-1, positions 0..len-1). */
+static att_desc train_desc(const llm_train_attn *a, int *rows_out) {
+    int n = a->n_seq, rows = 0;
+    att_item *hi = (att_item *)malloc((size_t)(n ? n : 1) * sizeof *hi);
+    att_span *hs = (att_span *)malloc((size_t)(n ? n : 1) * sizeof *hs);
+    if (!hi || !hs) die("out of memory");
+    int qd = a->n_heads * a->head_dim, kvd = a->n_kv_heads * a->head_dim;
+    for (int s = 0; s < n; s++) {
+        size_t o = (size_t)a->off[s];
+        if (a->off[s] != rows) die("%s:%d: training sequences must be packed in order", __FILE__, __LINE__);
+        hi[s] = (att_item){a->out + o * qd, a->q + o * qd, NULL, a->len[s], a->off[s], s, 1};
+        hs[s] = (att_span){a->k + o * kvd, a->v + o * kvd, a->len[s], 0};
+        rows += a->len[s];
+    }
+    att_desc d = upload_desc(hi, n, hs, n, rows);
+    free(hi), free(hs);
+    *rows_out = rows;
+    return d;
+}
+
+void cu_attention_train(const llm_train_attn *a) {
+    int rows;
+    att_desc d = train_desc(a, &rows);
+    if (rows == 0) return;
+    size_t warps = (size_t)rows * a->n_heads;
+    DISPATCH_J(a->head_dim, att_fwd_k, warp_blocks(warps), 256, d.items, d.spans, d.row_item, rows, a->n_heads,
+               a->n_kv_heads, a->head_dim, 1.0f / sqrtf((float)a->head_dim), a->lse);
+}
+
+void cu_attention_backward(const llm_train_attn *a) {
+    int rows;
+    att_desc d = train_desc(a, &rows);
+    if (rows == 0) return;
+    int nh = a->n_heads, nkv = a->n_kv_heads, hd = a->head_dim;
+    float scale = 1.0f / sqrtf((float)hd);
+    float *D = (float *)cu_scratch(CU_S_D, (size_t)rows * nh * sizeof(float));
+    size_t warps = (size_t)rows * nh;
+    att_dot_k<<<warp_blocks(warps), 256>>>(D, a->dout, a->out, rows, nh, hd);
+    CUDA_LAUNCH_CHECK();
+    DISPATCH_J(hd, att_dq_k, warp_blocks(warps), 256, d.items, d.row_item, rows, nh, nkv, hd, scale, a->k, a->v,
+               a->dout, a->lse, D, a->dq);
+    DISPATCH_J(hd, att_dkv_k, warp_blocks((size_t)rows * nkv), 256, d.items, d.row_item, rows, nh, nkv, hd, scale,
+               a->q, a->k, a->v, a->dout, a->lse, D, a->dk, a->dv);
+}

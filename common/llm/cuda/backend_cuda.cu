@@ -1,0 +1,260 @@
+/* backend_cuda.cu - the CUDA backend: device memory (a stream-ordered pool), cuBLAS for the
+ * products, the kernels of kernels.cu and attention.cu behind backend.h's function pointers.
+ *
+ * Activations are fp32 (backend.h's interface). Products:
+ *   - fp32 weights: cublasSgemm (fp32 exact);
+ *   - int8 weights, T <= 8 rows (decode): a GEMV kernel that reads each int8 row once;
+ *   - int8 weights, more rows: the weight is dequantised (q * scale, rounded to bf16) into a
+ *     scratch buffer, the activations are rounded to bf16, and cublasGemmEx multiplies them on
+ *     the tensor cores with fp32 accumulation and an fp32 result.
+ * One stream (the legacy default stream): every call is ordered after the previous one, and
+ * download returns when the data is on the host. */
+#include <dlfcn.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "llm/backend_cuda.h"
+#include "llm/cuda/cuda_common.cuh"
+
+static struct {
+    int ready;
+    cublasHandle_t blas;
+    cudaMemPool_t pool;
+    void *scratch[CU_N_SCRATCH];
+    size_t scratch_cap[CU_N_SCRATCH];
+} cu;
+
+cublasHandle_t cu_blas(void) { return cu.blas; }
+
+/* ---------------------------------------------------------------- cuBLAS, opened at run time */
+
+static struct {
+    decltype(&cublasCreate_v2) create;
+    decltype(&cublasSetStream_v2) set_stream;
+    decltype(&cublasSgemm_v2) sgemm;
+    cublasStatus_t (*gemm_ex)(cublasHandle_t, cublasOperation_t, cublasOperation_t, int, int, int, const void *,
+                              const void *, cudaDataType, int, const void *, cudaDataType, int, const void *, void *,
+                              cudaDataType, int, cublasComputeType_t, cublasGemmAlgo_t);
+    decltype(&cublasGetStatusString) status;
+} blas;
+
+const char *cu_blas_status(cublasStatus_t s) { return blas.status ? blas.status(s) : "cuBLAS not loaded"; }
+
+static int blas_open(char *err, size_t errlen) {
+    if (blas.gemm_ex) return 0;
+    static const char *const names[] = {"libcublas.so.13", "libcublas.so.12", "libcublas.so",
+                                        "/usr/local/cuda/lib64/libcublas.so.13", "/usr/local/cuda/lib64/libcublas.so"};
+    void *h = NULL;
+    for (size_t i = 0; i < sizeof names / sizeof *names && !h; i++) h = dlopen(names[i], RTLD_NOW | RTLD_LOCAL);
+    if (!h) {
+        snprintf(err, errlen, "cannot load cuBLAS (%s)", dlerror());
+        return -1;
+    }
+#define SYM(field, name)                                                                    \
+    if (!(*(void **)&blas.field = dlsym(h, name))) {                                        \
+        snprintf(err, errlen, "cuBLAS has no %s", name);                                  \
+        return -1;                                                                          \
+    }
+    SYM(create, "cublasCreate_v2");
+    SYM(set_stream, "cublasSetStream_v2");
+    SYM(sgemm, "cublasSgemm_v2");
+    SYM(status, "cublasGetStatusString");
+    SYM(gemm_ex, "cublasGemmEx");
+#undef SYM
+    return 0;
+}
+
+/* ---------------------------------------------------------------- memory */
+
+static void *cu_alloc(size_t n) {
+    void *p = NULL;
+    CUDA_CHECK(cudaMallocAsync(&p, n ? n : 1, 0));
+    return p;
+}
+
+static void cu_free(void *p) {
+    if (p) CUDA_CHECK(cudaFreeAsync(p, 0));
+}
+
+void *cu_scratch(int slot, size_t bytes) {
+    if (bytes > cu.scratch_cap[slot]) {
+        cu_free(cu.scratch[slot]);
+        size_t cap = bytes + bytes / 4;
+        cu.scratch[slot] = cu_alloc(cap);
+        cu.scratch_cap[slot] = cap;
+    }
+    return cu.scratch[slot];
+}
+
+static void cu_upload(void *dst, const void *src, size_t n) {
+    if (n) CUDA_CHECK(cudaMemcpy(dst, src, n, cudaMemcpyHostToDevice));
+}
+static void cu_download(void *dst, const void *src, size_t n) {
+    if (n) CUDA_CHECK(cudaMemcpy(dst, src, n, cudaMemcpyDeviceToHost));
+}
+static void cu_copy(void *dst, const void *src, size_t n) {
+    if (n && dst != src) CUDA_CHECK(cudaMemcpyAsync(dst, src, n, cudaMemcpyDeviceToDevice, 0));
+}
+static void cu_zero(void *p, size_t n) {
+    if (n) CUDA_CHECK(cudaMemsetAsync(p, 0, n, 0));
+}
+static void cu_sync(void) { CUDA_CHECK(cudaDeviceSynchronize()); }
+static void cu_set_threads(int n) { (void)n; }
+
+/* ---------------------------------------------------------------- products */
+
+static const float ONE = 1.0f, ZERO = 0.0f;
+
+/* Row-major y (T,N) = x (T,K) W^T: column-major y^T (N,T) = W (K,N)^T x^T (K,T). */
+static void cu_matmul(float *y, const float *x, const llm_weight *w, int T) {
+    int N = w->rows, K = w->cols;
+    if (T <= 0 || N <= 0) return;
+    if (w->f) {
+        CUBLAS_CHECK(blas.sgemm(cu.blas, CUBLAS_OP_T, CUBLAS_OP_N, N, T, K, &ONE, w->f, K, x, K, &ZERO, y, N));
+        return;
+    }
+    if (T <= 8) {
+        cu_gemv_int8(y, x, w->q, w->scale, T, N, K);
+        return;
+    }
+    __nv_bfloat16 *xb = (__nv_bfloat16 *)cu_scratch(CU_S_XB, (size_t)T * K * 2);
+    __nv_bfloat16 *wb = (__nv_bfloat16 *)cu_scratch(CU_S_WB, (size_t)N * K * 2);
+    cu_f32_to_bf16(xb, x, (size_t)T * K);
+    cu_dequant_bf16(wb, w->q, w->scale, N, K);
+    CUBLAS_CHECK(blas.gemm_ex(cu.blas, CUBLAS_OP_T, CUBLAS_OP_N, N, T, K, &ONE, wb, CUDA_R_16BF, K, xb, CUDA_R_16BF, K,
+                              &ZERO, y, CUDA_R_32F, N, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+}
+
+/* Row-major dx (T,K) (+)= dy (T,N) W (N,K): column-major dx^T (K,T) = W^T (K,N) dy^T (N,T). */
+static void cu_matmul_dx(float *dx, const float *dy, const llm_weight *w, int T, int accumulate) {
+    int N = w->rows, K = w->cols;
+    if (T <= 0 || K <= 0) return;
+    const float *beta = accumulate ? &ONE : &ZERO;
+    if (w->f) {
+        CUBLAS_CHECK(blas.sgemm(cu.blas, CUBLAS_OP_N, CUBLAS_OP_N, K, T, N, &ONE, w->f, K, dy, N, beta, dx, K));
+        return;
+    }
+    __nv_bfloat16 *yb = (__nv_bfloat16 *)cu_scratch(CU_S_XB, (size_t)T * N * 2);
+    __nv_bfloat16 *wb = (__nv_bfloat16 *)cu_scratch(CU_S_WB, (size_t)N * K * 2);
+    cu_f32_to_bf16(yb, dy, (size_t)T * N);
+    cu_dequant_bf16(wb, w->q, w->scale, N, K);
+    CUBLAS_CHECK(blas.gemm_ex(cu.blas, CUBLAS_OP_N, CUBLAS_OP_N, K, T, N, &ONE, wb, CUDA_R_16BF, K, yb, CUDA_R_16BF, N,
+                              beta, dx, CUDA_R_32F, K, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+}
+
+/* Row-major C (M,N) = alpha op(A) op(B) + beta C as column-major C^T = op(B)^T op(A)^T. */
+static void cu_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
+                    float beta, float *C, int ldc) {
+    if (M <= 0 || N <= 0) return;
+    if (K <= 0) {
+        cu_scale_rows(C, M, N, ldc, beta);
+        return;
+    }
+    CUBLAS_CHECK(blas.sgemm(cu.blas, tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N, N, M, K, &alpha, B,
+                             ldb, A, lda, &beta, C, ldc));
+}
+
+/* ---------------------------------------------------------------- the backend */
+
+static const llm_backend cuda_backend = {
+    .name = "cuda",
+    .set_threads = cu_set_threads,
+    .alloc = cu_alloc,
+    .free = cu_free,
+    .embed = cu_embed,
+    .matmul = cu_matmul,
+    .rmsnorm = cu_rmsnorm,
+    .rope = cu_rope,
+    .attention = cu_attention,
+    .swiglu = cu_swiglu,
+    .add = cu_add,
+    .gemm = cu_gemm,
+    .matmul_dx = cu_matmul_dx,
+    .rmsnorm_backward = cu_rmsnorm_backward,
+    .swiglu_backward = cu_swiglu_backward,
+    .attention_train = cu_attention_train,
+    .attention_backward = cu_attention_backward,
+    .device = 1,
+    .upload = cu_upload,
+    .download = cu_download,
+    .copy = cu_copy,
+    .zero = cu_zero,
+    .sync = cu_sync,
+    .xent = cu_xent,
+    .dropout = cu_dropout,
+    .adamw = cu_adamw,
+    .randomize = cu_randomize,
+};
+
+/* Initialise once; 0, or -1 with a reason (no device, no driver). Errors from here are
+ * reported, not fatal: they decide whether --device cuda can run at all. */
+static int cu_init(char *err, size_t errlen) {
+    if (cu.ready) return 0;
+    int n = 0;
+    cudaError_t e = cudaGetDeviceCount(&n);
+    if (e != cudaSuccess || n == 0) {
+        snprintf(err, errlen, "no usable CUDA device (%s)", e != cudaSuccess ? cudaGetErrorString(e) : "no device found");
+        return -1;
+    }
+    if ((e = cudaSetDevice(0)) != cudaSuccess) {
+        snprintf(err, errlen, "cannot use CUDA device 0 (%s)", cudaGetErrorString(e));
+        return -1;
+    }
+    int pools = 0;
+    if ((e = cudaDeviceGetAttribute(&pools, cudaDevAttrMemoryPoolsSupported, 0)) != cudaSuccess || !pools) {
+        snprintf(err, errlen, "CUDA device 0 has no stream-ordered memory pools");
+        return -1;
+    }
+    if (blas_open(err, errlen) != 0) return -1;
+    cublasStatus_t s = blas.create(&cu.blas);
+    if (s != CUBLAS_STATUS_SUCCESS) {
+        snprintf(err, errlen, "cuBLAS initialisation failed (%s)", cu_blas_status(s));
+        return -1;
+    }
+    CUBLAS_CHECK(blas.set_stream(cu.blas, 0));
+    CUDA_CHECK(cudaDeviceGetDefaultMemPool(&cu.pool, 0));
+    uint64_t keep = UINT64_MAX; /* keep freed memory in the pool: no trips to the driver */
+    CUDA_CHECK(cudaMemPoolSetAttribute(cu.pool, cudaMemPoolAttrReleaseThreshold, &keep));
+    cu.ready = 1;
+    return 0;
+}
+
+extern "C" const llm_backend *llm_backend_cuda(char *err, size_t errlen) {
+    return cu_init(err, errlen) == 0 ? &cuda_backend : NULL;
+}
+
+extern "C" int llm_cuda_mem_stats(size_t *in_use, size_t *peak, size_t *dev_free, size_t *dev_total) {
+    char e[256];
+    if (cu_init(e, sizeof e) != 0) return -1;
+    uint64_t used = 0, high = 0;
+    CUDA_CHECK(cudaMemPoolGetAttribute(cu.pool, cudaMemPoolAttrUsedMemCurrent, &used));
+    CUDA_CHECK(cudaMemPoolGetAttribute(cu.pool, cudaMemPoolAttrUsedMemHigh, &high));
+    size_t fr = 0, tot = 0;
+    CUDA_CHECK(cudaMemGetInfo(&fr, &tot));
+    if (in_use) *in_use = (size_t)used;
+    if (peak) *peak = (size_t)high;
+    if (dev_free) *dev_free = fr;
+    if (dev_total) *dev_total = tot;
+    return 0;
+}
+
+extern "C" void llm_cuda_reset_peak(void) {
+    char e[256];
+    if (cu_init(e, sizeof e) != 0) return;
+    uint64_t zero = 0;
+    CUDA_CHECK(cudaDeviceSynchronize());
+    CUDA_CHECK(cudaMemPoolSetAttribute(cu.pool, cudaMemPoolAttrUsedMemHigh, &zero));
+}
+
+extern "C" int llm_cuda_device_name(char *buf, size_t n) {
+    char e[256];
+    if (cu_init(e, sizeof e) != 0) {
+        if (n) buf[0] = 0;
+        return -1;
+    }
+    cudaDeviceProp p;
+    CUDA_CHECK(cudaGetDeviceProperties(&p, 0));
+    snprintf(buf, n, "%s, %d SMs, cc %d.%d, %.1f GiB", p.name, p.multiProcessorCount, p.major, p.minor,
+             (double)p.totalGlobalMem / (1 << 30));
+    return 0;
+}

@@ -1,0 +1,74 @@
+/* cuda_common.cuh - shared by the CUDA backend's .cu files: error checking, the launchers
+ * each file provides to backend_cuda.cu, and small device helpers.
+ *
+ * Every CUDA runtime and cuBLAS call goes through CUDA_CHECK / CUBLAS_CHECK, and every
+ * kernel launch is followed by CUDA_LAUNCH_CHECK: a failure ends the program through the
+ * project's error path (io/err.h die: "prog: error: file:line: CUDA error: what", exit 1),
+ * since the backend's kernels return nothing. */
+#ifndef ITREK_LLM_CUDA_COMMON_CUH
+#define ITREK_LLM_CUDA_COMMON_CUH
+
+#include <cublas_v2.h>
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "llm/backend.h"
+
+/* io/err.h is C11 (stdnoreturn.h); declare the one function used here. */
+extern "C" [[noreturn]] void die(const char *fmt, ...);
+
+#define CUDA_CHECK(call)                                                                                         \
+    do {                                                                                                         \
+        cudaError_t e_ = (call);                                                                                 \
+        if (e_ != cudaSuccess) die("%s:%d: CUDA error: %s (%s)", __FILE__, __LINE__, cudaGetErrorString(e_), #call); \
+    } while (0)
+#define CUDA_LAUNCH_CHECK() CUDA_CHECK(cudaGetLastError())
+#define CUBLAS_CHECK(call)                                                                                       \
+    do {                                                                                                         \
+        cublasStatus_t s_ = (call);                                                                              \
+        if (s_ != CUBLAS_STATUS_SUCCESS)                                                                         \
+            die("%s:%d: cuBLAS error: %s (%s)", __FILE__, __LINE__, cu_blas_status(s_), #call);                  \
+    } while (0)
+
+/* cuBLAS is opened with dlopen when the backend starts (backend_cuda.cu), so programs that
+ * never select --device cuda do not pay for loading it (about 0.3 s at every start). */
+const char *cu_blas_status(cublasStatus_t s);
+
+/* Blocks for n items at b per block, capped (kernels use grid-stride loops). */
+static inline unsigned cu_blocks(size_t n, int b) {
+    size_t g = (n + (size_t)b - 1) / (size_t)b;
+    if (g < 1) g = 1;
+    return g > 65535u * 16u ? 65535u * 16u : (unsigned)g;
+}
+
+/* Scratch buffers of the backend (grown on demand, stream-ordered): slot ids. */
+enum { CU_S_XB, CU_S_WB, CU_S_DESC, CU_S_D, CU_S_MISC, CU_N_SCRATCH };
+void *cu_scratch(int slot, size_t bytes);
+cublasHandle_t cu_blas(void);
+
+/* kernels.cu */
+void cu_embed(float *x, const float *table, const int *tok, int T, int C);
+void cu_rmsnorm(float *y, const float *x, const float *w, int T, int C, float eps);
+void cu_rope(float *x, const int *pos, int T, int n_heads, int head_dim, float theta);
+void cu_swiglu(float *g, const float *u, size_t n);
+void cu_add(float *y, const float *x, size_t n);
+void cu_rmsnorm_backward(float *dx, float *dw, const float *dy, const float *x, const float *w, int T, int C, float eps);
+void cu_swiglu_backward(float *dg, float *du, const float *dh, const float *g, const float *u, size_t n);
+void cu_xent(float *lg, const int *tgt, int nr, int V, float gs, int backward, float *loss);
+void cu_dropout(float *dst, const float *src, size_t n, float p, uint64_t seed, uint64_t stream);
+void cu_adamw(float *w, const float *g, float *m, float *v, size_t n, float decay, float b1, float b2, float eps,
+              float step_size, float bc2s);
+void cu_randomize(void *p, size_t n, int elem, float scale, uint64_t seed);
+void cu_f32_to_bf16(__nv_bfloat16 *dst, const float *src, size_t n);
+void cu_dequant_bf16(__nv_bfloat16 *dst, const int8_t *q, const float *scale, int rows, int cols);
+void cu_gemv_int8(float *y, const float *x, const int8_t *q, const float *scale, int T, int N, int K);
+void cu_scale_rows(float *C, int M, int N, int ldc, float beta);
+
+/* attention.cu */
+void cu_attention(const llm_attn_item *items, int n_items, int n_heads, int n_kv_heads, int head_dim);
+void cu_attention_train(const llm_train_attn *a);
+void cu_attention_backward(const llm_train_attn *a);
+
+#endif

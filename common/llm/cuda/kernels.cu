@@ -1,0 +1,322 @@
+/* kernels.cu - the CUDA backend's element-wise and row kernels: embedding, RMSNorm (and its
+ * backward), RoPE, SwiGLU (and its backward), residual add, cross-entropy, LoRA dropout,
+ * AdamW, random fills, bf16 conversion / int8 dequantisation and the small-batch int8
+ * product. fp32 arithmetic throughout, the CPU backend's formulas (backend_cpu.c). */
+#include "llm/cuda/cuda_common.cuh"
+
+/* ---------------------------------------------------------------- reductions */
+
+__device__ __forceinline__ float warp_sum(float v) {
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+__device__ __forceinline__ float warp_max(float v) {
+    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    return v;
+}
+/* Sum over the block (blockDim.x a multiple of 32, at most 1024); every thread gets it. */
+__device__ float block_sum(float v) {
+    __shared__ float part[32];
+    __shared__ float total;
+    int lane = threadIdx.x & 31, wid = threadIdx.x >> 5, nw = blockDim.x >> 5;
+    v = warp_sum(v);
+    __syncthreads();
+    if (lane == 0) part[wid] = v;
+    __syncthreads();
+    if (wid == 0) {
+        float s = lane < nw ? part[lane] : 0.0f;
+        s = warp_sum(s);
+        if (lane == 0) total = s;
+    }
+    __syncthreads();
+    return total;
+}
+__device__ float block_max(float v) {
+    __shared__ float part[32];
+    __shared__ float total;
+    int lane = threadIdx.x & 31, wid = threadIdx.x >> 5, nw = blockDim.x >> 5;
+    v = warp_max(v);
+    __syncthreads();
+    if (lane == 0) part[wid] = v;
+    __syncthreads();
+    if (wid == 0) {
+        float s = lane < nw ? part[lane] : -INFINITY;
+        s = warp_max(s);
+        if (lane == 0) total = s;
+    }
+    __syncthreads();
+    return total;
+}
+
+/* splitmix64 finaliser over (seed, stream, i): the counter-based random source. */
+__device__ __forceinline__ uint64_t mix64(uint64_t z) {
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+__device__ __forceinline__ uint64_t hash3(uint64_t seed, uint64_t stream, uint64_t i) {
+    return mix64(seed * 0x9E3779B97F4A7C15ull ^ mix64(stream + 0x632BE59BD9B4E019ull) ^ (i * 0xD1B54A32D192ED03ull));
+}
+
+#define GRID_STRIDE(i, n) for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < (n); i += (size_t)gridDim.x * blockDim.x)
+
+/* ---------------------------------------------------------------- forward */
+
+__global__ void embed_k(float *x, const float *table, const int *tok, int C) {
+    const float *src = table + (size_t)tok[blockIdx.x] * C;
+    float *dst = x + (size_t)blockIdx.x * C;
+    for (int i = threadIdx.x; i < C; i += blockDim.x) dst[i] = src[i];
+}
+void cu_embed(float *x, const float *table, const int *tok, int T, int C) {
+    if (T <= 0) return;
+    embed_k<<<T, 256>>>(x, table, tok, C);
+    CUDA_LAUNCH_CHECK();
+}
+
+__global__ void rmsnorm_k(float *y, const float *x, const float *w, int C, float eps) {
+    const float *xt = x + (size_t)blockIdx.x * C;
+    float *yt = y + (size_t)blockIdx.x * C;
+    float ss = 0;
+    for (int i = threadIdx.x; i < C; i += blockDim.x) ss += xt[i] * xt[i];
+    ss = block_sum(ss);
+    float inv = (float)(1.0 / sqrt((double)ss / C + eps));
+    for (int i = threadIdx.x; i < C; i += blockDim.x) yt[i] = w[i] * (xt[i] * inv);
+}
+void cu_rmsnorm(float *y, const float *x, const float *w, int T, int C, float eps) {
+    if (T <= 0) return;
+    rmsnorm_k<<<T, 256>>>(y, x, w, C, eps);
+    CUDA_LAUNCH_CHECK();
+}
+
+__global__ void rope_k(float *x, const int *pos, size_t n, int n_heads, int head_dim, float theta) {
+    int half = head_dim / 2;
+    GRID_STRIDE(idx, n) {
+        int i = (int)(idx % (size_t)half);
+        size_t th = idx / (size_t)half; /* t * n_heads + h */
+        int t = (int)(th / (size_t)n_heads);
+        float inv_freq = 1.0f / powf(theta, (float)(2 * i) / (float)head_dim);
+        float ang = (float)pos[t] * inv_freq;
+        double sd, cd;
+        sincos((double)ang, &sd, &cd);
+        float c = (float)cd, s = (float)sd;
+        float *v = x + th * (size_t)head_dim;
+        float a = v[i], b = v[i + half];
+        v[i] = a * c - b * s;
+        v[i + half] = b * c + a * s;
+    }
+}
+void cu_rope(float *x, const int *pos, int T, int n_heads, int head_dim, float theta) {
+    size_t n = (size_t)T * n_heads * (size_t)(head_dim / 2);
+    if (n == 0) return;
+    rope_k<<<cu_blocks(n, 256), 256>>>(x, pos, n, n_heads, head_dim, theta);
+    CUDA_LAUNCH_CHECK();
+}
+
+__global__ void swiglu_k(float *g, const float *u, size_t n) {
+    GRID_STRIDE(i, n) g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+}
+void cu_swiglu(float *g, const float *u, size_t n) {
+    if (!n) return;
+    swiglu_k<<<cu_blocks(n, 256), 256>>>(g, u, n);
+    CUDA_LAUNCH_CHECK();
+}
+
+__global__ void add_k(float *y, const float *x, size_t n) {
+    GRID_STRIDE(i, n) y[i] += x[i];
+}
+void cu_add(float *y, const float *x, size_t n) {
+    if (!n) return;
+    add_k<<<cu_blocks(n, 256), 256>>>(y, x, n);
+    CUDA_LAUNCH_CHECK();
+}
+
+/* ---------------------------------------------------------------- backward */
+
+__global__ void rmsnorm_bwd_k(float *dx, float *dw, const float *dy, const float *x, const float *w, int C, float eps) {
+    const float *xt = x + (size_t)blockIdx.x * C, *gt = dy + (size_t)blockIdx.x * C;
+    float *dxt = dx + (size_t)blockIdx.x * C;
+    float ss = 0, dot = 0;
+    for (int i = threadIdx.x; i < C; i += blockDim.x) {
+        ss += xt[i] * xt[i];
+        dot += w[i] * gt[i] * xt[i];
+    }
+    ss = block_sum(ss);
+    dot = block_sum(dot);
+    float inv = (float)(1.0 / sqrt((double)ss / C + eps));
+    float c = (float)((double)dot * inv * inv * inv / C);
+    for (int i = threadIdx.x; i < C; i += blockDim.x) {
+        dxt[i] += inv * w[i] * gt[i] - c * xt[i];
+        if (dw) atomicAdd(&dw[i], gt[i] * xt[i] * inv); /* full-parameter only; order not fixed */
+    }
+}
+void cu_rmsnorm_backward(float *dx, float *dw, const float *dy, const float *x, const float *w, int T, int C, float eps) {
+    if (T <= 0) return;
+    rmsnorm_bwd_k<<<T, 256>>>(dx, dw, dy, x, w, C, eps);
+    CUDA_LAUNCH_CHECK();
+}
+
+__global__ void swiglu_bwd_k(float *dg, float *du, const float *dh, const float *g, const float *u, size_t n) {
+    GRID_STRIDE(i, n) {
+        float gi = g[i], sg = 1.0f / (1.0f + expf(-gi)), si = gi * sg, d = dh[i];
+        du[i] = d * si;
+        dg[i] = d * u[i] * sg * (1.0f + gi * (1.0f - sg));
+    }
+}
+void cu_swiglu_backward(float *dg, float *du, const float *dh, const float *g, const float *u, size_t n) {
+    if (!n) return;
+    swiglu_bwd_k<<<cu_blocks(n, 256), 256>>>(dg, du, dh, g, u, n);
+    CUDA_LAUNCH_CHECK();
+}
+
+/* One block per row of logits. */
+__global__ void xent_k(float *lg, const int *tgt, int V, float gs, int backward, float *loss) {
+    float *row = lg + (size_t)blockIdx.x * V;
+    int y = tgt[blockIdx.x];
+    if (y < 0) {
+        if (threadIdx.x == 0) loss[blockIdx.x] = 0;
+        if (backward)
+            for (int v = threadIdx.x; v < V; v += blockDim.x) row[v] = 0;
+        return;
+    }
+    float mx = -INFINITY;
+    for (int v = threadIdx.x; v < V; v += blockDim.x) mx = fmaxf(mx, row[v]);
+    mx = block_max(mx);
+    float s = 0;
+    for (int v = threadIdx.x; v < V; v += blockDim.x) s += expf(row[v] - mx);
+    s = block_sum(s);
+    float lse = mx + logf(s), ly = row[y];
+    __syncthreads(); /* every thread has read row[y] before it is overwritten */
+    if (threadIdx.x == 0) loss[blockIdx.x] = lse - ly;
+    if (!backward) return;
+    for (int v = threadIdx.x; v < V; v += blockDim.x) row[v] = expf(row[v] - lse) * gs - (v == y ? gs : 0.0f);
+}
+void cu_xent(float *lg, const int *tgt, int nr, int V, float gs, int backward, float *loss) {
+    if (nr <= 0) return;
+    xent_k<<<nr, 512>>>(lg, tgt, V, gs, backward, loss);
+    CUDA_LAUNCH_CHECK();
+}
+
+__global__ void dropout_k(float *dst, const float *src, size_t n, uint32_t thr, float sc, uint64_t seed, uint64_t stream) {
+    GRID_STRIDE(i, n) dst[i] = (uint32_t)hash3(seed, stream, i) >= thr ? src[i] * sc : 0.0f;
+}
+void cu_dropout(float *dst, const float *src, size_t n, float p, uint64_t seed, uint64_t stream) {
+    if (!n) return;
+    uint32_t thr = (uint32_t)fmin(4294967295.0, (double)p * 4294967296.0);
+    dropout_k<<<cu_blocks(n, 256), 256>>>(dst, src, n, thr, 1.0f / (1.0f - p), seed, stream);
+    CUDA_LAUNCH_CHECK();
+}
+
+__global__ void adamw_k(float *w, const float *g, float *m, float *v, size_t n, float decay, float b1, float b2,
+                        float eps, float step_size, float bc2s) {
+    GRID_STRIDE(k, n) {
+        float gk = g[k], wk = w[k] * decay;
+        float mk = b1 * m[k] + (1 - b1) * gk, vk = b2 * v[k] + (1 - b2) * gk * gk;
+        m[k] = mk, v[k] = vk;
+        w[k] = wk - step_size * mk / (sqrtf(vk) / bc2s + eps);
+    }
+}
+void cu_adamw(float *w, const float *g, float *m, float *v, size_t n, float decay, float b1, float b2, float eps,
+              float step_size, float bc2s) {
+    if (!n) return;
+    adamw_k<<<cu_blocks(n, 256), 256>>>(w, g, m, v, n, decay, b1, b2, eps, step_size, bc2s);
+    CUDA_LAUNCH_CHECK();
+}
+
+__global__ void rand_i8_k(int8_t *p, size_t n, uint64_t seed) {
+    GRID_STRIDE(i, n) p[i] = (int8_t)((int)(hash3(seed, 1, i) % 255u) - 127);
+}
+__global__ void rand_f32_k(float *p, size_t n, float scale, uint64_t seed) {
+    GRID_STRIDE(i, n) p[i] = scale * (2.0f * (float)((hash3(seed, 4, i) >> 40) * (1.0 / 16777216.0)) - 1.0f);
+}
+void cu_randomize(void *p, size_t n, int elem, float scale, uint64_t seed) {
+    if (!n) return;
+    if (elem == 1) rand_i8_k<<<cu_blocks(n, 256), 256>>>((int8_t *)p, n, seed);
+    else rand_f32_k<<<cu_blocks(n, 256), 256>>>((float *)p, n, scale, seed);
+    CUDA_LAUNCH_CHECK();
+}
+
+/* ---------------------------------------------------------------- products */
+
+__global__ void f32_to_bf16_k(__nv_bfloat16 *dst, const float *src, size_t n) {
+    GRID_STRIDE(i, n) dst[i] = __float2bfloat16_rn(src[i]);
+}
+void cu_f32_to_bf16(__nv_bfloat16 *dst, const float *src, size_t n) {
+    if (!n) return;
+    f32_to_bf16_k<<<cu_blocks(n, 256), 256>>>(dst, src, n);
+    CUDA_LAUNCH_CHECK();
+}
+
+/* W[r][c] = q[r][c] scale[r], rounded once to bf16. */
+__global__ void dequant_k(__nv_bfloat16 *dst, const int8_t *q, const float *scale, size_t n, int cols) {
+    GRID_STRIDE(i, n) dst[i] = __float2bfloat16_rn((float)q[i] * scale[i / (size_t)cols]);
+}
+void cu_dequant_bf16(__nv_bfloat16 *dst, const int8_t *q, const float *scale, int rows, int cols) {
+    size_t n = (size_t)rows * cols;
+    if (!n) return;
+    dequant_k<<<cu_blocks(n, 256), 256>>>(dst, q, scale, n, cols);
+    CUDA_LAUNCH_CHECK();
+}
+
+/* y (T,N) = x (T,K) W^T for T <= 8 and int8 W: one warp per output row reads that row
+ * once (4 bytes per lane per step when K % 4 == 0) and dots it with the T inputs. */
+#define GEMV_MAXT 8
+__global__ void gemv_int8_k(float *y, const float *x, const int8_t *q, const float *scale, int T, int N, int K, int vec) {
+    int warp = (int)((blockIdx.x * (size_t)blockDim.x + threadIdx.x) >> 5), lane = threadIdx.x & 31;
+    int nwarps = (int)((gridDim.x * (size_t)blockDim.x) >> 5);
+    for (int r = warp; r < N; r += nwarps) {
+        const int8_t *row = q + (size_t)r * K;
+        float acc[GEMV_MAXT];
+#pragma unroll
+        for (int t = 0; t < GEMV_MAXT; t++) acc[t] = 0;
+        if (vec) {
+            const char4 *r4 = (const char4 *)row;
+            for (int k4 = lane; k4 < K / 4; k4 += 32) {
+                char4 c = r4[k4];
+                float w0 = c.x, w1 = c.y, w2 = c.z, w3 = c.w;
+#pragma unroll
+                for (int t = 0; t < GEMV_MAXT; t++)
+                    if (t < T) {
+                        float4 xv = ((const float4 *)(x + (size_t)t * K))[k4];
+                        acc[t] += w0 * xv.x + w1 * xv.y + w2 * xv.z + w3 * xv.w;
+                    }
+            }
+        } else {
+            for (int k = lane; k < K; k += 32) {
+                float wk = row[k];
+#pragma unroll
+                for (int t = 0; t < GEMV_MAXT; t++)
+                    if (t < T) acc[t] += wk * x[(size_t)t * K + k];
+            }
+        }
+        float s = scale[r];
+#pragma unroll
+        for (int t = 0; t < GEMV_MAXT; t++)
+            if (t < T) {
+                float v = warp_sum(acc[t]);
+                if (lane == 0) y[(size_t)t * N + r] = v * s;
+            }
+    }
+}
+void cu_gemv_int8(float *y, const float *x, const int8_t *q, const float *scale, int T, int N, int K) {
+    if (T <= 0 || N <= 0) return;
+    if (T > GEMV_MAXT) die("%s:%d: gemv_int8 with T %d > %d", __FILE__, __LINE__, T, GEMV_MAXT);
+    int threads = 256, blocks = (N + 7) / 8;
+    if (blocks > 132 * 16) blocks = 132 * 16;
+    int vec = (K & 3) == 0 && ((uintptr_t)x & 15) == 0 && ((uintptr_t)q & 3) == 0;
+    gemv_int8_k<<<blocks, threads>>>(y, x, q, scale, T, N, K, vec);
+    CUDA_LAUNCH_CHECK();
+}
+
+__global__ void scale_rows_k(float *C, int M, int N, int ldc, float beta) {
+    size_t n = (size_t)M * N;
+    GRID_STRIDE(i, n) {
+        float *p = C + (i / (size_t)N) * (size_t)ldc + i % (size_t)N;
+        *p = beta == 0 ? 0.0f : beta * *p;
+    }
+}
+void cu_scale_rows(float *C, int M, int N, int ldc, float beta) {
+    size_t n = (size_t)M * N;
+    if (!n) return;
+    scale_rows_k<<<cu_blocks(n, 256), 256>>>(C, M, N, ldc, beta);
+    CUDA_LAUNCH_CHECK();
+}
