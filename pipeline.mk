@@ -48,7 +48,7 @@ endif
 base_of = $(if $(OWN_BACKBONE),$(ART)/$(1)/backbone,$(BASE))
 # backbone shape (config.json fields) and pretraining
 VOCAB_tiny     := 2600
-VOCAB_small    := 4096
+VOCAB_small    := 3200
 VOCAB          ?= $(VOCAB_$(PROFILE))
 SHAPE_tiny     := 64 2 4 4 192
 SHAPE_small    := 192 4 6 6 512
@@ -73,7 +73,7 @@ RANK_ARGS      ?= --decode score --batch 16
 FUSE_ARGS      ?=
 MF_PARAMS       = $(strip $(MF_ARGS) --seed $(SEED) --threads $(THREADS))
 
-.PHONY: base results llm data FORCE
+.PHONY: base results llm valid data FORCE
 FORCE:
 comma := ,
 
@@ -199,6 +199,11 @@ $(ART)/$(1)/llm.json: $(ART)/$(1)/rankings-test.mp $(ART)/$(1)/cand-test.mp $(AR
 	$(BINDIR)/metrics --format json $$$$(cat $(ART)/$(1)/metrics.params) --interactions $(ART)/$(1)/interactions.mp \
 	  --candidates $(ART)/$(1)/cand-test.mp $$< -o $$@
 
+# The same on the valid part, for model selection (`make valid`); never used for test numbers.
+$(ART)/$(1)/llm-valid.md: $(ART)/$(1)/rankings-valid.mp $(ART)/$(1)/cand-valid.mp $(ART)/$(1)/metrics.params $(BINDIR)/metrics
+	$(BINDIR)/metrics --part valid $$$$(cat $(ART)/$(1)/metrics.params) --interactions $(ART)/$(1)/interactions.mp \
+	  --candidates $(ART)/$(1)/cand-valid.mp $$< -o $$@
+
 $(RES)/$(1).md: $(ART)/$(1)/llm.md $(ART)/$(1)/rankings-test.mp
 	@mkdir -p $$(@D)
 	{ echo "# ITREK results: ML-100K, scheme \`$(1)\`, profile \`$(PROFILE)\`"; echo; \
@@ -234,6 +239,10 @@ LLM_OUTPUTS := $(foreach s,$(SCHEMES),$(RES)/$(s).md $(RES)/$(s).json)
 # `make results`: the whole table, base and the tuned model's rankings, for every scheme.
 results: deps
 	@$(MAKE) --no-print-directory base llm
+
+# `make valid`: the reranking on the valid part (tuning only).
+valid: $(foreach s,$(SCHEMES),$(ART)/$(s)/llm-valid.md)
+	@for s in $(SCHEMES); do echo "== $(ART)/$$s/llm-valid.md"; sed -n '/^| Method/,/^$$/p' $(ART)/$$s/llm-valid.md | head -12; done
 
 llm: $(LLM_OUTPUTS)
 	@for s in $(SCHEMES); do echo "== $(RES)/$$s.md"; sed -n '/^| Method/,/^$$/p' $(RES)/$$s.md | head -12; done
