@@ -36,6 +36,44 @@ static void fmt_rating(char *b, size_t n, double r) {
     else snprintf(b, n, "%.1f", r);
 }
 
+/* Documents over windows of W entries (step S, first window starting at -off0) of a history:
+ * rated entries (`rated_item` joined by `rated_sep` in the pointwise history template) when
+ * ratings is given, else a liked list (`item` joined by `list_sep` in the pairwise template). */
+static void window_docs(FILE *out, const char *out_name, const prompt_templates *t, const catalog *cat,
+                        const int32_t *items, const float *ratings, int n, int W, int S, int off0, corpus_stats *st,
+                        long *count) {
+    for (int s = -off0; s < n; s += S) {
+        int lo = s < 0 ? 0 : s, hi = s + W < n ? s + W : n;
+        if (hi - lo < 2) continue;
+        char *h = NULL;
+        size_t len = 0, cap = 0;
+        for (int k = lo; k < hi; k++) {
+            char *item = prompt_item_text(t, prompt_title(cat, items[k]));
+            if (k > lo) cat_str(&h, &len, &cap, t->text[ratings ? T_RATED_SEP : T_LIST_SEP]);
+            if (ratings) {
+                char r[32];
+                fmt_rating(r, sizeof r, ratings[k]);
+                const char *kv[] = {"item", item, "rating", r};
+                char *e = template_render(t->text[T_RATED_ITEM], kv, 2);
+                cat_str(&h, &len, &cap, e);
+                free(e);
+            } else {
+                cat_str(&h, &len, &cap, item);
+            }
+            free(item);
+        }
+        const char *kv_rated[] = {"history", h};
+        const char *kv_liked[] = {"liked", h, "disliked", t->text[T_NONE]};
+        char *doc = ratings ? template_render(t->text[T_POINT_HIST], kv_rated, 1)
+                            : template_render(t->text[T_PAIR_HIST], kv_liked, 2);
+        put(out, out_name, doc, st);
+        (*count)++;
+        free(doc);
+        free(h);
+        if (hi == n) break;
+    }
+}
+
 void corpus_write(FILE *out, const char *out_name, const interactions *ia, const catalog *cat,
                   const prompt_templates *t, const corpus_params *p, corpus_stats *st) {
     memset(st, 0, sizeof *st);
@@ -72,53 +110,12 @@ void corpus_write(FILE *out, const char *out_name, const interactions *ia, const
             /* Each pass starts its windows at another offset, so documents differ between passes. */
             int off0 = pass == 0 ? 0 : (int)rng_below(&rng, (uint64_t)S);
             /* rated windows, as the pointwise history shows them */
-            for (int s = -off0; s < n; s += S) {
-                int lo = s < 0 ? 0 : s, hi = s + W < n ? s + W : n;
-                if (hi - lo < 2) continue;
-                char *h = NULL;
-                size_t len = 0, cap = 0;
-                for (int k = lo; k < hi; k++) {
-                    char r[32];
-                    fmt_rating(r, sizeof r, hist.rating[a + k]);
-                    char *item = prompt_item_text(t, prompt_title(cat, hist.item[a + k]));
-                    const char *kv[] = {"item", item, "rating", r};
-                    char *e = template_render(t->text[T_RATED_ITEM], kv, 2);
-                    if (k > lo) cat_str(&h, &len, &cap, t->text[T_RATED_SEP]);
-                    cat_str(&h, &len, &cap, e);
-                    free(e);
-                    free(item);
-                }
-                const char *kv[] = {"history", h};
-                char *doc = template_render(t->text[T_POINT_HIST], kv, 1);
-                put(out, out_name, doc, st);
-                st->rated_docs++;
-                free(doc);
-                free(h);
-                if (hi == n) break;
-            }
+            window_docs(out, out_name, t, cat, hist.item + a, hist.rating + a, n, W, S, off0, st, &st->rated_docs);
             /* liked-list windows, as the pairwise and listwise histories show them */
             int nl = 0;
             for (int k = 0; k < n; k++)
                 if (hist.rating[a + k] >= ia->like) liked[nl++] = hist.item[a + k];
-            for (int s = -off0; s < nl; s += S) {
-                int lo = s < 0 ? 0 : s, hi = s + W < nl ? s + W : nl;
-                if (hi - lo < 2) continue;
-                char *h = NULL;
-                size_t len = 0, cap = 0;
-                for (int k = lo; k < hi; k++) {
-                    char *item = prompt_item_text(t, prompt_title(cat, liked[k]));
-                    if (k > lo) cat_str(&h, &len, &cap, t->text[T_LIST_SEP]);
-                    cat_str(&h, &len, &cap, item);
-                    free(item);
-                }
-                const char *kv[] = {"liked", h, "disliked", t->text[T_NONE]};
-                char *doc = template_render(t->text[T_PAIR_HIST], kv, 2);
-                put(out, out_name, doc, st);
-                st->liked_docs++;
-                free(doc);
-                free(h);
-                if (hi == nl) break;
-            }
+            window_docs(out, out_name, t, cat, liked, NULL, nl, W, S, off0, st, &st->liked_docs);
         }
     free(liked);
     user_lists_free(&hist);

@@ -80,3 +80,17 @@ mk base CAND_N=20 2>&1 | grep -oE 'bin/(split|mf-train|candgen|metrics) ' | sort
 expect_ok "metrics: base from candidates and from rankings, identical" "$B/metrics" --interactions "$T/ia.mp" --candidates "$T/c1.mp" "$T/fusedbase.mp"
 "$B/mp2json" "$T/fusedbase.mp" | sed '2s/"items":\[\([0-9]*\),\([0-9]*\)/"items":[\2,\1/' | "$B/json2mp" > "$T/fusedbase2.mp"
 expect_fail "metrics: base from two inputs that differ" 1 "fusedbase2.mp:1: field 'items': the base ranking of user 1 differs from the one in an earlier input" "$B/metrics" --interactions "$T/ia.mp" --candidates "$T/c1.mp" "$T/fusedbase2.mp"
+# promptgen --mode corpus: the backbone's text and the title symbols for spm_train.
+"$B/split" --quiet --ml100k "$ML" --catalog "$T/items.mp" > /dev/null
+"$B/promptgen" --quiet --templates "$ITREK_ROOT/data/prompts/recranker.tmpl" --mode corpus --interactions "$T/ia.mp" \
+    --catalog "$T/items.mp" --symbols "$T/sym.txt" -o "$T/corpus.txt" 2> "$T/corpus.err"
+n=$(wc -l < "$T/sym.txt"); u=$(sort -u "$T/sym.txt" | wc -l)
+[ "$n" = 1664 ] && [ "$u" = 1664 ] && pass "corpus: one symbol per distinct title (1664)" || fail "corpus: one symbol per distinct title" "$n lines, $u unique"
+grep -q '^"Toy▁Story▁(1995)"$' "$T/sym.txt" && pass "corpus: symbols use U+2581 for spaces" || fail "corpus: symbols use U+2581 for spaces"
+[ "$(grep -c '^"' "$T/corpus.txt")" = 1682 ] && pass "corpus: one catalogue line per item" || fail "corpus: one catalogue line per item"
+"$B/promptgen" --quiet --templates "$ITREK_ROOT/data/prompts/recranker.tmpl" --mode corpus --interactions "$T/ia.mp" \
+    --catalog "$T/items.mp" -o "$T/corpus2.txt"
+same "corpus: deterministic" "$T/corpus.txt" "$T/corpus2.txt"
+# Only the train part reaches the corpus: under loo it holds no rating of 3 (those are dropped).
+! grep -qE '": 3(; |\.)' "$T/corpus.txt" && pass "corpus: train part only (no dropped 3s under loo)" || fail "corpus: train part only"
+grep -qE '": 5(; |\.)' "$T/corpus.txt" && pass "corpus: rated windows present" || fail "corpus: rated windows present"
