@@ -20,45 +20,67 @@
 
 #include "io/err.h"
 
-/* ---- thread pool: run fn(ctx, i) for i in [0, n) on the workers and the caller ---- */
+/* Lets the vectoriser if-convert float compares (the clamps of vexpf, softmax maxima): only
+ * the floating-point exception flags may differ, never a value. */
+#pragma GCC optimize("no-trapping-math")
+
+/* ---- thread pool: run fn(ctx, i) for i in [0, n) on the workers and the caller ----
+ *
+ * Tasks are claimed from a counter that carries the job's generation in its high half, so a
+ * worker that wakes late (the machine busy with other processes) cannot claim a task of a
+ * later job; the caller waits for its tasks to be done, not for every worker to check in, so
+ * a job the caller finished alone costs no wake-up latency. */
 
 typedef void (*task_fn)(void *ctx, int i);
 
 #define POOL_MAX 256
 static struct {
-    pthread_t th[POOL_MAX];
     int n_workers, want;
     pthread_mutex_t mu;
     pthread_cond_t work, done;
     task_fn fn;
     void *ctx;
     int n_tasks;
-    atomic_int next;
-    int busy;
     unsigned gen;
+    _Atomic unsigned long long next; /* gen << 32 | next task */
+    atomic_int n_done;
 } pool = {.mu = PTHREAD_MUTEX_INITIALIZER, .work = PTHREAD_COND_INITIALIZER, .done = PTHREAD_COND_INITIALIZER, .want = 1};
 
-static void pool_drain(void) {
-    int i;
-    while ((i = atomic_fetch_add(&pool.next, 1)) < pool.n_tasks) pool.fn(pool.ctx, i);
+/* Claim and run tasks of job `gen` until none is left (or a later job has begun). */
+static void pool_drain(unsigned gen, task_fn fn, void *ctx, int n) {
+    unsigned long long v = atomic_load(&pool.next);
+    for (;;) {
+        if ((unsigned)(v >> 32) != gen || (int)(v & 0xffffffffu) >= n) return;
+        if (!atomic_compare_exchange_weak(&pool.next, &v, v + 1)) continue;
+        fn(ctx, (int)(v & 0xffffffffu));
+        if (atomic_fetch_add(&pool.n_done, 1) + 1 == n) {
+            pthread_mutex_lock(&pool.mu);
+            pthread_cond_signal(&pool.done);
+            pthread_mutex_unlock(&pool.mu);
+        }
+        v = atomic_load(&pool.next);
+    }
 }
 
 static void *pool_worker(void *arg) {
-    (void)arg;
+    int id = (int)(intptr_t)arg;
     unsigned seen = 0;
     pthread_mutex_lock(&pool.mu);
     for (;;) {
         while (pool.gen == seen) pthread_cond_wait(&pool.work, &pool.mu);
         seen = pool.gen;
+        if (id >= pool.want - 1) continue; /* parked: fewer threads wanted now */
+        task_fn fn = pool.fn;
+        void *ctx = pool.ctx;
+        int n = pool.n_tasks;
         pthread_mutex_unlock(&pool.mu);
-        pool_drain();
+        pool_drain(seen, fn, ctx, n);
         pthread_mutex_lock(&pool.mu);
-        if (--pool.busy == 0) pthread_cond_signal(&pool.done);
     }
     return NULL;
 }
 
-/* Run on min(want, n) threads; small jobs (work below ~64K flops) stay on the caller. */
+/* Run on up to want threads; small jobs (work below ~64K flops) stay on the caller. */
 static void pool_run(int n, task_fn fn, void *ctx, double work) {
     if (n <= 0) return;
     if (pool.want <= 1 || n == 1 || work < 65536) {
@@ -67,24 +89,26 @@ static void pool_run(int n, task_fn fn, void *ctx, double work) {
     }
     pthread_mutex_lock(&pool.mu);
     while (pool.n_workers < pool.want - 1 && pool.n_workers < POOL_MAX) {
+        pthread_t th;
         pthread_attr_t a;
         pthread_attr_init(&a);
         pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
-        if (pthread_create(&pool.th[pool.n_workers], &a, pool_worker, NULL) != 0) { pthread_attr_destroy(&a); break; }
+        int rc = pthread_create(&th, &a, pool_worker, (void *)(intptr_t)pool.n_workers);
         pthread_attr_destroy(&a);
+        if (rc != 0) break;
         pool.n_workers++;
     }
+    unsigned gen = ++pool.gen;
     pool.fn = fn;
     pool.ctx = ctx;
     pool.n_tasks = n;
-    atomic_store(&pool.next, 0);
-    pool.busy = pool.n_workers;
-    pool.gen++;
+    atomic_store(&pool.n_done, 0);
+    atomic_store(&pool.next, (unsigned long long)gen << 32);
     pthread_cond_broadcast(&pool.work);
     pthread_mutex_unlock(&pool.mu);
-    pool_drain();
+    pool_drain(gen, fn, ctx, n);
     pthread_mutex_lock(&pool.mu);
-    while (pool.busy > 0) pthread_cond_wait(&pool.done, &pool.mu);
+    while (atomic_load(&pool.n_done) < n) pthread_cond_wait(&pool.done, &pool.mu);
     pthread_mutex_unlock(&pool.mu);
 }
 
@@ -134,10 +158,9 @@ static void blas_serial(int on) {
 static void cpu_set_threads(int n) {
     if (n < 1) n = 1;
     blas_threads = n;
-    /* Workers already started stay parked; only want - 1 of them take part in new jobs
-     * when want shrinks because pool_run counts busy by n_workers: keep it simple and only grow. */
-    pool.want = n > POOL_MAX ? POOL_MAX : n;
-    if (pool.n_workers > pool.want - 1) pool.want = pool.n_workers + 1;
+    pthread_mutex_lock(&pool.mu);
+    pool.want = n > POOL_MAX ? POOL_MAX : n; /* workers beyond want - 1 stay parked */
+    pthread_mutex_unlock(&pool.mu);
     openblas_set_num_threads(n);
 }
 
@@ -205,6 +228,11 @@ static int dequant_block_rows(const llm_weight *w) {
 static void cpu_matmul(float *y, const float *x, const llm_weight *w, int T) {
     int N = w->rows, K = w->cols;
     if (T <= 0) return;
+    if (w->f && T <= 4) { /* decode: y_t = W x_t (sgemm would pack all of W for one row) */
+        for (int t = 0; t < T; t++)
+            cblas_sgemv(CblasRowMajor, CblasNoTrans, N, K, 1.0f, w->f, K, x + (size_t)t * K, 1, 0.0f, y + (size_t)t * N, 1);
+        return;
+    }
     if (w->f) {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, N, K, 1.0f, x, K, w->f, K, 0.0f, y, N);
         return;
@@ -223,6 +251,22 @@ static void cpu_matmul(float *y, const float *x, const llm_weight *w, int T) {
         dequant_rows(buf, w, r0, nr);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, nr, K, 1.0f, x, K, buf, K, 0.0f, y + r0, N);
     }
+}
+
+/* exp(x) without a library call, so that loops over it vectorise: Cephes' expf (range
+ * reduction by ln 2 in two parts, degree-6 polynomial, 2^n through the exponent bits), within
+ * 2 ulp of expf; x is clamped to [-87.3, 88] (exp(-87.3) ~ 1e-38 stands for 0). */
+static inline float vexpf(float x) {
+    x = x < -87.3f ? -87.3f : x;
+    x = x > 88.0f ? 88.0f : x;
+    float t = x * 1.44269504088896341f;
+    int n = (int)(t + (t < 0 ? -0.5f : 0.5f));
+    float fn = (float)n, r = x - fn * 0.693359375f + fn * 2.12194440e-4f, z = r * r;
+    float y = ((((1.9875691500e-4f * r + 1.3981999507e-3f) * r + 8.3334519073e-3f) * r + 4.1665795894e-2f) * r +
+               1.6666665459e-1f) * r + 5.0000001201e-1f;
+    y = y * z + r + 1.0f;
+    union { int32_t i; float f; } b = {.i = (int32_t)((uint32_t)(n + 127) << 23)};
+    return y * b.f;
 }
 
 /* ---- element-wise kernels, threaded over rows or ranges ---- */
@@ -308,9 +352,12 @@ static void att_task(void *vctx, int i) {
         for (int s = 0; s < it->n_spans && p < n; s++)
             for (int j = 0; j < it->spans[s].len && p < n; j++, p++) {
                 const float *k = it->spans[s].k + (size_t)j * kvd + (size_t)kvh * hd;
-                float d = 0;
-                for (int e = 0; e < hd; e++) d += q[e] * k[e];
-                sc[p] = d * scale;
+                float d[8] = {0}, dd = 0; /* eight fixed partial sums (vectorisable) */
+                int e = 0;
+                for (; e + 8 <= hd; e += 8)
+                    for (int u = 0; u < 8; u++) d[u] += q[e + u] * k[e + u];
+                for (; e < hd; e++) dd += q[e] * k[e];
+                sc[p] = (((d[0] + d[4]) + (d[1] + d[5])) + ((d[2] + d[6]) + (d[3] + d[7])) + dd) * scale;
                 if (sc[p] > mx) mx = sc[p];
             }
         int np = p;
@@ -413,7 +460,7 @@ static void swiglu_range(void *vctx, size_t a, size_t b) {
     const ew_ctx *c = vctx;
     float *g = c->y;
     const float *u = c->u;
-    for (size_t i = a; i < b; i++) g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+    for (size_t i = a; i < b; i++) g[i] = g[i] / (1.0f + vexpf(-g[i])) * u[i];
 }
 
 static void cpu_swiglu(float *g, const float *u, size_t n) {
@@ -511,7 +558,7 @@ static void swiglu_bwd_range(void *vctx, size_t a, size_t b) {
     float *restrict dg = c->g2, *restrict du = c->du;
     const float *dh = c->dy, *g = c->g, *u = c->u;
     for (size_t i = a; i < b; i++) {
-        float sg = 1.0f / (1.0f + expf(-g[i])), si = g[i] * sg;
+        float sg = 1.0f / (1.0f + vexpf(-g[i])), si = g[i] * sg;
         du[i] = dh[i] * si;
         dg[i] = dh[i] * u[i] * sg * (1.0f + g[i] * (1.0f - sg));
     }
@@ -570,7 +617,8 @@ static void tatt_fwd_task(void *vctx, int task) {
             int i = i0 + r;
             float *row = S + (size_t)r * i1, mx = -INFINITY, sum = 0;
             for (int j = 0; j <= i; j++) if (row[j] > mx) mx = row[j];
-            for (int j = 0; j <= i; j++) { row[j] = expf(row[j] - mx); sum += row[j]; }
+            for (int j = 0; j <= i; j++) row[j] = vexpf(row[j] - mx);
+            for (int j = 0; j <= i; j++) sum += row[j];
             float inv = 1.0f / sum;
             for (int j = 0; j <= i; j++) row[j] *= inv;
             for (int j = i + 1; j < i1; j++) row[j] = 0;
@@ -618,7 +666,7 @@ static void tatt_bwd_task(void *vctx, int task) {
             for (int r = 0; r < nb; r++) { /* P = exp(S - lse), causal; D = rowsum(dO O) */
                 int i = i0 + r;
                 float *row = P + (size_t)r * i1, l = a->lse[(o + (size_t)i) * nh + h];
-                for (int j = 0; j <= i; j++) row[j] = expf(row[j] - l);
+                for (int j = 0; j <= i; j++) row[j] = vexpf(row[j] - l);
                 for (int j = i + 1; j < i1; j++) row[j] = 0;
                 const float *x = dOb + (size_t)r * qd, *y = Oh + (size_t)i * qd;
                 float d = 0;
