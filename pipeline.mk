@@ -69,7 +69,12 @@ LORA_ARGS_tiny    := --steps 20 --warmup 5 --lr 1e-3 --eval-every 10
 LORA_ARGS_small   := --steps 300 --warmup 30 --lr 1e-3 --eval-every 100
 LORA_ARGS_paper   := --steps 6000 --warmup 50 --lr 1e-5 --int8
 LORA_ARGS      ?= $(LORA_ARGS_$(PROFILE))
-RANK_ARGS      ?= --decode score --batch 16
+# The own-backbone profiles score the answers (every answer parses); paper decodes as the seed
+# does (temperature 0.1, top-k 10, top-p 0.1, at most 300 new tokens: rank's defaults).
+RANK_ARGS_tiny  := --decode score --batch 16
+RANK_ARGS_small := --decode score --batch 16
+RANK_ARGS_paper := --decode generate --batch 32
+RANK_ARGS      ?= $(RANK_ARGS_$(PROFILE))
 FUSE_ARGS      ?=
 MF_PARAMS       = $(strip $(MF_ARGS) --seed $(SEED) --threads $(THREADS))
 
@@ -102,6 +107,8 @@ ifeq ($(PROFILE),paper)
 ifeq ($(origin BASE),undefined)
   $(error PROFILE=paper needs BASE=<a LLaMA-7B Hugging Face directory> (and DEVICE=cuda))
 endif
+$(BASE)/config.json:
+	@echo "BASE=$(BASE): no config.json there (expected a LLaMA Hugging Face directory)" >&2; exit 1
 endif
 
 # --- per-scheme rules (a template instantiated for each scheme)
