@@ -89,6 +89,8 @@ bench: deps
 install: $(PROGS)
 	install -d $(DESTDIR)$(PREFIX)/bin
 	for p in $(STAGES); do install -m 755 $(BINDIR)/$$p $(DESTDIR)$(PREFIX)/bin/itrek-$$p; done
+	install -d $(DESTDIR)$(PREFIX)/share/itrek/prompts
+	install -m 644 data/prompts/*.tmpl $(DESTDIR)$(PREFIX)/share/itrek/prompts/
 
 clean:
 	rm -rf build bin
