@@ -50,6 +50,11 @@ static const char USAGE[] =
     "  --penalty C        train: repetition penalty C^(copies-1) (default 0.92)\n"
     "  --clusters K       train: k-means clusters (default 10)\n"
     "  --pool R           train: each pool list holds R * draws draws (default 0.6)\n"
+    "  --positives P      train: random (default; RecRanker: random train items, the rest of the\n"
+    "                     history shown) or next (the items after a random cut in time, only the\n"
+    "                     history before the cut shown: the shape of a leave-one-out query)\n"
+    "  --hard-negatives N train: negatives from the user's N best-scored MF items the user never\n"
+    "                     interacted with, like the candidates (default 0: uniform)\n"
     "  --check            check STREAM for leakage instead of writing prompts\n"
     "Corpus mode (--mode corpus --interactions F --catalog F): plain text for the backbone's\n"
     "tokenizer and pretraining, from the train part and the catalogue, one document per line.\n"
@@ -63,7 +68,7 @@ static const char USAGE[] =
 
 enum {
     O_MODE = OPT_FIRST_STAGE, O_IA, O_CAT, O_MF, O_CAND, O_FOR, O_TMPL, O_TOK, O_CONTEXT, O_RESERVE, O_HISTORY,
-    O_MAXDIS, O_DISLIKE, O_SCALE, O_TASKS, O_NOHINT, O_DRAWS, O_SAMPLING, O_PENALTY, O_CLUSTERS, O_POOL, O_CHECK,
+    O_MAXDIS, O_DISLIKE, O_SCALE, O_TASKS, O_NOHINT, O_DRAWS, O_SAMPLING, O_PENALTY, O_CLUSTERS, O_POOL, O_POSITIVES, O_HARD, O_CHECK,
     O_SYMBOLS, O_WINDOW, O_STRIDE, O_REPEAT
 };
 
@@ -186,7 +191,8 @@ int main(int argc, char **argv) {
     const char *symbols_path = NULL;
     corpus_params cp = {.window = 50, .stride = 25, .repeat = 2};
     int for_part = -1;
-    bool zstd = false, check = false, hint = true;
+    bool zstd = false, check = false, hint = true, next_positives = false;
+    int hard_negatives = 0;
     int context = 1024, reserve = 128, history = 50, max_dislikes = 10;
     double dislike = 2;
     int scale[2] = {0, 0};
@@ -203,6 +209,7 @@ int main(int argc, char **argv) {
         {"dislike", 1, 0, O_DISLIKE},   {"scale", 1, 0, O_SCALE},     {"tasks", 1, 0, O_TASKS},
         {"no-hint", 0, 0, O_NOHINT},    {"draws", 1, 0, O_DRAWS},     {"sampling", 1, 0, O_SAMPLING},
         {"penalty", 1, 0, O_PENALTY},   {"clusters", 1, 0, O_CLUSTERS}, {"pool", 1, 0, O_POOL},
+        {"positives", 1, 0, O_POSITIVES}, {"hard-negatives", 1, 0, O_HARD},
         {"check", 0, 0, O_CHECK},       {"output", 1, 0, 'o'},        {"zstd", 0, 0, 'z'},
         CLI_COMMON_OPTIONS,             {0, 0, 0, 0}};
     int c;
@@ -259,6 +266,12 @@ int main(int argc, char **argv) {
         case O_PENALTY: sp.penalty = cli_double("--penalty", optarg, 1e-9, 1, USAGE); break;
         case O_CLUSTERS: sp.clusters = (int)cli_long("--clusters", optarg, 1, 10000, USAGE); break;
         case O_POOL: sp.pool = cli_double("--pool", optarg, 1e-9, 100, USAGE); break;
+        case O_POSITIVES:
+            if (strcmp(optarg, "random") == 0) next_positives = false;
+            else if (strcmp(optarg, "next") == 0) next_positives = true;
+            else die_usage(USAGE, "--positives: expected random or next, got '%s'", optarg);
+            break;
+        case O_HARD: hard_negatives = (int)cli_long("--hard-negatives", optarg, 0, 100000, USAGE); break;
         case O_CHECK: check = true; break;
         case O_SYMBOLS: symbols_path = optarg; break;
         case O_WINDOW: cp.window = (int)cli_long("--window", optarg, 2, 100000, USAGE); break;
@@ -344,6 +357,8 @@ int main(int argc, char **argv) {
     if (!mf_path) die_usage(USAGE, "--mf F is required");
     if (mode == 1 && !cand_path) die_usage(USAGE, "--mode eval needs --candidates F");
     if (mode == 0 && (cand_path || for_part >= 0)) die_usage(USAGE, "--candidates and --for belong to --mode eval");
+    if (mode == 1 && (next_positives || hard_negatives > 0))
+        die_usage(USAGE, "--positives and --hard-negatives belong to --mode train");
     if (!tmpl_path) die_usage(USAGE, "no default templates found next to the program: give --templates F");
     if (!tasks[0] && !tasks[1] && !tasks[2]) die_usage(USAGE, "--tasks: no task");
 
@@ -391,6 +406,8 @@ int main(int argc, char **argv) {
     memcpy(ps.tasks, tasks, sizeof tasks);
     ps.seed = cc.seed;
     ps.threads = cc.threads;
+    ps.next = next_positives;
+    ps.hard = hard_negatives;
 
     cand_set cs;
     memset(&cs, 0, sizeof cs);
@@ -470,7 +487,7 @@ int main(int argc, char **argv) {
     msgpack_pack_map(pk, mode == 0 ? 6 : 7);
     sw_header_common(w, mode == 0 ? "itrek.instructions" : "itrek.queries", 1);
     pk_str(pk, "params");
-    int n_params = 17 + (mode == 0 ? 5 : 1);
+    int n_params = 17 + (mode == 0 ? 7 : 1);
     msgpack_pack_map(pk, n_params);
     pk_kv_str(pk, "scheme", ia.scheme);
     if (mode == 1) pk_kv_str(pk, "part", part_name((part_t)for_part));
@@ -512,6 +529,8 @@ int main(int argc, char **argv) {
         pk_kv_num(pk, "pool", sp.pool);
         pk_kv_num(pk, "penalty", sp.penalty);
         pk_kv_int(pk, "clusters", sp.clusters);
+        pk_kv_str(pk, "positives", next_positives ? "next" : "random");
+        pk_kv_int(pk, "hard_negatives", hard_negatives);
     }
     pk_str(pk, "inputs");
     msgpack_pack_map(pk, 5 + (mode == 1));

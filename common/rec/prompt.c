@@ -623,6 +623,35 @@ double promptset_rating(const promptset *ps, int32_t user, int32_t item) {
     return ps->cal_a + ps->cal_b * promptset_score(ps, user, item);
 }
 
+typedef struct { double score; int32_t item; } scored_item;
+
+static int cmp_scored(const void *a, const void *b) { /* score desc, then item id */
+    const scored_item *x = a, *y = b;
+    if (x->score != y->score) return x->score > y->score ? -1 : 1;
+    return (x->item > y->item) - (x->item < y->item);
+}
+
+/* Hard negatives: per user, the `hard` items of neg_pool with the best MF scores among those the
+ * user never interacted with (in any part). They look like the evaluation candidates (MF's top
+ * items the user has not seen), which uniform negatives do not: those are mostly obscure items
+ * that any popularity signal separates from the positives. */
+static void build_hard_pool(promptset *ps) {
+    size_t ni = (size_t)ps->ia->n_items, H = (size_t)ps->hard;
+    ps->hard_pool = xmalloc(sizeof *ps->hard_pool * ((size_t)ps->ia->n_users * H + 1));
+    scored_item *sc = xmalloc(sizeof *sc * ((size_t)ps->n_neg_pool + 1));
+    for (int32_t u = 0; u < ps->ia->n_users; u++) {
+        size_t m = 0;
+        for (int k = 0; k < ps->n_neg_pool; k++) {
+            int32_t i = ps->neg_pool[k];
+            if ((size_t)i < ni && ps->seen[(size_t)u * ni + i]) continue;
+            sc[m++] = (scored_item){promptset_score(ps, u, i), i};
+        }
+        qsort(sc, m, sizeof *sc, cmp_scored);
+        for (size_t k = 0; k < H; k++) ps->hard_pool[(size_t)u * H + k] = k < m ? sc[k].item : -1;
+    }
+    free(sc);
+}
+
 static int cmp_title(const void *a, const void *b, void *ctx) {
     const catalog *cat = ctx;
     int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
@@ -682,6 +711,8 @@ void promptset_init(promptset *ps, bool eval, part_t part) {
     ps->n_neg_pool = 0;
     for (int32_t i = 0; i < ps->cat->n_items; i++)
         if (ps->cat->by_id[i].title && i < ps->mf->n_items && ps->mf->has_item[i]) ps->neg_pool[ps->n_neg_pool++] = i;
+    ps->hard_pool = NULL;
+    if (!eval && ps->hard > 0) build_hard_pool(ps);
 }
 
 void promptset_free(promptset *ps) {
@@ -690,17 +721,21 @@ void promptset_free(promptset *ps) {
     free(ps->n_liked);
     free(ps->seen);
     free(ps->neg_pool);
+    free(ps->hard_pool);
+    ps->hard_pool = NULL;
     ps->n_liked = NULL;
     ps->seen = NULL;
     ps->neg_pool = NULL;
 }
 
-/* History entries of user u (oldest first) for a task, leaving out the items in excl[0..ne):
- * pointwise: the last `history` rated items; otherwise the last `history` liked and the last
- * `max_dislikes` disliked items, merged in time order. Returns the count (h has room for all). */
-static int user_history(const promptset *ps, prompt_task task, int32_t u, const int32_t *excl, int ne, hist_entry *h) {
+/* History entries of user u (oldest first) for a task, from the user's history-part entries
+ * before index `end` of ps->hist (-1: all), leaving out the items in excl[0..ne): pointwise: the
+ * last `history` rated items; otherwise the last `history` liked and the last `max_dislikes`
+ * disliked items, merged in time order. Returns the count (h has room for all). */
+static int user_history(const promptset *ps, prompt_task task, int32_t u, int end, const int32_t *excl, int ne,
+                        hist_entry *h) {
     const user_lists *L = &ps->hist;
-    int a = L->off[u], b = L->off[u + 1];
+    int a = L->off[u], b = end >= 0 ? end : L->off[u + 1];
     int left_r = ps->history, left_l = ps->history, left_d = ps->max_dislikes;
     int n = 0;
     for (int j = b - 1; j >= a; j--) {
@@ -743,16 +778,32 @@ static void finish_record(prompt_record *rec, prompt_task task, int32_t u, const
     rec->overlong = overlong;
 }
 
-/* A random item the user has no interaction with and that is not in taken[0..nt). */
+static bool in_list(const int32_t *v, int n, int32_t x) {
+    for (int k = 0; k < n; k++)
+        if (v[k] == x) return true;
+    return false;
+}
+
+/* A random item the user has no interaction with and that is not in taken[0..nt): from the
+ * user's hard pool when there is one (falling back to the catalogue when the pool runs out). */
 static int32_t draw_negative(const promptset *ps, rng_t *r, int32_t u, const int32_t *taken, int nt) {
     size_t ni = (size_t)ps->ia->n_items;
+    if (ps->hard_pool) {
+        const int32_t *pool = ps->hard_pool + (size_t)u * (size_t)ps->hard;
+        int np = 0;
+        while (np < ps->hard && pool[np] >= 0) np++;
+        int free_n = 0;
+        for (int k = 0; k < np; k++) free_n += !in_list(taken, nt, pool[k]);
+        if (free_n > 0) {
+            int pick = (int)rng_below(r, (uint64_t)free_n);
+            for (int k = 0; k < np; k++)
+                if (!in_list(taken, nt, pool[k]) && pick-- == 0) return pool[k];
+        }
+    }
     for (int tries = 0; tries < 1000000; tries++) {
         int32_t i = ps->neg_pool[rng_below(r, (uint64_t)ps->n_neg_pool)];
         if ((size_t)i < ni && ps->seen[(size_t)u * ni + i]) continue;
-        bool dup = false;
-        for (int k = 0; k < nt; k++)
-            if (taken[k] == i) dup = true;
-        if (!dup) return i;
+        if (!in_list(taken, nt, i)) return i;
     }
     die("user %d: no item left to draw as a negative", u);
 }
@@ -805,17 +856,19 @@ static void train_one(void *vctx, int k, int worker) {
         bool ok = false;
         if (t == TASK_POINTWISE) {
             if (n >= 2) {
-                int j = a + (int)rng_below(&r, (uint64_t)n);
+                /* next: a target with at least one entry before it, and only those shown */
+                int j = ps->next ? a + 1 + (int)rng_below(&r, (uint64_t)(n - 1)) : a + (int)rng_below(&r, (uint64_t)n);
                 q.items[0] = L->item[j];
                 q.n_items = 1;
                 q.hint_score = promptset_rating(ps, u, L->item[j]);
                 q.rating = (int)lround(L->rating[j]);
-                nh = user_history(ps, TASK_POINTWISE, u, &L->item[j], 1, h);
+                nh = ps->next ? user_history(ps, TASK_POINTWISE, u, j, NULL, 0, h)
+                              : user_history(ps, TASK_POINTWISE, u, -1, &L->item[j], 1, h);
                 ok = true;
             }
         } else if (t == TASK_PAIRWISE) {
             if (nl >= 2) {
-                int j = liked[rng_below(&r, (uint64_t)nl)];
+                int j = ps->next ? liked[1 + rng_below(&r, (uint64_t)(nl - 1))] : liked[rng_below(&r, (uint64_t)nl)];
                 int32_t pos = L->item[j], neg = draw_negative(ps, &r, u, &pos, 1);
                 bool first_pos = rng_below(&r, 2) == 0;
                 q.items[0] = first_pos ? pos : neg;
@@ -823,7 +876,8 @@ static void train_one(void *vctx, int k, int worker) {
                 q.n_items = 2;
                 q.hint_yes = promptset_score(ps, u, q.items[0]) > promptset_score(ps, u, q.items[1]);
                 q.answer_yes = first_pos;
-                nh = user_history(ps, TASK_PAIRWISE, u, &pos, 1, h);
+                nh = ps->next ? user_history(ps, TASK_PAIRWISE, u, j, NULL, 0, h)
+                              : user_history(ps, TASK_PAIRWISE, u, -1, &pos, 1, h);
                 ok = true;
             }
         } else {
@@ -831,12 +885,23 @@ static void train_one(void *vctx, int k, int worker) {
                 /* PROMPT_TOP distinct liked items (partial Fisher-Yates over the liked list) */
                 ranked pos[PROMPT_TOP], all[2 * PROMPT_TOP];
                 int32_t held[PROMPT_TOP];
-                for (int s = 0; s < PROMPT_TOP; s++) {
-                    int pick = s + (int)rng_below(&r, (uint64_t)(nl - s));
-                    int32_t tmp = liked[s]; liked[s] = liked[pick]; liked[pick] = tmp;
-                    int j = liked[s];
-                    pos[s] = (ranked){L->item[j], L->rating[j], L->ts[j], 0};
-                    held[s] = L->item[j];
+                int cut = -1; /* next: the liked items from liked[first] on, history before it */
+                if (ps->next) {
+                    int first = 1 + (int)rng_below(&r, (uint64_t)(nl - PROMPT_TOP));
+                    cut = liked[first];
+                    for (int s = 0; s < PROMPT_TOP; s++) {
+                        int j = liked[first + s];
+                        pos[s] = (ranked){L->item[j], L->rating[j], L->ts[j], 0};
+                        held[s] = L->item[j];
+                    }
+                } else {
+                    for (int s = 0; s < PROMPT_TOP; s++) {
+                        int pick = s + (int)rng_below(&r, (uint64_t)(nl - s));
+                        int32_t tmp = liked[s]; liked[s] = liked[pick]; liked[pick] = tmp;
+                        int j = liked[s];
+                        pos[s] = (ranked){L->item[j], L->rating[j], L->ts[j], 0};
+                        held[s] = L->item[j];
+                    }
                 }
                 int32_t cand[2 * PROMPT_TOP];
                 for (int s = 0; s < PROMPT_TOP; s++) cand[s] = held[s];
@@ -850,10 +915,12 @@ static void train_one(void *vctx, int k, int worker) {
                 qsort(all, 2 * PROMPT_TOP, sizeof all[0], cmp_score);
                 q.n_hint_top = PROMPT_TOP;
                 for (int s = 0; s < PROMPT_TOP; s++) q.hint_top[s] = all[s].item;
-                qsort(pos, PROMPT_TOP, sizeof pos[0], cmp_answer);
+                /* random: best rated first (RecRanker); next: in the order they came */
+                if (!ps->next) qsort(pos, PROMPT_TOP, sizeof pos[0], cmp_answer);
                 q.n_answer = PROMPT_TOP;
                 for (int s = 0; s < PROMPT_TOP; s++) q.answer[s] = pos[s].item;
-                nh = user_history(ps, TASK_LISTWISE, u, held, PROMPT_TOP, h);
+                nh = ps->next ? user_history(ps, TASK_LISTWISE, u, cut, NULL, 0, h)
+                              : user_history(ps, TASK_LISTWISE, u, -1, held, PROMPT_TOP, h);
                 ok = true;
             }
         }
@@ -953,7 +1020,7 @@ static void eval_one(void *vctx, int k, int worker) {
             nq = 1;
         }
         if (nq == 0) continue;
-        int nh = user_history(ps, (prompt_task)t, u, NULL, 0, h);
+        int nh = user_history(ps, (prompt_task)t, u, -1, NULL, 0, h);
         bool overlong;
         int dropped = prompt_build(&ps->env, (prompt_task)t, h, nh, q, nq, tx, &overlong);
         for (int i = 0; i < nq; i++) {

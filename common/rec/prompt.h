@@ -157,6 +157,12 @@ typedef struct {
     bool tasks[TASK_COUNT];
     uint64_t seed;
     int threads;
+    /* training only: which train items become the answers, and what the negatives are */
+    bool next;            /* false: random train items with the rest of the history shown (RecRanker);
+                           * true: the items that follow a random cut in time, with only the history
+                           * before the cut shown (the shape of a leave-one-out query) */
+    int hard;             /* 0: negatives uniform over the catalogue; N > 0: from the user's N best-
+                           * scored MF items the user never interacted with (like the candidates) */
     /* derived by promptset_init */
     bool eval;
     part_t part;          /* eval: the part the queries are for */
@@ -168,6 +174,8 @@ typedef struct {
     uint8_t *seen;        /* (n_users x n_items) an interaction in any part, or one with a same-titled item */
     int32_t *neg_pool;    /* items a training negative may be: in the catalogue and the model */
     int n_neg_pool;
+    int32_t *hard_pool;   /* (n_users x hard) training with hard > 0: each user's best-scored unseen
+                           * items of neg_pool, best first; -1 pads users with fewer */
 } promptset;
 
 /* One output record (an instruction or a query). */

@@ -62,6 +62,63 @@ body "$T/tru.mp" | grep -q 'Hint:' && fail "train --no-hint: no hint" || pass "t
 "$B/promptgen" --quiet --mode train "${IN[@]}" --draws 50 -z -o "$T/trz.mp"
 head -c 4 "$T/trz.mp" | od -An -tx1 | grep -q '28 b5 2f fd' && pass "train -z: zstd output" || fail "train -z: zstd output"
 
+# --positives next: every shown train item of the user (pointwise target, pairwise positive,
+# listwise positives) comes at or after every history item shown with it; random breaks that.
+"$B/mp2json" "$T/ia.mp" | tail -n +2 > "$T/ia.jsonl"
+after_history() { # STREAM -> number of records that show a train item dated before a history item
+    awk '
+    FNR == 1 { f++ }
+    f == 1 { match($0, /"user":[0-9]+/); u = substr($0, RSTART + 7, RLENGTH - 7)
+             match($0, /"item":[0-9]+/); i = substr($0, RSTART + 7, RLENGTH - 7)
+             match($0, /"ts":[0-9]+/); t = substr($0, RSTART + 5, RLENGTH - 5)
+             if ($0 ~ /"part":"train"/) ts[u "," i] = t; next }
+    FNR > 1 { match($0, /"user":[0-9]+/); u = substr($0, RSTART + 7, RLENGTH - 7)
+              match($0, /"items":\[[0-9,]*\]/); ni = split(substr($0, RSTART + 9, RLENGTH - 10), it, ",")
+              match($0, /"history":\[[0-9,]*\]/); nh = split(substr($0, RSTART + 11, RLENGTH - 12), hi, ",")
+              hmax = -1; for (k = 1; k <= nh; k++) if (ts[u "," hi[k]] + 0 > hmax) hmax = ts[u "," hi[k]] + 0
+              bad = 0; for (k = 1; k <= ni; k++) if ((u "," it[k]) in ts && ts[u "," it[k]] + 0 < hmax) bad = 1
+              n += bad }
+    END { print n + 0 }' "$T/ia.jsonl" <(body "$1")
+}
+expect_ok "train --positives next --hard-negatives 20" "$B/promptgen" --quiet --mode train "${IN[@]}" --draws 200 \
+    --positives next --hard-negatives 20 -o "$T/trn.mp"
+h=$(hdr "$T/trn.mp")
+[[ $h == *'"positives":"next","hard_negatives":20'* ]] && pass "train --positives next: header params" || fail "train --positives next: header params" "$h"
+[[ $(hdr "$T/tr.mp") == *'"positives":"random","hard_negatives":0'* ]] && pass "train: default positives random, uniform negatives" || fail "train: default params"
+c=$(after_history "$T/trn.mp")
+[ "$c" = 0 ] && pass "train --positives next: answers never precede the history shown" || fail "train --positives next: answers precede the history" "$c records"
+c=$(after_history "$T/tr.mp")
+[ "$c" -gt 100 ] && pass "train --positives random: answers from anywhere in the history ($c records)" || fail "train --positives random" "$c"
+"$B/promptgen" --quiet --mode train "${IN[@]}" --draws 200 --positives next --hard-negatives 20 --threads 1 -o "$T/trn1.mp"
+same "train --positives next: 1 thread gives the same bytes" "$T/trn.mp" "$T/trn1.mp"
+"$B/promptgen" --check "${IN[@]:0:4}" "$T/trn.mp" 2>/dev/null && pass "train --positives next: no leakage (--check)" || fail "train --positives next: --check"
+body "$T/trn.mp" | grep '"task":"listwise"' | head -1 | grep -qE '"response":"(\\"[^"]+\\"\\n){4}\\"[^"]+\\"",' \
+    && pass "train --positives next: listwise responses: five titles" || fail "train --positives next: listwise responses"
+# --hard-negatives N: every negative (an item the user never rated) is among the user's N best
+# MF items not rated (candgen's top N + 3 for test: it leaves only train and valid out).
+"$B/candgen" --quiet --mf "$T/mf.mp" -n 23 "$T/ia.mp" -o "$T/cand23.mp"
+outside_pool() { # STREAM -> negatives shown that are not in the user's top 23
+    awk '
+    FNR == 1 { f++ }
+    f == 1 { match($0, /"user":[0-9]+/); u = substr($0, RSTART + 7, RLENGTH - 7)
+             match($0, /"item":[0-9]+/); seen[u "," substr($0, RSTART + 7, RLENGTH - 7)] = 1; next }
+    f == 2 && FNR > 1 { match($0, /"user":[0-9]+/); u = substr($0, RSTART + 7, RLENGTH - 7)
+             match($0, /"items":\[[0-9,]*\]/); n = split(substr($0, RSTART + 9, RLENGTH - 10), it, ",")
+             for (k = 1; k <= n; k++) top[u "," it[k]] = 1; next }
+    f == 3 && FNR > 1 { match($0, /"user":[0-9]+/); u = substr($0, RSTART + 7, RLENGTH - 7)
+             match($0, /"items":\[[0-9,]*\]/); n = split(substr($0, RSTART + 9, RLENGTH - 10), it, ",")
+             for (k = 1; k <= n; k++) if (!((u "," it[k]) in seen) && !((u "," it[k]) in top)) bad++ }
+    END { print bad + 0 }' "$T/ia.jsonl" <(body "$T/cand23.mp") <(body "$1")
+}
+c=$(outside_pool "$T/trn.mp")
+[ "$c" = 0 ] && pass "train --hard-negatives 20: negatives from the user's best-scored unseen items" || fail "train --hard-negatives 20: negatives outside the pool" "$c"
+c=$(outside_pool "$T/tr.mp")
+[ "$c" -gt 100 ] && pass "train: uniform negatives mostly outside that pool ($c)" || fail "train: uniform negatives" "$c"
+expect_fail "eval --positives: train only" 2 "^promptgen: --positives and --hard-negatives belong to --mode train" \
+    "$B/promptgen" --mode eval "${IN[@]}" --candidates "$T/cand.mp" --positives next -o "$T/x.mp"
+expect_fail "train --positives other: usage error" 2 "^promptgen: --positives: expected random or next, got 'later'" \
+    "$B/promptgen" --mode train "${IN[@]}" --positives later -o "$T/x.mp"
+
 # templates from a file
 sed 's/You are a movie recommender system\./You are a film critic./' "$ITREK_ROOT/data/prompts/recranker.tmpl" > "$T/film.tmpl"
 "$B/promptgen" --quiet --mode train "${IN[@]}" --draws 20 --templates "$T/film.tmpl" -o "$T/trf.mp"
