@@ -96,7 +96,7 @@ clean:
 	rm -rf build bin
 
 # Debian packages the build and the pipeline need.
-DEB_PKGS := build-essential libmsgpack-dev libzstd-dev libopenblas-dev libjansson-dev sentencepiece curl unzip gnuplot-nox
+DEB_PKGS := build-essential libmsgpack-dev libzstd-dev libopenblas-dev libjansson-dev sentencepiece curl unzip gnuplot-nox jq
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -z "$$missing" ]; then echo "deps: all present"; \

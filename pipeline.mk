@@ -224,6 +224,12 @@ $(RES)/$(1).json: $(ART)/$(1)/llm.json
 	@mkdir -p $$(@D)
 	cp $$< $$@.tmp && mv $$@.tmp $$@
 
+# Figures (docs/results.md): training and validation loss; metric bars with bootstrap intervals.
+$(RES)/$(1)-loss.svg: $(ART)/$(1)/adapter/adapter_model.safetensors $(if $(OWN_BACKBONE),$(ART)/$(1)/backbone/config.json) docs/plot-results.sh
+	@mkdir -p $$(@D)
+	sh docs/plot-results.sh loss $(if $(OWN_BACKBONE),$(ART)/$(1)/pretrain-log.jsonl,none) $(ART)/$(1)/lora-log.jsonl $$@
+$(RES)/$(1)-metrics.svg: $(RES)/$(1).json docs/plot-results.sh
+	sh docs/plot-results.sh metrics $$< $$@
 $(RES)/$(1)-base.md: $(ART)/$(1)/base.md $(ART)/$(1)/valid.md
 	@mkdir -p $$(@D)
 	{ echo "# ITREK results: ML-100K, scheme \`$(1)\`, profile \`$(PROFILE)\`"; echo; \
@@ -241,7 +247,7 @@ BASE_OUTPUTS := $(foreach s,$(SCHEMES),$(RES)/$(s)-base.md $(RES)/$(s)-base.json
 base: $(BASE_OUTPUTS)
 	@for s in $(SCHEMES); do echo "== $(RES)/$$s-base.md"; sed -n '/^| Method/,/^$$/p' $(RES)/$$s-base.md; done
 
-LLM_OUTPUTS := $(foreach s,$(SCHEMES),$(RES)/$(s).md $(RES)/$(s).json)
+LLM_OUTPUTS := $(foreach s,$(SCHEMES),$(RES)/$(s).md $(RES)/$(s).json $(RES)/$(s)-loss.svg $(RES)/$(s)-metrics.svg)
 
 # `make results`: the whole table, base and the tuned model's rankings, for every scheme.
 results: deps
