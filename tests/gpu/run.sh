@@ -2,12 +2,16 @@
 # tests/gpu/run.sh - the one script for a lent GPU machine (H100 / H200), under 8 minutes:
 #   1. build (make -j16) and tests/gpu/test_cuda.c;
 #   2. correctness: every CUDA kernel, a batched forward and one whole LoRA training step
-#      against the CPU backend (test_cuda check: PASS/FAIL with relative errors and bounds),
-#      and tests/llm/cuda.sh (--device cuda in bin/llm on stories260K);
+#      against the CPU backend (test_cuda check: PASS/FAIL with relative errors and bounds:
+#      fp32 paths 1e-5..1e-4, anything through a bf16 product 1e-2, AdamW and the upload
+#      staging ring 0, i.e. bit for bit), twice: with the default staged (asynchronous) uploads
+#      and with ITREK_CUDA_SYNC_UPLOAD=1 (every upload a synchronous cudaMemcpy, the previous
+#      path); and tests/llm/cuda.sh (--device cuda in bin/llm on stories260K);
 #   3. benchmarks on the LLaMA-7B shape (hidden 4096, 32 layers, 32 heads, intermediate 11008,
 #      vocab 32000) with random weights made on the GPU: (a) a LoRA step, int8 base, batch
 #      4 x 1024, recomputation on; (b) greedy decoding at batch 1, 32, 128; (c) Hugging Face
-#      PEFT LoRA in bf16 on the same shape (tests/gpu/peft_bench.py);
+#      PEFT LoRA in bf16 on the same shape (tests/gpu/peft_bench.py); decoding at batch 1 and
+#      32 is timed again with ITREK_CUDA_SYNC_UPLOAD=1 (staged vs synchronous uploads);
 #   4. a short table; the full log is $OUT/gpu.log (or /tmp/itrek-gpu/ when OUT is unset).
 # Without a GPU it prints "SKIP no GPU" and exits 0. Each step has its own time limit.
 set -u
@@ -42,11 +46,15 @@ if "$TC" check >"$OUT/check.txt" 2>&1; then check_rc=0; else check_rc=$?; fi
 cat "$OUT/check.txt" >>"$LOG"
 if grep -q '^SKIP no GPU' "$OUT/check.txt"; then cat "$OUT/check.txt"; exit 0; fi
 say "=== check: exit $check_rc"
+if ITREK_CUDA_SYNC_UPLOAD=1 timeout -k 5 120 "$TC" check >"$OUT/check-sync.txt" 2>&1; then check_sync_rc=0; else check_sync_rc=$?; fi
+cat "$OUT/check-sync.txt" >>"$LOG"
+say "=== check with ITREK_CUDA_SYNC_UPLOAD=1: exit $check_sync_rc"
 step cli-cuda 60 env BINDIR=$ROOT/bin UNITDIR=$ROOT/build/rel/tests tests/run.sh llm/cuda
 
 step roofline 60 "$TC" roofline
 step train-bench 150 "$TC" train-bench 32
 step gen-bench 150 "$TC" gen-bench 32 128 128
+step gen-bench-sync 90 env ITREK_CUDA_SYNC_UPLOAD=1 "$TC" gen-bench 32 128 128 1,32
 if python3 -c 'import torch, transformers, peft' 2>/dev/null; then
     step peft-bench 170 python3 tests/gpu/peft_bench.py --layers 32
 else
@@ -60,6 +68,8 @@ r() { grep -h "^RESULT $1" "$LOG" | tail -1 | tr ' ' '\n' | sed -n "s/^$2=//p"; 
     echo "device: $(grep -m1 '^device:' "$OUT/check.txt" | cut -d' ' -f2-)"
     echo "correctness: $(grep -c '^PASS' "$OUT/check.txt") PASS, $(grep -c '^FAIL' "$OUT/check.txt") FAIL (test_cuda check); $(grep -h '^llm/cuda.sh' "$LOG" | tail -1)"
     grep '^FAIL' "$OUT/check.txt" || true
+    echo "correctness, synchronous uploads: $(grep -c '^PASS' "$OUT/check-sync.txt") PASS, $(grep -c '^FAIL' "$OUT/check-sync.txt") FAIL"
+    grep '^FAIL' "$OUT/check-sync.txt" || true
     printf '%-44s %s\n' "measured copy bandwidth GB/s" "$(r roofline copy_bandwidth_gbs)"
     printf '%-44s %s\n' "measured int8->bf16 product TFLOPS" "$(r roofline int8_bf16_matmul_tflops)"
     printf '%-44s %s\n' "benchmark (LLaMA-7B shape)" "value"
@@ -71,9 +81,13 @@ r() { grep -h "^RESULT $1" "$LOG" | tail -1 | tr ' ' '\n' | sed -n "s/^$2=//p"; 
     printf '%-44s %s\n' "PEFT bf16: tokens/s (no checkpointing)" "$(r peft-nogc tokens_per_s)"
     for b in 1 32 128; do
         printf '%-44s %s\n' "ours: decode tokens/s, batch $b" \
-            "$(grep -h "^RESULT gen .* batch=$b " "$LOG" | tail -1 | tr ' ' '\n' | sed -n 's/^decode_tokens_per_s=//p')"
+            "$(grep -h "^RESULT gen .* batch=$b .*uploads=staged" "$LOG" | tail -1 | tr ' ' '\n' | sed -n 's/^decode_tokens_per_s=//p')"
+    done
+    for b in 1 32; do
+        printf '%-44s %s\n' "ours: decode tokens/s, batch $b, sync uploads" \
+            "$(grep -h "^RESULT gen .* batch=$b .*uploads=sync" "$LOG" | tail -1 | tr ' ' '\n' | sed -n 's/^decode_tokens_per_s=//p')"
     done
     echo "total wall time: $(( $(date +%s) - T0 )) s; full log: $LOG"
 } | tee -a "$LOG" >"$OUT/table.txt"
 cat "$OUT/table.txt"
-[ "$check_rc" -eq 0 ]
+[ "$check_rc" -eq 0 ] && [ "$check_sync_rc" -eq 0 ]

@@ -4,7 +4,8 @@
  *
  *   test_cuda check                      PASS/FAIL lines: relative error = max|gpu - cpu| / max|cpu|
  *   test_cuda train-bench [LAYERS]       LoRA step, LLaMA-7B shape, int8 base, 4 x 1024, recompute
- *   test_cuda gen-bench [LAYERS]         batched greedy decoding tokens/s at batch 1, 32, 128
+ *   test_cuda gen-bench [LAYERS [PROMPT [NEW [BATCH,...]]]]   batched greedy decoding tokens/s at batch 1, 32, 128
+ *                                        (or the listed batch sizes)
  *   test_cuda roofline                   measured copy bandwidth and bf16 product rate
  *
  * Bounds: fp32 kernels 1e-4 (different summation orders only); products that round their
@@ -248,24 +249,66 @@ static void check_kernels(void) {
         cmp("xent-dlogits", ref, glg, (size_t)nr * V, 1e-5);
         G->free(glg), G->free(gl), G->free(gt), free(lg), free(ref);
     }
-    { /* AdamW: the kernel against optim.c's host update */
-        size_t n = 5000;
-        float *w = rnd(n, 60, 1), *g = rnd(n, 61, 1);
-        float *gw = up(w, n * 4), *gg = up(g, n * 4), *gm = G->alloc(n * 4), *gv = G->alloc(n * 4);
-        G->zero(gm, n * 4), G->zero(gv, n * 4);
-        llm_param p = {.w = w, .g = g, .n = n, .decay = 1};
-        llm_adamw *o = llm_adamw_new(&p, 1);
-        llm_adamw_opts h = {0.9f, 0.999f, 1e-8f, 0.01f};
-        for (int s = 0; s < 3; s++) {
-            float lr = 1e-3f;
-            llm_adamw_step(o, &p, 1, &h, lr);
-            double bc1 = 1.0 - pow(h.beta1, s + 1), bc2 = 1.0 - pow(h.beta2, s + 1);
-            G->adamw(gw, gg, gm, gv, n, 1.0f - lr * h.weight_decay, h.beta1, h.beta2, h.eps, (float)(lr / bc1),
-                     (float)sqrt(bc2));
+    { /* AdamW: the kernel against optim.c's host update, bit for bit (bound 0): two tensors
+       * (weight decay on and off, as LoRA A/B and norms), 12 updates with a new gradient each
+       * and optim.c's warm-up + cosine learning rate; the host computes decay, step_size and
+       * bc2s exactly as llm_adamw_step does. */
+        size_t n[2] = {5000, 777};
+        float *w[2], *g[2], *gw[2], *gg[2], *gm[2], *gv[2];
+        llm_param p[2];
+        for (int i = 0; i < 2; i++) {
+            w[i] = rnd(n[i], 60 + (uint64_t)i, 1), g[i] = rnd(n[i], 62 + (uint64_t)i, 1);
+            gw[i] = up(w[i], n[i] * 4), gg[i] = G->alloc(n[i] * 4), gm[i] = G->alloc(n[i] * 4), gv[i] = G->alloc(n[i] * 4);
+            G->zero(gm[i], n[i] * 4), G->zero(gv[i], n[i] * 4);
+            p[i] = (llm_param){.w = w[i], .g = g[i], .n = n[i], .decay = i == 0};
         }
-        cmp("adamw-3-steps", w, gw, n, 1e-5);
+        llm_adamw *o = llm_adamw_new(p, 2);
+        llm_adamw_opts h = {0.9f, 0.999f, 1e-8f, 0.01f};
+        for (int s = 0; s < 12; s++) {
+            float lr = llm_lr_cosine(s, 2e-3f, 3, 12);
+            for (int i = 0; i < 2; i++) { /* a new gradient per update, small and large values */
+                float *ng = rnd(n[i], 100 + (uint64_t)(s * 2 + i), s % 3 == 2 ? 1e-4f : 1.0f);
+                memcpy(g[i], ng, n[i] * 4);
+                G->upload(gg[i], ng, n[i] * 4);
+                free(ng);
+            }
+            llm_adamw_step(o, p, 2, &h, lr);
+            double bc1 = 1.0 - pow(h.beta1, (double)(s + 1)), bc2 = 1.0 - pow(h.beta2, (double)(s + 1));
+            for (int i = 0; i < 2; i++)
+                G->adamw(gw[i], gg[i], gm[i], gv[i], n[i], p[i].decay ? 1.0f - lr * h.weight_decay : 1.0f, h.beta1,
+                         h.beta2, h.eps, (float)(lr / bc1), (float)sqrt(bc2));
+        }
+        cmp("adamw-12-steps-decay-exact", w[0], gw[0], n[0], 0);
+        cmp("adamw-12-steps-nodecay-exact", w[1], gw[1], n[1], 0);
+        cmp("adamw-moment-m-exact", o->m[0], gm[0], n[0], 0);
+        cmp("adamw-moment-v-exact", o->v[1], gv[1], n[1], 0);
         llm_adamw_free(o);
-        G->free(gw), G->free(gg), G->free(gm), G->free(gv), free(w), free(g);
+        for (int i = 0; i < 2; i++) G->free(gw[i]), G->free(gg[i]), G->free(gm[i]), G->free(gv[i]), free(w[i]), free(g[i]);
+    }
+    { /* uploads through the pinned staging ring: the host buffer is overwritten right after each
+       * upload (asynchronous copies must have taken their own copy), more uploads than ring
+       * slots, sizes that grow a slot (64 KiB -> 1 MiB) and one above the staging limit */
+        size_t sizes[] = {16, 4096, 70000, 1 << 20, (1 << 20) + 4, 333, 65536, 200000, 8, 1000, 123457, 5};
+        int nu = (int)(sizeof sizes / sizeof *sizes);
+        size_t mx = (1 << 20) + 4;
+        float *hb = xmalloc(mx), *back = xmalloc(mx);
+        void *d[12];
+        size_t bad = 0;
+        for (int r = 0; r < 2; r++) {
+            for (int i = 0; i < nu; i++) {
+                d[i] = G->alloc(sizes[i]);
+                memset(hb, 0x11 * (i + 1) + r, sizes[i]);
+                G->upload(d[i], hb, sizes[i]);
+                memset(hb, 0xEE, mx); /* what a pending copy must not see */
+            }
+            for (int i = 0; i < nu; i++) {
+                G->download(back, d[i], sizes[i]);
+                for (size_t k = 0; k < sizes[i]; k++) bad += ((unsigned char *)back)[k] != (unsigned char)(0x11 * (i + 1) + r);
+                G->free(d[i]);
+            }
+        }
+        check("upload-staging-ring-bytes", (double)bad, 0);
+        free(hb), free(back);
     }
     { /* dropout: share dropped, scaling, the same mask twice */
         size_t n = 1 << 20;
@@ -492,13 +535,23 @@ static void train_bench(int layers) {
     llm_free(m);
 }
 
-static void gen_bench(int layers, int prompt, int new_tokens) {
+static void gen_bench(int layers, int prompt, int new_tokens, const char *list) {
     llm_config c = cfg_7b(layers);
     char err[256];
     llm_model *m = llm_init_random_on(&c, G, 1, 0.02f, 2, err, sizeof err);
     if (!m) die("%s", err);
-    int batches[] = {1, 32, 128};
-    for (int bi = 0; bi < 3; bi++) {
+    int batches[16] = {1, 32, 128}, nbat = 3;
+    if (list) { /* "1,32" */
+        nbat = 0;
+        for (const char *q = list; *q && nbat < 16; q += strcspn(q, ","), q += *q == ',') {
+            batches[nbat] = atoi(q);
+            if (batches[nbat] <= 0) die("gen-bench: bad batch list %s", list);
+            nbat++;
+        }
+    }
+    const char *su = getenv("ITREK_CUDA_SYNC_UPLOAD");
+    const char *upl = su && su[0] && strcmp(su, "0") != 0 ? "sync" : "staged";
+    for (int bi = 0; bi < nbat; bi++) {
         int nb = batches[bi];
         llm_request *r = xcalloc((size_t)nb, sizeof *r);
         int *ids = xmalloc((size_t)nb * prompt * sizeof *ids);
@@ -520,8 +573,9 @@ static void gen_bench(int layers, int prompt, int new_tokens) {
         double all = tt[1], pf = tt[0], dec = all - pf;
         long ntok = 0;
         for (int i = 0; i < nb; i++) ntok += r[i].n_out - 1, free(r[i].out);
-        printf("RESULT gen layers=%d batch=%d prompt=%d new=%d decode_tokens_per_s=%.1f total_s=%.2f prefill_and_first_s=%.2f\n",
-               layers, nb, prompt, new_tokens, dec > 0 ? (double)ntok / dec : 0, all, pf);
+        printf("RESULT gen layers=%d batch=%d prompt=%d new=%d uploads=%s decode_tokens_per_s=%.1f total_s=%.2f "
+               "prefill_and_first_s=%.2f\n",
+               layers, nb, prompt, new_tokens, upl, dec > 0 ? (double)ntok / dec : 0, all, pf);
         mem_line("after generation");
         fflush(stdout);
         free(r), free(ids);
@@ -584,7 +638,8 @@ int main(int argc, char **argv) {
     int layers = argc > 2 ? atoi(argv[2]) : 32;
     if (strcmp(mode, "roofline") == 0) roofline();
     else if (strcmp(mode, "train-bench") == 0) train_bench(layers);
-    else if (strcmp(mode, "gen-bench") == 0) gen_bench(layers, argc > 3 ? atoi(argv[3]) : 128, argc > 4 ? atoi(argv[4]) : 128);
+    else if (strcmp(mode, "gen-bench") == 0)
+        gen_bench(layers, argc > 3 ? atoi(argv[3]) : 128, argc > 4 ? atoi(argv[4]) : 128, argc > 5 ? argv[5] : NULL);
     else die("unknown mode %s", mode);
     return 0;
 }

@@ -9,8 +9,9 @@
  * and kv head, looping over the query heads that share it), so nothing is accumulated with
  * atomics and the results do not depend on scheduling.
  *
- * Descriptor structs arrive in host memory (backend.h); they are packed into one staging
- * buffer and uploaded with the call. head_dim <= 256. */
+ * Descriptor structs arrive in host memory (backend.h); they are packed into one block and
+ * uploaded with the call through the pinned staging ring (cu_h2d: no wait for the device;
+ * the device buffer CU_S_DESC is reused by the next call in stream order). head_dim <= 256. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -209,7 +210,7 @@ static att_desc upload_desc(const att_item *hi, int ni, const att_span *hs, int 
     for (int i = 0, g = 0; i < ni; i++)
         for (int t = 0; t < hi[i].T; t++) ri[g++] = i;
     char *d = (char *)cu_scratch(CU_S_DESC, total);
-    CUDA_CHECK(cudaMemcpy(d, h, total, cudaMemcpyHostToDevice)); /* pageable: sync, then h may go */
+    cu_h2d(d, h, total); /* staged: h may go at once, the device is not waited for */
     free(h);
     return (att_desc){(att_item *)d, (att_span *)(d + bi), (int *)(d + bi + bs), rows};
 }

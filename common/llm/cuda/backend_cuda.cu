@@ -8,9 +8,18 @@
  *     scratch buffer, the activations are rounded to bf16, and cublasGemmEx multiplies them on
  *     the tensor cores with fp32 accumulation and an fp32 result.
  * One stream (the legacy default stream): every call is ordered after the previous one, and
- * download returns when the data is on the host. */
+ * download returns when the data is on the host.
+ *
+ * Host-to-device copies up to CU_STAGE_MAX bytes (token ids, positions, attention
+ * descriptors, LoRA A/B, norms) go through a ring of pinned staging buffers (cu_h2d): the
+ * host data is copied into a pinned slot and cudaMemcpyAsync returns at once, where a
+ * cudaMemcpy from pageable memory first waits for the stream to drain. A decode step so has
+ * one synchronisation (the logits download) instead of one per layer (the attention's
+ * descriptor upload). ITREK_CUDA_SYNC_UPLOAD=1 in the environment keeps every upload a
+ * plain synchronous cudaMemcpy (the comparison path of tests/gpu/run.sh). */
 #include <dlfcn.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "llm/backend_cuda.h"
@@ -22,7 +31,19 @@ static struct {
     cudaMemPool_t pool;
     void *scratch[CU_N_SCRATCH];
     size_t scratch_cap[CU_N_SCRATCH];
+    int sync_upload; /* ITREK_CUDA_SYNC_UPLOAD=1: no staging ring */
 } cu;
+
+/* The staging ring: slot i is reused only after the copy that last read it has completed
+ * (its event), so the host never overwrites data a pending copy still reads. */
+#define CU_NSTAGE 8
+#define CU_STAGE_MAX ((size_t)1 << 20)
+static struct {
+    char *h[CU_NSTAGE]; /* pinned host memory (cudaMallocHost) */
+    size_t cap[CU_NSTAGE];
+    cudaEvent_t ev[CU_NSTAGE]; /* recorded after the copy out of slot i */
+    int next;
+} stage;
 
 cublasHandle_t cu_blas(void) { return cu.blas; }
 
@@ -86,9 +107,31 @@ void *cu_scratch(int slot, size_t bytes) {
     return cu.scratch[slot];
 }
 
-static void cu_upload(void *dst, const void *src, size_t n) {
-    if (n) CUDA_CHECK(cudaMemcpy(dst, src, n, cudaMemcpyHostToDevice));
+/* Host-to-device copy, ordered on the stream like a kernel; returns as soon as src may be
+ * reused (staged copies do not wait for the device). Larger copies (weights) stay
+ * synchronous cudaMemcpy. */
+void cu_h2d(void *dst, const void *src, size_t n) {
+    if (!n) return;
+    if (n > CU_STAGE_MAX || cu.sync_upload) {
+        CUDA_CHECK(cudaMemcpy(dst, src, n, cudaMemcpyHostToDevice));
+        return;
+    }
+    int i = stage.next;
+    stage.next = (i + 1) % CU_NSTAGE;
+    CUDA_CHECK(cudaEventSynchronize(stage.ev[i])); /* the last copy out of slot i is done (never recorded: at once) */
+    if (n > stage.cap[i]) {
+        if (stage.h[i]) CUDA_CHECK(cudaFreeHost(stage.h[i]));
+        stage.h[i] = NULL, stage.cap[i] = 0;
+        size_t cap = n < ((size_t)64 << 10) ? ((size_t)64 << 10) : CU_STAGE_MAX;
+        CUDA_CHECK(cudaMallocHost((void **)&stage.h[i], cap));
+        stage.cap[i] = cap;
+    }
+    memcpy(stage.h[i], src, n);
+    CUDA_CHECK(cudaMemcpyAsync(dst, stage.h[i], n, cudaMemcpyHostToDevice, 0));
+    CUDA_CHECK(cudaEventRecord(stage.ev[i], 0));
 }
+
+static void cu_upload(void *dst, const void *src, size_t n) { cu_h2d(dst, src, n); }
 static void cu_download(void *dst, const void *src, size_t n) {
     if (n) CUDA_CHECK(cudaMemcpy(dst, src, n, cudaMemcpyDeviceToHost));
 }
@@ -215,6 +258,9 @@ static int cu_init(char *err, size_t errlen) {
     CUDA_CHECK(cudaDeviceGetDefaultMemPool(&cu.pool, 0));
     uint64_t keep = UINT64_MAX; /* keep freed memory in the pool: no trips to the driver */
     CUDA_CHECK(cudaMemPoolSetAttribute(cu.pool, cudaMemPoolAttrReleaseThreshold, &keep));
+    for (int i = 0; i < CU_NSTAGE; i++) CUDA_CHECK(cudaEventCreateWithFlags(&stage.ev[i], cudaEventDisableTiming));
+    const char *su = getenv("ITREK_CUDA_SYNC_UPLOAD");
+    cu.sync_upload = su && su[0] && strcmp(su, "0") != 0;
     cu.ready = 1;
     return 0;
 }

@@ -47,6 +47,9 @@ static inline unsigned cu_blocks(size_t n, int b) {
 enum { CU_S_XB, CU_S_WB, CU_S_DESC, CU_S_D, CU_S_MISC, CU_N_SCRATCH };
 void *cu_scratch(int slot, size_t bytes);
 cublasHandle_t cu_blas(void);
+/* Host-to-device copy of n bytes, ordered on the stream; src may be reused on return (small
+ * copies go through pinned staging and do not wait for the device: backend_cuda.cu). */
+void cu_h2d(void *dst, const void *src, size_t n);
 
 /* kernels.cu */
 void cu_embed(float *x, const float *table, const int *tok, int T, int C);
