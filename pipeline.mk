@@ -16,6 +16,9 @@ ART     ?= artifacts/$(PROFILE)
 RES     ?= results/$(PROFILE)
 ML100K  ?= data/ml-100k
 Q       := --quiet
+# the long stages (pretraining, LoRA, rank) show their progress: a bar on a terminal, else a
+# line every 30 s
+PROGRESS ?= --log-every 30
 
 ifeq ($(filter $(PROFILE),tiny small paper),)
   $(error PROFILE must be tiny, small or paper, not '$(PROFILE)')
@@ -62,11 +65,17 @@ CTX_small      := 512
 CTX_paper      := 1024
 CTX            ?= $(CTX_$(PROFILE))
 PROMPT_ARGS_tiny  := --draws 200 --history 10 --max-dislikes 3
-PROMPT_ARGS_small := --draws 2000 --history 20 --max-dislikes 5
+PROMPT_ARGS_small := --draws 2000 --history 20 --max-dislikes 5 --no-hint
 PROMPT_ARGS_paper := --draws 5000 --history 50
 PROMPT_ARGS    ?= $(PROMPT_ARGS_$(PROFILE))
+# training instructions only (answers and negatives: docs/promptgen.md); small's were chosen on
+# valid (docs/results.md): the items after a cut in time, negatives among MF's best unseen items
+TRAIN_PROMPT_ARGS_tiny  :=
+TRAIN_PROMPT_ARGS_small := --positives next --hard-negatives 50
+TRAIN_PROMPT_ARGS_paper :=
+TRAIN_PROMPT_ARGS ?= $(TRAIN_PROMPT_ARGS_$(PROFILE))
 LORA_ARGS_tiny    := --steps 20 --warmup 5 --lr 1e-3 --eval-every 10
-LORA_ARGS_small   := --steps 300 --warmup 30 --lr 1e-3 --eval-every 100
+LORA_ARGS_small   := --steps 600 --warmup 30 --lr 3e-3 --targets all --eval-every 200
 LORA_ARGS_paper   := --steps 6000 --warmup 50 --lr 1e-5 --int8
 LORA_ARGS      ?= $(LORA_ARGS_$(PROFILE))
 # The own-backbone profiles score the answers (every answer parses); paper decodes as the seed
@@ -156,13 +165,15 @@ $(ART)/$(1)/backbone/config.json: $(ART)/$(1)/tok/tokenizer.model $(ART)/$(1)/co
 	rm -rf $$(@D) $$(@D).tmp
 	set -- $(SHAPE); printf '{"architectures":["LlamaForCausalLM"],"model_type":"llama","hidden_size":%d,"num_hidden_layers":%d,"num_attention_heads":%d,"num_key_value_heads":%d,"intermediate_size":%d,"vocab_size":%d,"max_position_embeddings":%d,"rms_norm_eps":1e-5,"rope_theta":10000.0,"tie_word_embeddings":true,"bos_token_id":1,"eos_token_id":2}\n' \
 	  $$$$1 $$$$2 $$$$3 $$$$4 $$$$5 $(VOCAB) $(CTX) > $(ART)/$(1)/backbone-config.json
-	$(call timed,$(1),pretrain,$(BINDIR)/lora-train $(Q) --full --init $(ART)/$(1)/backbone-config.json --tokenizer $(ART)/$(1)/tok/tokenizer.model \
+	$(call timed,$(1),pretrain,$(BINDIR)/lora-train $(PROGRESS) --full --init $(ART)/$(1)/backbone-config.json --tokenizer $(ART)/$(1)/tok/tokenizer.model \
 	  --text $(ART)/$(1)/corpus.txt --out $$(@D).tmp --log $(ART)/$(1)/pretrain-log.jsonl $(strip $(PRETRAIN_ARGS) --seed $(SEED) --threads $(THREADS)))
 	rm -rf $$(@D).tmp/checkpoint-*
 	mv $$(@D).tmp $$(@D)
 
 $(ART)/$(1)/promptgen.params: FORCE
 	$$(call stamp,$$@,$(strip $(PROMPT_ARGS) --context $(CTX) --seed $(SEED) --threads $(THREADS)))
+$(ART)/$(1)/promptgen-train.params: FORCE
+	$$(call stamp,$$@,$(strip $(TRAIN_PROMPT_ARGS)))
 $(ART)/$(1)/lora.params: FORCE
 	$$(call stamp,$$@,$(strip $(LORA_ARGS) --ctx $(CTX) --seed $(SEED) --threads $(THREADS) $(DEVICE_ARG)))
 $(ART)/$(1)/rank.params: FORCE
@@ -172,10 +183,10 @@ $(ART)/$(1)/fuse.params: FORCE
 
 # Training instructions and test queries; the leakage check runs on each before it is kept.
 $(ART)/$(1)/instructions.mp: $(ART)/$(1)/interactions.mp $(ART)/$(1)/items.mp $(ART)/$(1)/mf.mp $(call base_of,$(1))/config.json \
-		$(ART)/$(1)/promptgen.params $(TEMPLATES) $(BINDIR)/promptgen
+		$(ART)/$(1)/promptgen.params $(ART)/$(1)/promptgen-train.params $(TEMPLATES) $(BINDIR)/promptgen
 	$(call timed,$(1),promptgen-train,$(BINDIR)/promptgen $(Q) --templates $(TEMPLATES) --mode train --interactions $(ART)/$(1)/interactions.mp \
 	  --catalog $(ART)/$(1)/items.mp --mf $(ART)/$(1)/mf.mp --tokenizer $(call base_of,$(1))/tokenizer.model \
-	  $$$$(cat $(ART)/$(1)/promptgen.params) -o $$@.new)
+	  $$$$(cat $(ART)/$(1)/promptgen.params $(ART)/$(1)/promptgen-train.params) -o $$@.new)
 	$(BINDIR)/promptgen --check --templates $(TEMPLATES) --interactions $(ART)/$(1)/interactions.mp --catalog $(ART)/$(1)/items.mp $$@.new
 	mv $$@.new $$@
 $(ART)/$(1)/queries-%.mp: $(ART)/$(1)/cand-%.mp $(ART)/$(1)/interactions.mp $(ART)/$(1)/items.mp $(ART)/$(1)/mf.mp \
@@ -189,13 +200,13 @@ $(ART)/$(1)/queries-%.mp: $(ART)/$(1)/cand-%.mp $(ART)/$(1)/interactions.mp $(AR
 # LoRA instruction tuning (TALLRec style) on the base; written to a temporary folder, then renamed.
 $(ART)/$(1)/adapter/adapter_model.safetensors: $(ART)/$(1)/instructions.mp $(call base_of,$(1))/config.json $(ART)/$(1)/lora.params $(BINDIR)/lora-train
 	rm -rf $(ART)/$(1)/adapter $(ART)/$(1)/adapter.tmp
-	$(call timed,$(1),lora-train,$(BINDIR)/lora-train $(Q) --model $(call base_of,$(1)) --out $(ART)/$(1)/adapter.tmp \
+	$(call timed,$(1),lora-train,$(BINDIR)/lora-train $(PROGRESS) --model $(call base_of,$(1)) --out $(ART)/$(1)/adapter.tmp \
 	  --log $(ART)/$(1)/lora-log.jsonl $$$$(cat $(ART)/$(1)/lora.params) $$<)
 	rm -rf $(ART)/$(1)/adapter.tmp/checkpoint-*
 	mv $(ART)/$(1)/adapter.tmp $(ART)/$(1)/adapter
 
 $(ART)/$(1)/answers-%.mp: $(ART)/$(1)/queries-%.mp $(ART)/$(1)/adapter/adapter_model.safetensors $(ART)/$(1)/rank.params $(BINDIR)/rank
-	$(call timed,$(1),rank-$$*,$(BINDIR)/rank $(Q) --model $(call base_of,$(1)) --adapter $(ART)/$(1)/adapter \
+	$(call timed,$(1),rank-$$*,$(BINDIR)/rank $(PROGRESS) --model $(call base_of,$(1)) --adapter $(ART)/$(1)/adapter \
 	  $$$$(cat $(ART)/$(1)/rank.params) $$< -o $$@)
 $(ART)/$(1)/rankings-%.mp: $(ART)/$(1)/queries-%.mp $(ART)/$(1)/answers-%.mp $(ART)/$(1)/fuse.params $(BINDIR)/fuse
 	$(BINDIR)/fuse --queries $$< $$$$(cat $(ART)/$(1)/fuse.params) $(ART)/$(1)/answers-$$*.mp -o $$@ 2> $(ART)/$(1)/fuse-$$*.log
@@ -217,7 +228,7 @@ $(RES)/$(1).md: $(ART)/$(1)/llm.md $(ART)/$(1)/rankings-test.mp
 	  echo "Base model \`$(call base_of,$(1))\`, device \`$(DEVICE)\`; made by \`make results PROFILE=$(PROFILE)\`."; echo; \
 	  cat $(ART)/$(1)/llm.md; echo; echo "## Answers that did not parse (fuse)"; echo; \
 	  sed 's/^/    /' $(ART)/$(1)/fuse-test.log; echo; echo "## Parameters"; echo; \
-	  for f in split mf candgen $(if $(OWN_BACKBONE),corpus backbone) promptgen lora rank fuse metrics; do printf -- '- %s: `%s`\n' $$$$f "$$$$(cat $(ART)/$(1)/$$$$f.params)"; done; \
+	  for f in split mf candgen $(if $(OWN_BACKBONE),corpus backbone) promptgen promptgen-train lora rank fuse metrics; do printf -- '- %s: `%s`\n' $$$$f "$$$$(cat $(ART)/$(1)/$$$$f.params)"; done; \
 	  echo; echo "## Wall time per stage (seconds, this run)"; echo; \
 	  cat $(ART)/$(1)/times/* | sed 's/^/    /'; } > $$@.tmp && mv $$@.tmp $$@
 $(RES)/$(1).json: $(ART)/$(1)/llm.json
