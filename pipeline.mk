@@ -261,7 +261,9 @@ base: $(BASE_OUTPUTS)
 LLM_OUTPUTS := $(foreach s,$(SCHEMES),$(RES)/$(s).md $(RES)/$(s).json $(RES)/$(s)-loss.svg $(RES)/$(s)-metrics.svg)
 
 # `make results`: the whole table, base and the tuned model's rankings, for every scheme.
+# The programs are built first on every core (the pipeline itself runs one step at a time).
 results: deps
+	@$(MAKE) --no-print-directory -j$$(nproc) $(PROGS)
 	@$(MAKE) --no-print-directory base llm
 
 # `make valid`: the reranking on the valid part (tuning only).
