@@ -4,10 +4,21 @@
  * supplies the kernels. The CPU backend (backend_cpu.c: OpenBLAS sgemm + a small thread
  * pool) is the reference and always builds; a CUDA backend implements the same struct.
  *
- * Conventions: every activation is fp32, row-major, one row per token: x (T,C) means T rows
- * of C floats. A weight is (rows = out_features, cols = in_features) as PyTorch stores
- * nn.Linear.weight, so matmul computes y = x W^T. Pointers passed to a backend are what
- * that backend's alloc returned (host memory for the CPU backend).
+ * Conventions: row-major, one row per token: x (T,C) means T rows of C elements. A weight is
+ * (rows = out_features, cols = in_features) as PyTorch stores nn.Linear.weight, so matmul
+ * computes y = x W^T. Pointers passed to a backend are what that backend's alloc returned
+ * (host memory for the CPU backend).
+ *
+ * Element types. Activations (llm_act: the outputs of norms, products, RoPE, attention and
+ * SwiGLU, the KV cache, and their gradients in training) have be->act_bytes per element:
+ * fp32 (4) on the CPU, bf16 (2) on CUDA, which computes in fp32 inside every kernel and only
+ * stores bf16. Callers size and offset them with llm_act_nbytes / llm_act_at and never do
+ * element arithmetic on them. Everything else is fp32 (float *): the residual stream and its
+ * gradient (small per-layer updates would vanish in a bf16 sum), logits, loss, the attention's
+ * log-sum-exp, norm weights, embedding, LoRA A and B, every parameter gradient and optimiser
+ * state. Where act_bytes is 4 an activation is a float array, and the optional mixed-type
+ * members below may be NULL: the llm_be_* helpers then call the plain member, so the CPU runs
+ * exactly the code it ran before activations had a type of their own.
  * The training kernels (backward of each forward step, used by train.c) follow the forward ones.
  */
 #ifndef ITREK_LLM_BACKEND_H
@@ -16,6 +27,10 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+
+/* An activation buffer (act_bytes per element; see above). */
+typedef void *llm_act;
+typedef const void *llm_cact;
 
 /* A linear layer's weight, fp32 or int8 with one absmax scale per output row:
  * W[r][c] = q[r][c] * scale[r], scale[r] = max_c |W[r][c]| / 127. */
@@ -27,9 +42,9 @@ typedef struct {
     void *dev;      /* backend-private copy (e.g. on a GPU); NULL on the CPU */
 } llm_weight;
 
-/* A contiguous run of cached positions: len rows of keys and values, each kv_dim floats. */
+/* A contiguous run of cached positions: len rows of keys and values, each kv_dim activations. */
 typedef struct {
-    const float *k, *v;
+    llm_cact k, v;
     int len;
 } llm_kv_span;
 
@@ -37,8 +52,8 @@ typedef struct {
  * and attends (causally) to positions 0..pos[t] of the concatenation of spans, which
  * already holds the new tokens' own keys and values. */
 typedef struct {
-    float *out;      /* (T, n_heads*head_dim) */
-    const float *q;  /* (T, n_heads*head_dim), rotated */
+    llm_act out;     /* (T, n_heads*head_dim) */
+    llm_cact q;      /* (T, n_heads*head_dim), rotated */
     int T;
     const int *pos;  /* (T) */
     const llm_kv_span *spans;
@@ -53,11 +68,11 @@ typedef struct {
     int n_seq;
     const int *off, *len;
     int n_heads, n_kv_heads, head_dim;
-    const float *q, *k, *v; /* (T,n_heads*hd) rotated, (T,kvd) rotated, (T,kvd) */
-    float *out;             /* (T,n_heads*hd) */
-    float *lse;             /* (T,n_heads) */
-    const float *dout;      /* backward: (T,n_heads*hd) */
-    float *dq, *dk, *dv;    /* backward: (T,qd) (T,kvd) (T,kvd) */
+    llm_cact q, k, v;       /* (T,n_heads*hd) rotated, (T,kvd) rotated, (T,kvd) */
+    llm_act out;            /* (T,n_heads*hd) */
+    float *lse;             /* (T,n_heads), fp32 */
+    llm_cact dout;          /* backward: (T,n_heads*hd) */
+    llm_act dq, dk, dv;     /* backward: (T,qd) (T,kvd) (T,kvd) */
 } llm_train_attn;
 
 typedef struct llm_backend {
@@ -65,34 +80,35 @@ typedef struct llm_backend {
     void (*set_threads)(int n);
     void *(*alloc)(size_t bytes);
     void (*free)(void *p);
-    /* x (T,C) = table[tok[t]] */
+    /* x (T,C) = table[tok[t]]: the residual stream, fp32 */
     void (*embed)(float *x, const float *table, const int *tok, int T, int C);
     /* y (T,rows) = x (T,cols) W^T */
-    void (*matmul)(float *y, const float *x, const llm_weight *w, int T);
-    /* y (T,C) = x / sqrt(mean(x^2) + eps) * w ; y may equal x */
-    void (*rmsnorm)(float *y, const float *x, const float *w, int T, int C, float eps);
+    void (*matmul)(llm_act y, llm_cact x, const llm_weight *w, int T);
+    /* y (T,C) = x / sqrt(mean(x^2) + eps) * w: the fp32 residual x into activations y */
+    void (*rmsnorm)(llm_act y, const float *x, const float *w, int T, int C, float eps);
     /* rotate-half RoPE (Hugging Face layout) in place on x (T, n_heads*head_dim):
      * pairs (i, i+head_dim/2), angle pos[t] * theta^(-2i/head_dim) */
-    void (*rope)(float *x, const int *pos, int T, int n_heads, int head_dim, float theta);
+    void (*rope)(llm_act x, const int *pos, int T, int n_heads, int head_dim, float theta);
     /* softmax(q k^T / sqrt(head_dim)) v with a causal mask, grouped-query heads:
      * query head h reads kv head h / (n_heads / n_kv_heads) */
     void (*attention)(const llm_attn_item *items, int n_items, int n_heads, int n_kv_heads, int head_dim);
-    /* g = silu(g) * u, n floats */
-    void (*swiglu)(float *g, const float *u, size_t n);
-    /* y += x, n floats */
-    void (*add)(float *y, const float *x, size_t n);
+    /* g = silu(g) * u, n elements */
+    void (*swiglu)(llm_act g, llm_cact u, size_t n);
+    /* residual y += x, n elements (y fp32) */
+    void (*add)(float *y, llm_cact x, size_t n);
 
     /* ---- training kernels ---- */
-    /* row-major C (M,N) = alpha op(A) op(B) + beta C, op(X) = X^T when tX (BLAS sgemm) */
+    /* row-major C (M,N) = alpha op(A) op(B) + beta C, op(X) = X^T when tX (BLAS sgemm); fp32 */
     void (*gemm)(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
                  float beta, float *C, int ldc);
     /* dx (T,cols) = dy (T,rows) W (fp32 or int8 W); added into dx when accumulate */
-    void (*matmul_dx)(float *dx, const float *dy, const llm_weight *w, int T, int accumulate);
-    /* backward of rmsnorm: dx += dL/dx; dw += dL/dw unless dw is NULL */
-    void (*rmsnorm_backward)(float *dx, float *dw, const float *dy, const float *x, const float *w, int T, int C,
+    void (*matmul_dx)(llm_act dx, llm_cact dy, const llm_weight *w, int T, int accumulate);
+    /* backward of rmsnorm: dx += dL/dx (fp32, the residual's gradient); dw += dL/dw unless dw
+     * is NULL; dy the gradient of the (activation) output, x the fp32 input */
+    void (*rmsnorm_backward)(float *dx, float *dw, llm_cact dy, const float *x, const float *w, int T, int C,
                              float eps);
     /* backward of h = silu(g) u: dg = dh u silu'(g), du = dh silu(g) (overwritten) */
-    void (*swiglu_backward)(float *dg, float *du, const float *dh, const float *g, const float *u, size_t n);
+    void (*swiglu_backward)(llm_act dg, llm_act du, llm_cact dh, llm_cact g, llm_cact u, size_t n);
     void (*attention_train)(const llm_train_attn *a);
     void (*attention_backward)(const llm_train_attn *a);
 
@@ -116,14 +132,60 @@ typedef struct llm_backend {
     void (*xent)(float *lg, const int *tgt, int nr, int V, float gs, int backward, float *loss);
     /* dst = src keep / (1 - p), keep drawn from a counter-based hash of (seed, stream, i), so
      * the same call gives the same mask (not the CPU's xoshiro masks). dst may equal src. */
-    void (*dropout)(float *dst, const float *src, size_t n, float p, uint64_t seed, uint64_t stream);
+    void (*dropout)(llm_act dst, llm_cact src, size_t n, float p, uint64_t seed, uint64_t stream);
     /* AdamW as optim.c: w *= decay; m, v moments; w -= step_size m / (sqrt(v) / bc2s + eps). */
     void (*adamw)(float *w, const float *g, float *m, float *v, size_t n, float decay, float b1, float b2, float eps,
                   float step_size, float bc2s);
     /* Random fill for benchmarks: elem 1: int8 uniform in [-127, 127]; elem 4: fp32 uniform in
-     * [-scale, scale]; from a counter-based hash of (seed, i). */
+     * [-scale, scale]; elem 2: activations (act_bytes 2) uniform in [-scale, scale]; from a
+     * counter-based hash of (seed, i). */
     void (*randomize)(void *p, size_t n, int elem, float scale, uint64_t seed);
+
+    /* ---- activation type (see the top of this file) ---- */
+    int act_bytes; /* bytes per activation element: 4 (fp32) or 2 (bf16) */
+    /* Mixed-type members; each may be NULL where act_bytes is 4 (the llm_be_* helpers below
+     * then use the plain member, the two types being the same). */
+    /* matmul with an fp32 output (logits) */
+    void (*matmul_f32)(float *y, llm_cact x, const llm_weight *w, int T);
+    /* matmul_dx on fp32 dy and dx (the classifier's backward from fp32 dlogits) */
+    void (*matmul_dx_f32)(float *dx, const float *dy, const llm_weight *w, int T, int accumulate);
+    /* gemm where the operands named in `act` (LLM_ACT_A | LLM_ACT_B | LLM_ACT_C) are
+     * activations and the others fp32 (LoRA products: fp32 A, B against activations);
+     * fp32 accumulation */
+    void (*gemm_act)(int act, int ta, int tb, int M, int N, int K, float alpha, llm_cact A, int lda, llm_cact B,
+                     int ldb, float beta, llm_act C, int ldc);
+    /* y += x, n activations */
+    void (*add_act)(llm_act y, llm_cact x, size_t n);
+    /* dst = src rounded to activations, n elements */
+    void (*f32_to_act)(llm_act dst, const float *src, size_t n);
 } llm_backend;
+
+enum { LLM_ACT_A = 1, LLM_ACT_B = 2, LLM_ACT_C = 4 };
+
+/* Bytes of n activations, and the address of activation i of p. */
+static inline size_t llm_act_nbytes(const llm_backend *be, size_t n) { return n * (size_t)be->act_bytes; }
+static inline llm_act llm_act_at(const llm_backend *be, llm_cact p, size_t i) {
+    return (char *)p + i * (size_t)be->act_bytes;
+}
+
+static inline void llm_be_matmul_f32(const llm_backend *be, float *y, llm_cact x, const llm_weight *w, int T) {
+    if (be->matmul_f32) be->matmul_f32(y, x, w, T);
+    else be->matmul(y, x, w, T);
+}
+static inline void llm_be_matmul_dx_f32(const llm_backend *be, float *dx, const float *dy, const llm_weight *w, int T,
+                                        int accumulate) {
+    if (be->matmul_dx_f32) be->matmul_dx_f32(dx, dy, w, T, accumulate);
+    else be->matmul_dx(dx, dy, w, T, accumulate);
+}
+static inline void llm_be_gemm_act(const llm_backend *be, int act, int ta, int tb, int M, int N, int K, float alpha,
+                                   llm_cact A, int lda, llm_cact B, int ldb, float beta, llm_act C, int ldc) {
+    if (be->gemm_act) be->gemm_act(act, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    else be->gemm(ta, tb, M, N, K, alpha, (const float *)A, lda, (const float *)B, ldb, beta, (float *)C, ldc);
+}
+static inline void llm_be_add_act(const llm_backend *be, llm_act y, llm_cact x, size_t n) {
+    if (be->add_act) be->add_act(y, x, n);
+    else be->add((float *)y, x, n);
+}
 
 static inline void llm_be_copy(const llm_backend *be, void *dst, const void *src, size_t n) {
     if (be->copy) be->copy(dst, src, n);
@@ -140,6 +202,10 @@ static inline void llm_be_upload(const llm_backend *be, void *dst, const void *s
 static inline void llm_be_download(const llm_backend *be, void *dst, const void *src, size_t n) {
     if (be->download) be->download(dst, src, n);
     else if (n && dst != src) memcpy(dst, src, n);
+}
+static inline void llm_be_f32_to_act(const llm_backend *be, llm_act dst, const float *src, size_t n) {
+    if (be->f32_to_act) be->f32_to_act(dst, src, n);
+    else llm_be_copy(be, dst, src, n * sizeof(float));
 }
 
 const llm_backend *llm_backend_cpu(void);

@@ -225,7 +225,9 @@ static int dequant_block_rows(const llm_weight *w) {
     return rb;
 }
 
-static void cpu_matmul(float *y, const float *x, const llm_weight *w, int T) {
+static void cpu_matmul(llm_act yv, llm_cact xv, const llm_weight *w, int T) {
+    float *y = yv;
+    const float *x = xv;
     int N = w->rows, K = w->cols;
     if (T <= 0) return;
     if (w->f && T <= 4) { /* decode: y_t = W x_t (sgemm would pack all of W for one row) */
@@ -280,7 +282,7 @@ static void rmsnorm_range(void *vctx, size_t a, size_t b) {
     }
 }
 
-static void cpu_rmsnorm(float *y, const float *x, const float *w, int T, int C, float eps) {
+static void cpu_rmsnorm(llm_act y, const float *x, const float *w, int T, int C, float eps) {
     ew_ctx c = {.y = y, .x = x, .w = w, .C = C, .eps = eps};
     par_range((size_t)(T > 0 ? T : 0), 4, rmsnorm_range, &c, 4.0 * C);
 }
@@ -307,7 +309,7 @@ static void rope_range(void *vctx, size_t a, size_t b) {
     if (cp != cs) free(cp);
 }
 
-static void cpu_rope(float *x, const int *pos, int T, int n_heads, int head_dim, float theta) {
+static void cpu_rope(llm_act x, const int *pos, int T, int n_heads, int head_dim, float theta) {
     int half = head_dim / 2;
     float fr[512], *inv_freq = half <= 512 ? fr : xmalloc((size_t)(half ? half : 1) * sizeof *inv_freq);
     for (int i = 0; i < half; i++) inv_freq[i] = 1.0f / powf(theta, (float)(2 * i) / (float)head_dim);
@@ -331,13 +333,13 @@ static void att_task(void *vctx, int i) {
     int n = it->pos[t] + 1;
     float *sc = scratch(0, (size_t)n), scale = 1.0f / sqrtf((float)hd);
     for (int h = 0; h < c->n_heads; h++) {
-        const float *q = it->q + ((size_t)t * c->n_heads + h) * hd;
-        float *out = it->out + ((size_t)t * c->n_heads + h) * hd;
+        const float *q = (const float *)it->q + ((size_t)t * c->n_heads + h) * hd;
+        float *out = (float *)it->out + ((size_t)t * c->n_heads + h) * hd;
         int kvh = h / rep, p = 0;
         float mx = -INFINITY;
         for (int s = 0; s < it->n_spans && p < n; s++)
             for (int j = 0; j < it->spans[s].len && p < n; j++, p++) {
-                const float *k = it->spans[s].k + (size_t)j * kvd + (size_t)kvh * hd;
+                const float *k = (const float *)it->spans[s].k + (size_t)j * kvd + (size_t)kvh * hd;
                 float d[8] = {0}, dd = 0; /* eight fixed partial sums (vectorisable) */
                 int e = 0;
                 for (; e + 8 <= hd; e += 8)
@@ -354,7 +356,7 @@ static void att_task(void *vctx, int i) {
         p = 0;
         for (int s = 0; s < it->n_spans && p < np; s++)
             for (int j = 0; j < it->spans[s].len && p < np; j++, p++) {
-                const float *v = it->spans[s].v + (size_t)j * kvd + (size_t)kvh * hd;
+                const float *v = (const float *)it->spans[s].v + (size_t)j * kvd + (size_t)kvh * hd;
                 float a = sc[p] * inv;
                 for (int e = 0; e < hd; e++) out[e] += a * v[e];
             }
@@ -384,8 +386,9 @@ static void att_prefill_task(void *vctx, int task) {
         for (int t = t0; t < t1; t++) if (it->pos[t] + 1 > n) n = it->pos[t] + 1;
         for (int s = 0; s < it->n_spans && off < n; s++) { // S (nb,n) = q_h (nb,hd) K^T
             int len = it->spans[s].len < n - off ? it->spans[s].len : n - off;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb, len, hd, scale, it->q + (size_t)t0 * qd + (size_t)h * hd,
-                        qd, it->spans[s].k + (size_t)kvh * hd, kvd, 0.0f, S + off, n);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb, len, hd, scale,
+                        (const float *)it->q + (size_t)t0 * qd + (size_t)h * hd, qd,
+                        (const float *)it->spans[s].k + (size_t)kvh * hd, kvd, 0.0f, S + off, n);
             off += len;
         }
         for (int t = t0; t < t1; t++) { // causal softmax over positions 0..pos[t]
@@ -401,8 +404,8 @@ static void att_prefill_task(void *vctx, int task) {
         for (int s = 0; s < it->n_spans && off < n; s++) { // out_h (nb,hd) = S (nb,n) V
             int len = it->spans[s].len < n - off ? it->spans[s].len : n - off;
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb, hd, len, 1.0f, S + off, n,
-                        it->spans[s].v + (size_t)kvh * hd, kvd, off ? 1.0f : 0.0f,
-                        it->out + (size_t)t0 * qd + (size_t)h * hd, qd);
+                        (const float *)it->spans[s].v + (size_t)kvh * hd, kvd, off ? 1.0f : 0.0f,
+                        (float *)it->out + (size_t)t0 * qd + (size_t)h * hd, qd);
             off += len;
         }
     }
@@ -449,7 +452,7 @@ static void swiglu_range(void *vctx, size_t a, size_t b) {
     for (size_t i = a; i < b; i++) g[i] = g[i] / (1.0f + vexpf(-g[i])) * u[i];
 }
 
-static void cpu_swiglu(float *g, const float *u, size_t n) {
+static void cpu_swiglu(llm_act g, llm_cact u, size_t n) {
     ew_ctx c = {.y = g, .u = u};
     par_range(n, 4096, swiglu_range, &c, 20.0);
 }
@@ -461,7 +464,7 @@ static void add_range(void *vctx, size_t a, size_t b) {
     for (size_t i = a; i < b; i++) y[i] += x[i];
 }
 
-static void cpu_add(float *y, const float *x, size_t n) {
+static void cpu_add(float *y, llm_cact x, size_t n) {
     ew_ctx c = {.y = y, .x = x};
     par_range(n, 16384, add_range, &c, 1.0);
 }
@@ -482,7 +485,9 @@ static void cpu_gemm(int ta, int tb, int M, int N, int K, float alpha, const flo
 }
 
 /* dx (T,K) (+)= dy (T,N) W (N,K); int8 W is dequantised in blocks of rows (about 1 MiB). */
-static void cpu_matmul_dx(float *dx, const float *dy, const llm_weight *w, int T, int accumulate) {
+static void cpu_matmul_dx(llm_act dxv, llm_cact dyv, const llm_weight *w, int T, int accumulate) {
+    float *dx = dxv;
+    const float *dy = dyv;
     int N = w->rows, K = w->cols;
     if (T <= 0) return;
     if (w->f) {
@@ -530,7 +535,7 @@ static void rmsnorm_bwd_cols(void *vctx, size_t a, size_t b) {
     }
 }
 
-static void cpu_rmsnorm_backward(float *dx, float *dw, const float *dy, const float *x, const float *w, int T, int C,
+static void cpu_rmsnorm_backward(float *dx, float *dw, llm_cact dy, const float *x, const float *w, int T, int C,
                                  float eps) {
     if (T <= 0) return;
     ew_ctx c = {.dx = dx, .dw = dw, .dy = dy, .x = x, .w = w, .T = T, .C = C, .eps = eps,
@@ -550,7 +555,7 @@ static void swiglu_bwd_range(void *vctx, size_t a, size_t b) {
     }
 }
 
-static void cpu_swiglu_backward(float *dg, float *du, const float *dh, const float *g, const float *u, size_t n) {
+static void cpu_swiglu_backward(llm_act dg, llm_act du, llm_cact dh, llm_cact g, llm_cact u, size_t n) {
     ew_ctx c = {.g2 = dg, .du = du, .dy = dh, .g = g, .u = u};
     par_range(n, 4096, swiglu_bwd_range, &c, 25.0);
 }
@@ -590,9 +595,9 @@ static void tatt_fwd_task(void *vctx, int task) {
     int s = c->seq[task], h = c->head[task], L = a->len[s], hd = a->head_dim, nh = a->n_heads;
     int qd = nh * hd, kvd = a->n_kv_heads * hd, kvh = h / (nh / a->n_kv_heads);
     size_t o = (size_t)a->off[s];
-    const float *Q = a->q + o * qd + (size_t)h * hd, *K = a->k + o * kvd + (size_t)kvh * hd,
-                *V = a->v + o * kvd + (size_t)kvh * hd;
-    float *O = a->out + o * qd + (size_t)h * hd, scale = 1.0f / sqrtf((float)hd);
+    const float *Q = (const float *)a->q + o * qd + (size_t)h * hd, *K = (const float *)a->k + o * kvd + (size_t)kvh * hd,
+                *V = (const float *)a->v + o * kvd + (size_t)kvh * hd;
+    float *O = (float *)a->out + o * qd + (size_t)h * hd, scale = 1.0f / sqrtf((float)hd);
     float *S = scratch(0, (size_t)ATT_BQ * L);
     for (int i0 = 0; i0 < L; i0 += ATT_BQ) {
         int i1 = i0 + ATT_BQ < L ? i0 + ATT_BQ : L, nb = i1 - i0;
@@ -634,17 +639,17 @@ static void tatt_bwd_task(void *vctx, int task) {
     int qd = nh * hd, kvd = a->n_kv_heads * hd, rep = nh / a->n_kv_heads;
     size_t o = (size_t)a->off[s];
     float scale = 1.0f / sqrtf((float)hd);
-    const float *Kh = a->k + o * kvd + (size_t)kvh * hd, *Vh = a->v + o * kvd + (size_t)kvh * hd;
-    float *dK = a->dk + o * kvd + (size_t)kvh * hd, *dV = a->dv + o * kvd + (size_t)kvh * hd;
+    const float *Kh = (const float *)a->k + o * kvd + (size_t)kvh * hd, *Vh = (const float *)a->v + o * kvd + (size_t)kvh * hd;
+    float *dK = (float *)a->dk + o * kvd + (size_t)kvh * hd, *dV = (float *)a->dv + o * kvd + (size_t)kvh * hd;
     float *P = scratch(0, (size_t)ATT_BQ * L), *dP = scratch(1, (size_t)ATT_BQ * L), D[ATT_BQ];
     for (int i = 0; i < L; i++) { /* zero this sequence's dk, dv rows of the kv head */
         memset(dK + (size_t)i * kvd, 0, (size_t)hd * sizeof(float));
         memset(dV + (size_t)i * kvd, 0, (size_t)hd * sizeof(float));
     }
     for (int h = kvh * rep; h < (kvh + 1) * rep; h++) {
-        const float *Qh = a->q + o * qd + (size_t)h * hd, *dO = a->dout + o * qd + (size_t)h * hd,
-                    *Oh = a->out + o * qd + (size_t)h * hd;
-        float *dQ = a->dq + o * qd + (size_t)h * hd;
+        const float *Qh = (const float *)a->q + o * qd + (size_t)h * hd, *dO = (const float *)a->dout + o * qd + (size_t)h * hd,
+                    *Oh = (const float *)a->out + o * qd + (size_t)h * hd;
+        float *dQ = (float *)a->dq + o * qd + (size_t)h * hd;
         for (int i0 = 0; i0 < L; i0 += ATT_BQ) {
             int i1 = i0 + ATT_BQ < L ? i0 + ATT_BQ : L, nb = i1 - i0;
             const float *Qb = Qh + (size_t)i0 * qd, *dOb = dO + (size_t)i0 * qd;
@@ -706,6 +711,7 @@ static const llm_backend cpu = {
     .swiglu_backward = cpu_swiglu_backward,
     .attention_train = cpu_attention_train,
     .attention_backward = cpu_attention_backward,
+    .act_bytes = 4, /* activations are fp32: the mixed-type members stay NULL (backend.h) */
 };
 
 const llm_backend *llm_backend_cpu(void) { return &cpu; }

@@ -103,7 +103,7 @@ void llm_lora_free(llm_lora *a) {
     free(a);
 }
 
-void llm_lora_apply(llm_lora *a, const llm_backend *be, int layer, int mod, float *y, const float *x, int T) {
+void llm_lora_apply(llm_lora *a, const llm_backend *be, int layer, int mod, llm_act y, llm_cact x, int T) {
     const llm_lora_ab *p = llm_lora_at(a, layer, mod);
     if (!p->A || T <= 0) return;
     size_t need = (size_t)T * a->r;
@@ -111,8 +111,10 @@ void llm_lora_apply(llm_lora *a, const llm_backend *be, int layer, int mod, floa
         a->scratch = xrealloc(a->scratch, need * sizeof(float));
         a->scratch_cap = need;
     }
-    be->gemm(0, 1, T, a->r, p->in, 1.0f, x, p->in, p->A, p->in, 0.0f, a->scratch, a->r);     // u (T,r) = x A^T
-    be->gemm(0, 1, T, p->out, a->r, a->scale, a->scratch, a->r, p->B, a->r, 1.0f, y, p->out); // y += s u B^T
+    /* fp32 A, B and u against activations x, y (on the host, where this runs, both are fp32) */
+    llm_be_gemm_act(be, LLM_ACT_A, 0, 1, T, a->r, p->in, 1.0f, x, p->in, p->A, p->in, 0.0f, a->scratch, a->r); // u (T,r) = x A^T
+    llm_be_gemm_act(be, LLM_ACT_C, 0, 1, T, p->out, a->r, a->scale, a->scratch, a->r, p->B, a->r, 1.0f, y,
+                    p->out);                                                                       // y += s u B^T
 }
 
 void llm_lora_merge_weight(const llm_lora *a, int layer, int mod, llm_weight *w) {

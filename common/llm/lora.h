@@ -62,8 +62,10 @@ void llm_lora_free(llm_lora *a);
 static inline llm_lora_ab *llm_lora_at(const llm_lora *a, int layer, int mod) {
     return &a->ab[(size_t)layer * LLM_N_MODS + (size_t)mod];
 }
-/* y (T,out) += s (x (T,in) A^T) B^T for (layer, mod) when adapted; nothing otherwise. */
-void llm_lora_apply(llm_lora *a, const llm_backend *be, int layer, int mod, float *y, const float *x, int T);
+/* y (T,out) += s (x (T,in) A^T) B^T for (layer, mod) when adapted; nothing otherwise. x and y
+ * are activations of be (backend.h); A, B and the scratch are fp32 host memory, so be is a
+ * host backend (a device model uses its device copies of A and B: model.c). */
+void llm_lora_apply(llm_lora *a, const llm_backend *be, int layer, int mod, llm_act y, llm_cact x, int T);
 /* W += s B A for every adapted module; w must be fp32 (w->f). */
 void llm_lora_merge_weight(const llm_lora *a, int layer, int mod, llm_weight *w);
 

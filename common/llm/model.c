@@ -707,7 +707,7 @@ struct llm_seq {
     llm_seq *parent; /* positions [0, start) are the parent's (and its ancestors') */
     int start;
     int n, cap;      /* own positions */
-    float **k, **v;  /* per layer: (cap, kv_dim) */
+    void **k, **v;   /* per layer: (cap, kv_dim) activations (bf16 on CUDA: half the bytes) */
     float *logits;   /* (V) after the last position, or NULL */
     int refs;
 };
@@ -754,19 +754,20 @@ static void seq_reserve(llm_seq *s, int need) {
     while (cap < need) cap *= 2;
     size_t kvd = (size_t)s->m->cfg.n_kv_heads * s->m->cfg.head_dim;
     const llm_backend *be = s->m->be;
+    size_t row = llm_act_nbytes(be, kvd); /* one position of one layer's keys (or values) */
     for (int l = 0; l < s->m->cfg.n_layers; l++) {
         if (be->device) { /* no realloc in device memory: allocate, copy the positions held, free */
-            float *k = be->alloc((size_t)cap * kvd * sizeof(float)), *v = be->alloc((size_t)cap * kvd * sizeof(float));
+            void *k = be->alloc((size_t)cap * row), *v = be->alloc((size_t)cap * row);
             if (s->n) {
-                be->copy(k, s->k[l], (size_t)s->n * kvd * sizeof(float));
-                be->copy(v, s->v[l], (size_t)s->n * kvd * sizeof(float));
+                be->copy(k, s->k[l], (size_t)s->n * row);
+                be->copy(v, s->v[l], (size_t)s->n * row);
             }
             be->free(s->k[l]), be->free(s->v[l]);
             s->k[l] = k, s->v[l] = v;
             continue;
         }
-        s->k[l] = xrealloc(s->k[l], (size_t)cap * kvd * sizeof(float));
-        s->v[l] = xrealloc(s->v[l], (size_t)cap * kvd * sizeof(float));
+        s->k[l] = xrealloc(s->k[l], (size_t)cap * row);
+        s->v[l] = xrealloc(s->v[l], (size_t)cap * row);
     }
     s->cap = cap;
 }
@@ -786,9 +787,11 @@ static int seq_depth(const llm_seq *s) { return s->parent ? 1 + seq_depth(s->par
 
 struct llm_workspace {
     size_t cap_T, cap_R;
-    float *x, *xb, *q, *k, *v, *att, *h1, *h3; /* per token */
+    float *x;                                 /* per token: the residual stream, fp32 (T,C) */
+    llm_act xb, q, k, v, att, h1, h3;         /* per token: activations */
     int *tok, *pos;
-    float *xs, *logits;                       /* per logits row */
+    float *xs, *logits;                       /* per logits row: residual rows (R,C), logits (R,V) fp32 */
+    llm_act xsn;                              /* per logits row: the final norm's output (R,C) */
     /* host copies on a device backend (else the same pointers as above) */
     int *tok_h, *pos_h;
     float *logits_h;
@@ -798,6 +801,7 @@ static void workspace_free(const llm_model *m, llm_workspace *w) {
     if (!w) return;
     mfree(m, w->x), mfree(m, w->xb), mfree(m, w->q), mfree(m, w->k), mfree(m, w->v), mfree(m, w->att);
     mfree(m, w->h1), mfree(m, w->h3), mfree(m, w->tok), mfree(m, w->pos), mfree(m, w->xs), mfree(m, w->logits);
+    mfree(m, w->xsn);
     if (m->be->device) free(w->tok_h), free(w->pos_h), free(w->logits_h);
     free(w);
 }
@@ -816,19 +820,20 @@ static llm_workspace *ws_get(llm_model *m, size_t T, size_t R) {
     size_t C = (size_t)c->dim, qd = (size_t)c->n_heads * c->head_dim, kvd = (size_t)c->n_kv_heads * c->head_dim,
            H = (size_t)c->hidden_dim;
     int dev = m->be->device;
+    size_t ab = (size_t)m->be->act_bytes;
     if (T > w->cap_T) {
         w->cap_T = T;
-        w->x = ws_grow(m, w->x, T * C * 4), w->xb = ws_grow(m, w->xb, T * (C > qd ? C : qd) * 4);
-        w->q = ws_grow(m, w->q, T * qd * 4), w->att = ws_grow(m, w->att, T * qd * 4);
-        w->k = ws_grow(m, w->k, T * kvd * 4), w->v = ws_grow(m, w->v, T * kvd * 4);
-        w->h1 = ws_grow(m, w->h1, T * H * 4), w->h3 = ws_grow(m, w->h3, T * H * 4);
+        w->x = ws_grow(m, w->x, T * C * 4), w->xb = ws_grow(m, w->xb, T * (C > qd ? C : qd) * ab);
+        w->q = ws_grow(m, w->q, T * qd * ab), w->att = ws_grow(m, w->att, T * qd * ab);
+        w->k = ws_grow(m, w->k, T * kvd * ab), w->v = ws_grow(m, w->v, T * kvd * ab);
+        w->h1 = ws_grow(m, w->h1, T * H * ab), w->h3 = ws_grow(m, w->h3, T * H * ab);
         w->tok = ws_grow(m, w->tok, T * sizeof(int)), w->pos = ws_grow(m, w->pos, T * sizeof(int));
         if (dev) w->tok_h = xrealloc(w->tok_h, T * sizeof(int)), w->pos_h = xrealloc(w->pos_h, T * sizeof(int));
         else w->tok_h = w->tok, w->pos_h = w->pos;
     }
     if (R > w->cap_R) {
         w->cap_R = R;
-        w->xs = ws_grow(m, w->xs, R * C * 4);
+        w->xs = ws_grow(m, w->xs, R * C * 4), w->xsn = ws_grow(m, w->xsn, R * C * ab);
         w->logits = ws_grow(m, w->logits, R * (size_t)c->vocab_size * 4);
         w->logits_h = dev ? xrealloc(w->logits_h, R * (size_t)c->vocab_size * 4) : w->logits;
     }
@@ -836,7 +841,7 @@ static llm_workspace *ws_get(llm_model *m, size_t T, size_t R) {
 }
 
 /* y = x W^T, plus the adapter's s (x A^T) B^T when one is attached (one test when none). */
-static inline void lin(llm_model *m, int l, int mod, float *y, const float *x, const llm_weight *W, int T) {
+static inline void lin(llm_model *m, int l, int mod, llm_act y, llm_cact x, const llm_weight *W, int T) {
     m->be->matmul(y, x, W, T);
     if (!m->lora) return;
     if (!m->lora_dev) {
@@ -853,8 +858,11 @@ static inline void lin(llm_model *m, int l, int mod, float *y, const float *x, c
         m->lora_scratch_dev = m->be->alloc(need * sizeof(float));
         m->lora_scratch_dev_cap = need;
     }
-    m->be->gemm(0, 1, T, a->r, p->in, 1.0f, x, p->in, m->lora_dev[2 * i], p->in, 0.0f, m->lora_scratch_dev, a->r);
-    m->be->gemm(0, 1, T, p->out, a->r, a->scale, m->lora_scratch_dev, a->r, m->lora_dev[2 * i + 1], a->r, 1.0f, y, p->out);
+    /* fp32 A, B and (T, r) product against activations x and y */
+    llm_be_gemm_act(m->be, LLM_ACT_A, 0, 1, T, a->r, p->in, 1.0f, x, p->in, m->lora_dev[2 * i], p->in, 0.0f,
+                    m->lora_scratch_dev, a->r);
+    llm_be_gemm_act(m->be, LLM_ACT_C, 0, 1, T, p->out, a->r, a->scale, m->lora_scratch_dev, a->r,
+                    m->lora_dev[2 * i + 1], a->r, 1.0f, y, p->out);
 }
 
 int llm_forward(llm_model *m, llm_batch *b, int nb, char *err, size_t errlen) {
@@ -916,13 +924,14 @@ int llm_forward(llm_model *m, llm_batch *b, int nb, char *err, size_t errlen) {
             llm_seq *s = b[i].seq;
             if (b[i].n == 0) continue;
             // append this layer's keys and values to the sequence's cache
-            llm_be_copy(be, s->k[l] + (size_t)s->n * kvd, w->k + t0 * kvd, (size_t)b[i].n * kvd * sizeof(float));
-            llm_be_copy(be, s->v[l] + (size_t)s->n * kvd, w->v + t0 * kvd, (size_t)b[i].n * kvd * sizeof(float));
+            size_t kvn = llm_act_nbytes(be, (size_t)b[i].n * kvd);
+            llm_be_copy(be, llm_act_at(be, s->k[l], (size_t)s->n * kvd), llm_act_at(be, w->k, t0 * kvd), kvn);
+            llm_be_copy(be, llm_act_at(be, s->v[l], (size_t)s->n * kvd), llm_act_at(be, w->v, t0 * kvd), kvn);
             s->n += b[i].n; /* visible to seq_spans; undone below until the last layer */
             llm_kv_span *sp = spans + (size_t)ni * max_spans;
             int ns = seq_spans(s, l, llm_seq_len(s), sp, 0);
             s->n -= b[i].n;
-            items[ni++] = (llm_attn_item){.out = w->att + t0 * qd, .q = w->q + t0 * qd, .T = b[i].n,
+            items[ni++] = (llm_attn_item){.out = llm_act_at(be, w->att, t0 * qd), .q = llm_act_at(be, w->q, t0 * qd), .T = b[i].n,
                                           .pos = w->pos + t0, .spans = sp, .n_spans = ns};
             t0 += (size_t)b[i].n;
         }
@@ -953,8 +962,8 @@ int llm_forward(llm_model *m, llm_batch *b, int nb, char *err, size_t errlen) {
                 llm_be_copy(be, w->xs + r++ * C, w->x + (t0 + (size_t)b[i].n - 1) * C, (size_t)C * 4);
             t0 += (size_t)b[i].n;
         }
-        be->rmsnorm(w->xs, w->xs, m->norm, (int)R, C, c->norm_eps); // xs (R,C)
-        be->matmul(w->logits, w->xs, &m->lm_head, (int)R);          // logits (R,V)
+        be->rmsnorm(w->xsn, w->xs, m->norm, (int)R, C, c->norm_eps);        // xsn (R,C)
+        llm_be_matmul_f32(be, w->logits, w->xsn, &m->lm_head, (int)R);      // logits (R,V), fp32
         llm_be_download(be, w->logits_h, w->logits, R * (size_t)V * 4);
         r = 0;
         for (int i = 0; i < nb; i++) {

@@ -14,8 +14,9 @@
 #define LOSS_CHUNK 128 /* rows of logits computed at a time (bounds memory at CHUNK x V) */
 
 typedef struct {
-    float *xn1, *q, *k, *v, *att, *lse, *x2, *xn2, *g, *u, *h;
-    float *lu[LLM_N_MODS]; /* LoRA: (T, r) = dropout(x) A^T per adapted module */
+    llm_act xn1, q, k, v, att, xn2, g, u, h; /* activations (backend.h: bf16 on CUDA) */
+    float *lse, *x2;       /* fp32: log-sum-exp (T,nh); the residual after the attention block (T,C) */
+    float *lu[LLM_N_MODS]; /* LoRA, fp32: (T, r) = dropout(x) A^T per adapted module */
 } acts;
 
 struct llm_trainer {
@@ -34,8 +35,10 @@ struct llm_trainer {
     size_t cap_T;
     int n_sets;
     acts *A;
-    float **xin; /* L + 1: the input of every layer, xin[L] the last layer's output */
-    float *xf, *dx, *dxn, *dq, *dk, *dv, *datt, *dh, *dg, *du, *tmp, *tmp2, *dlu, *xs, *dxs, *lg;
+    float **xin; /* L + 1: the input of every layer, xin[L] the last layer's output (residual, fp32) */
+    float *dx, *dlu, *dxs, *lg; /* fp32: the residual's gradient (T,C); LoRA (T,r); classifier rows */
+    llm_act xf, dxn, dq, dk, dv, datt, dh, dg, du, tmp, tmp2, xs; /* activations and their gradients */
+    llm_act dya; /* dx as activations, where they are not fp32 (be->f32_to_act); else NULL */
     int *tok, *pos, *tgt;
     int cap_seq, *off, *len;
     uint64_t stream; /* dropout stream of the current micro-batch (0: none) */
@@ -166,6 +169,7 @@ static void dev_release(llm_trainer *t) {
     for (int l = 0; t->xin && l <= t->L; l++) REL(t->xin[l]);
     REL(t->xf), REL(t->dx), REL(t->dxn), REL(t->dq), REL(t->dk), REL(t->dv), REL(t->datt), REL(t->dh);
     REL(t->dg), REL(t->du), REL(t->tmp), REL(t->tmp2), REL(t->dlu), REL(t->xs), REL(t->dxs), REL(t->lg);
+    REL(t->dya);
     REL(t->dtok), REL(t->dpos), REL(t->dnpos), REL(t->dtgt), REL(t->dloss);
     for (int i = 0; t->dA && i < t->L * LLM_N_MODS; i++) REL(t->dA[i]), REL(t->dB[i]), REL(t->dgA[i]), REL(t->dgB[i]);
 #undef REL
@@ -191,6 +195,7 @@ void llm_trainer_free(llm_trainer *t) {
     free(t->xin);
     free(t->xf), free(t->dx), free(t->dxn), free(t->dq), free(t->dk), free(t->dv), free(t->datt), free(t->dh);
     free(t->dg), free(t->du), free(t->tmp), free(t->tmp2), free(t->dlu), free(t->xs), free(t->dxs), free(t->lg);
+    free(t->dya);
     free(t->tok), free(t->pos), free(t->tgt), free(t->off), free(t->len);
     free(t);
 }
@@ -207,17 +212,22 @@ void llm_trainer_zero_grad(llm_trainer *t) {
 static int lora_on(const llm_trainer *t, int mod) { return t->lora && (t->lora->targets & (1u << mod)); }
 
 size_t llm_trainer_activation_bytes(const llm_trainer *t, int T) {
-    size_t C = (size_t)t->C, H = (size_t)t->H, per = 4 * C + 2 * (size_t)t->qd + 2 * (size_t)t->kvd + (size_t)t->nh + 3 * H;
-    for (int mod = 0; mod < LLM_N_MODS; mod++) if (lora_on(t, mod)) per += (size_t)t->r;
-    return (size_t)T * 4 * (per * (size_t)t->n_sets + C * (size_t)(t->L + 1));
+    /* per token and set: activations (act_bytes each) and fp32 values (x2, lse, the LoRA
+     * products); plus the fp32 input of every layer */
+    size_t C = (size_t)t->C, H = (size_t)t->H, ab = (size_t)t->be->act_bytes;
+    size_t per_act = 3 * C + 2 * (size_t)t->qd + 2 * (size_t)t->kvd + 3 * H, per_f32 = C + (size_t)t->nh;
+    for (int mod = 0; mod < LLM_N_MODS; mod++) if (lora_on(t, mod)) per_f32 += (size_t)t->r;
+    return (size_t)T * ((ab * per_act + 4 * per_f32) * (size_t)t->n_sets + 4 * C * (size_t)(t->L + 1));
 }
 
-static float *grow_(const llm_trainer *t, float *p, size_t n) {
-    if (!t->be->device) return xrealloc(p, (n ? n : 1) * sizeof(float));
-    t->be->free(p); /* contents need not survive */
-    return t->be->alloc((n ? n : 1) * sizeof(float));
+/* Grow a buffer to n elements of es bytes (contents need not survive). */
+static void *grow_(const llm_trainer *t, void *p, size_t n, size_t es) {
+    if (!t->be->device) return xrealloc(p, (n ? n : 1) * es);
+    t->be->free(p);
+    return t->be->alloc((n ? n : 1) * es);
 }
-#define grow(p, n) grow_(t, p, n)
+#define grow(p, n) grow_(t, p, n, sizeof(float))       /* fp32 */
+#define growa(p, n) grow_(t, p, n, (size_t)t->be->act_bytes) /* activations */
 
 static void ensure(llm_trainer *t, size_t T) {
     if (T <= t->cap_T) return;
@@ -226,17 +236,18 @@ static void ensure(llm_trainer *t, size_t T) {
     if (qd > mx) mx = qd;
     for (int i = 0; i < t->n_sets; i++) {
         acts *a = &t->A[i];
-        a->xn1 = grow(a->xn1, T * C), a->q = grow(a->q, T * qd), a->k = grow(a->k, T * kvd), a->v = grow(a->v, T * kvd);
-        a->att = grow(a->att, T * qd), a->lse = grow(a->lse, T * (size_t)t->nh), a->x2 = grow(a->x2, T * C);
-        a->xn2 = grow(a->xn2, T * C), a->g = grow(a->g, T * H), a->u = grow(a->u, T * H), a->h = grow(a->h, T * H);
+        a->xn1 = growa(a->xn1, T * C), a->q = growa(a->q, T * qd), a->k = growa(a->k, T * kvd), a->v = growa(a->v, T * kvd);
+        a->att = growa(a->att, T * qd), a->lse = grow(a->lse, T * (size_t)t->nh), a->x2 = grow(a->x2, T * C);
+        a->xn2 = growa(a->xn2, T * C), a->g = growa(a->g, T * H), a->u = growa(a->u, T * H), a->h = growa(a->h, T * H);
         for (int mod = 0; mod < LLM_N_MODS; mod++)
             if (lora_on(t, mod)) a->lu[mod] = grow(a->lu[mod], T * (size_t)t->r);
     }
     for (int l = 0; l <= t->L; l++) t->xin[l] = grow(t->xin[l], T * C);
-    t->xf = grow(t->xf, T * C), t->dx = grow(t->dx, T * C), t->dxn = grow(t->dxn, T * C);
-    t->dq = grow(t->dq, T * qd), t->dk = grow(t->dk, T * kvd), t->dv = grow(t->dv, T * kvd), t->datt = grow(t->datt, T * qd);
-    t->dh = grow(t->dh, T * H), t->dg = grow(t->dg, T * H), t->du = grow(t->du, T * H);
-    t->tmp = grow(t->tmp, T * mx), t->tmp2 = grow(t->tmp2, T * mx), t->dlu = grow(t->dlu, T * (size_t)(t->r ? t->r : 1));
+    t->xf = growa(t->xf, T * C), t->dx = grow(t->dx, T * C), t->dxn = growa(t->dxn, T * C);
+    t->dq = growa(t->dq, T * qd), t->dk = growa(t->dk, T * kvd), t->dv = growa(t->dv, T * kvd), t->datt = growa(t->datt, T * qd);
+    t->dh = growa(t->dh, T * H), t->dg = growa(t->dg, T * H), t->du = growa(t->du, T * H);
+    t->tmp = growa(t->tmp, T * mx), t->tmp2 = growa(t->tmp2, T * mx), t->dlu = grow(t->dlu, T * (size_t)(t->r ? t->r : 1));
+    if (t->be->f32_to_act) t->dya = growa(t->dya, T * C);
     t->tok = xrealloc(t->tok, T * sizeof(int)), t->pos = xrealloc(t->pos, T * sizeof(int));
     t->tgt = xrealloc(t->tgt, T * sizeof(int));
     if (t->be->device) {
@@ -248,7 +259,7 @@ static void ensure(llm_trainer *t, size_t T) {
     } else
         t->dtok = t->tok, t->dpos = t->pos;
     if (!t->xs) {
-        t->xs = grow(NULL, LOSS_CHUNK * C), t->dxs = grow(NULL, LOSS_CHUNK * C);
+        t->xs = growa(NULL, LOSS_CHUNK * C), t->dxs = grow(NULL, LOSS_CHUNK * C);
         t->lg = grow(NULL, (size_t)LOSS_CHUNK * t->V);
     }
     t->cap_T = T;
@@ -258,11 +269,13 @@ static void ensure(llm_trainer *t, size_t T) {
 
 /* dst = src * keep / (1 - p), keep drawn per element (2 per 64-bit draw) from the stream of
  * (micro-batch, layer, module); the same call always gives the same mask. */
-static void dropout(const llm_trainer *t, int l, int mod, float *dst, const float *src, size_t n) {
+static void dropout(const llm_trainer *t, int l, int mod, llm_act dstv, llm_cact srcv, size_t n) {
     if (t->be->dropout) { /* device: a counter-based mask of the same (micro-batch, layer, module) */
-        t->be->dropout(dst, src, n, t->lora->dropout, t->o.seed, (t->stream << 20) | ((uint64_t)l << 3) | (uint64_t)mod);
+        t->be->dropout(dstv, srcv, n, t->lora->dropout, t->o.seed, (t->stream << 20) | ((uint64_t)l << 3) | (uint64_t)mod);
         return;
     }
+    float *dst = dstv; /* the host: activations are fp32 */
+    const float *src = srcv;
     float p = t->lora->dropout, sc = 1.0f / (1.0f - p);
     uint32_t thr = (uint32_t)fmin(4294967295.0, (double)p * 4294967296.0);
     rng_t g;
@@ -277,51 +290,51 @@ static void dropout(const llm_trainer *t, int l, int mod, float *dst, const floa
 static int use_dropout(const llm_trainer *t) { return t->lora && t->stream && t->lora->dropout > 0; }
 
 /* y (T,out) = x W^T [+ s (dropout(x) A^T) B^T]; lu keeps dropout(x) A^T for the backward. */
-static void lin_fwd(llm_trainer *t, int l, int mod, float *y, const float *x, float *lu, int T) {
+static void lin_fwd(llm_trainer *t, int l, int mod, llm_act y, llm_cact x, float *lu, int T) {
     const llm_backend *be = t->be;
     const llm_weight *W = llm_layer_weight(&t->m->layers[l], mod);
     be->matmul(y, x, W, T);
     if (!lora_on(t, mod)) return;
     const llm_lora_ab *p = llm_lora_at(t->lora, l, mod);
-    const float *xd = x;
+    llm_cact xd = x;
     if (use_dropout(t)) {
         dropout(t, l, mod, t->tmp2, x, (size_t)T * p->in);
         xd = t->tmp2;
     }
     int r = t->r, i = l * LLM_N_MODS + mod;
     const float *A = t->dA ? t->dA[i] : p->A, *B = t->dB ? t->dB[i] : p->B;
-    be->gemm(0, 1, T, r, p->in, 1.0f, xd, p->in, A, p->in, 0.0f, lu, r);                     // lu (T,r) = xd A^T
-    be->gemm(0, 1, T, p->out, r, t->lora->scale, lu, r, B, r, 1.0f, y, p->out);              // y += s lu B^T
+    llm_be_gemm_act(be, LLM_ACT_A, 0, 1, T, r, p->in, 1.0f, xd, p->in, A, p->in, 0.0f, lu, r);        // lu (T,r) = xd A^T
+    llm_be_gemm_act(be, LLM_ACT_C, 0, 1, T, p->out, r, t->lora->scale, lu, r, B, r, 1.0f, y, p->out); // y += s lu B^T
 }
 
 /* Backward of lin_fwd: dx (T,in) (+)= dy W [+ LoRA path]; gradients of W (full) or A, B. */
-static void lin_bwd(llm_trainer *t, int l, int mod, float *dx, const float *dy, const float *x, const float *lu, int T,
+static void lin_bwd(llm_trainer *t, int l, int mod, llm_act dx, llm_cact dy, llm_cact x, const float *lu, int T,
                     int accumulate) {
     const llm_backend *be = t->be;
     const llm_weight *W = llm_layer_weight(&t->m->layers[l], mod);
     int out = W->rows, in = W->cols, i = l * LLM_N_MODS + mod;
     be->matmul_dx(dx, dy, W, T, accumulate);                                                   // dx (T,in) = dy W
-    if (t->gW) be->gemm(1, 0, out, in, T, 1.0f, dy, out, x, in, 1.0f, t->gW[i], in);         // dW += dy^T x
+    if (t->gW) llm_be_gemm_act(be, LLM_ACT_A | LLM_ACT_B, 1, 0, out, in, T, 1.0f, dy, out, x, in, 1.0f, t->gW[i], in); // dW += dy^T x
     if (!lora_on(t, mod)) return;
     const llm_lora_ab *p = llm_lora_at(t->lora, l, mod);
     int r = t->r, drop = use_dropout(t);
     float s = t->lora->scale;
-    const float *xd = x;
+    llm_cact xd = x;
     if (drop) {
         dropout(t, l, mod, t->tmp2, x, (size_t)T * in);
         xd = t->tmp2;
     }
     const float *A = t->dA ? t->dA[i] : p->A, *B = t->dB ? t->dB[i] : p->B;
     float *gA = t->dgA ? t->dgA[i] : t->gA[i], *gB = t->dgB ? t->dgB[i] : t->gB[i];
-    be->gemm(1, 0, out, r, T, s, dy, out, lu, r, 1.0f, gB, r);                                 // dB (out,r) += s dy^T lu
-    be->gemm(0, 0, T, r, out, s, dy, out, B, r, 0.0f, t->dlu, r);                              // dlu (T,r) = s dy B
-    be->gemm(1, 0, r, in, T, 1.0f, t->dlu, r, xd, in, 1.0f, gA, in);                           // dA (r,in) += dlu^T xd
+    llm_be_gemm_act(be, LLM_ACT_A, 1, 0, out, r, T, s, dy, out, lu, r, 1.0f, gB, r);          // dB (out,r) += s dy^T lu
+    llm_be_gemm_act(be, LLM_ACT_A, 0, 0, T, r, out, s, dy, out, B, r, 0.0f, t->dlu, r);       // dlu (T,r) = s dy B
+    llm_be_gemm_act(be, LLM_ACT_B, 1, 0, r, in, T, 1.0f, t->dlu, r, xd, in, 1.0f, gA, in);    // dA (r,in) += dlu^T xd
     if (!drop) {
-        be->gemm(0, 0, T, in, r, 1.0f, t->dlu, r, A, in, 1.0f, dx, in);                        // dx += dlu A
+        llm_be_gemm_act(be, LLM_ACT_C, 0, 0, T, in, r, 1.0f, t->dlu, r, A, in, 1.0f, dx, in); // dx += dlu A
     } else {
-        be->gemm(0, 0, T, in, r, 1.0f, t->dlu, r, A, in, 0.0f, t->tmp2, in);                   // dxd = dlu A
+        llm_be_gemm_act(be, LLM_ACT_C, 0, 0, T, in, r, 1.0f, t->dlu, r, A, in, 0.0f, t->tmp2, in); // dxd = dlu A
         dropout(t, l, mod, t->tmp2, t->tmp2, (size_t)T * in);                                  // through the mask
-        be->add(dx, t->tmp2, (size_t)T * in);
+        llm_be_add_act(be, dx, t->tmp2, (size_t)T * in);
     }
 }
 
@@ -352,11 +365,19 @@ static void layer_fwd(llm_trainer *t, int l, acts *a, const float *x, float *xo,
     be->rmsnorm(a->xn2, a->x2, Y->ffn_norm, T, t->C, c->norm_eps);      // xn2 (T,C)
     lin_fwd(t, l, LLM_MOD_GATE, a->g, a->xn2, a->lu[LLM_MOD_GATE], T);  // g (T,H)
     lin_fwd(t, l, LLM_MOD_UP, a->u, a->xn2, a->lu[LLM_MOD_UP], T);      // u (T,H)
-    llm_be_copy(be, a->h, a->g, (size_t)T * t->H * sizeof(float));
+    llm_be_copy(be, a->h, a->g, llm_act_nbytes(be, (size_t)T * t->H));
     be->swiglu(a->h, a->u, (size_t)T * t->H);                           // h = silu(g) u
     lin_fwd(t, l, LLM_MOD_DOWN, t->tmp, a->h, a->lu[LLM_MOD_DOWN], T);  // tmp (T,C)
     llm_be_copy(be, xo, a->x2, TC * sizeof(float));
     be->add(xo, t->tmp, TC);                                            // xo = x2 + mlp
+}
+
+/* The fp32 residual gradient dx as an activation for the products' backward: dx itself where
+ * activations are fp32, else rounded into t->dya. */
+static llm_cact dx_act(const llm_trainer *t, int T) {
+    if (!t->dya) return t->dx;
+    llm_be_f32_to_act(t->be, t->dya, t->dx, (size_t)T * t->C);
+    return t->dya;
 }
 
 /* t->dx holds dL/d(layer output) on entry and dL/d(layer input) on return. */
@@ -365,13 +386,13 @@ static void layer_bwd(llm_trainer *t, int l, acts *a, const float *x, int T, int
     const llm_config *c = &t->m->cfg;
     const llm_layer *Y = &t->m->layers[l];
     // feed-forward block: xo = x2 + down(silu(g) u)
-    lin_bwd(t, l, LLM_MOD_DOWN, t->dh, t->dx, a->h, a->lu[LLM_MOD_DOWN], T, 0);       // dh (T,H)
+    lin_bwd(t, l, LLM_MOD_DOWN, t->dh, dx_act(t, T), a->h, a->lu[LLM_MOD_DOWN], T, 0); // dh (T,H)
     be->swiglu_backward(t->dg, t->du, t->dh, a->g, a->u, (size_t)T * t->H);           // dg, du (T,H)
     lin_bwd(t, l, LLM_MOD_GATE, t->dxn, t->dg, a->xn2, a->lu[LLM_MOD_GATE], T, 0);    // dxn2 (T,C)
     lin_bwd(t, l, LLM_MOD_UP, t->dxn, t->du, a->xn2, a->lu[LLM_MOD_UP], T, 1);
     be->rmsnorm_backward(t->dx, t->g_fn ? t->g_fn[l] : NULL, t->dxn, a->x2, Y->ffn_norm, T, t->C, c->norm_eps); // dx2
     // attention block: x2 = x + o(attention(rope(q), rope(k), v))
-    lin_bwd(t, l, LLM_MOD_O, t->datt, t->dx, a->att, a->lu[LLM_MOD_O], T, 0);         // datt (T,qd)
+    lin_bwd(t, l, LLM_MOD_O, t->datt, dx_act(t, T), a->att, a->lu[LLM_MOD_O], T, 0);  // datt (T,qd)
     llm_train_attn d;
     attn_desc(t, &d, n_seq, a);
     d.dout = t->datt, d.dq = t->dq, d.dk = t->dk, d.dv = t->dv;
@@ -531,8 +552,10 @@ int llm_trainer_run(llm_trainer *t, const llm_example *ex, int n, int backward, 
         for (; r0 < T && nr < LOSS_CHUNK; r0++)
             if (logits || t->tgt[r0] >= 0) rows[nr++] = (int)r0;
         if (!nr) break;
-        for (int i = 0; i < nr; i++) llm_be_copy(be, t->xs + (size_t)i * C, t->xf + (size_t)rows[i] * C, (size_t)C * sizeof(float));
-        be->matmul(t->lg, t->xs, &t->m->lm_head, nr); // lg (nr,V)
+        for (int i = 0; i < nr; i++)
+            llm_be_copy(be, llm_act_at(be, t->xs, (size_t)i * C), llm_act_at(be, t->xf, (size_t)rows[i] * C),
+                        llm_act_nbytes(be, (size_t)C));
+        llm_be_matmul_f32(be, t->lg, t->xs, &t->m->lm_head, nr); // lg (nr,V), fp32
         if (logits)
             for (int i = 0; i < nr; i++) llm_be_download(be, logits + (size_t)rows[i] * V, t->lg + (size_t)i * V, (size_t)V * sizeof(float));
         int nth = t->m->threads > 1 ? t->m->threads : 1, any = 0;
@@ -544,16 +567,16 @@ int llm_trainer_run(llm_trainer *t, const llm_example *ex, int n, int backward, 
         for (int i = 0; i < nr; i++) // in row order: the sum does not depend on the threads
             if (t->tgt[rows[i]] >= 0) any = 1, sum += rl[i];
         if (!backward || !any) continue;
-        be->matmul_dx(t->dxs, t->lg, &t->m->lm_head, nr, 0); // dxs (nr,C) = dlogits W
+        llm_be_matmul_dx_f32(be, t->dxs, t->lg, &t->m->lm_head, nr, 0); // dxs (nr,C) = dlogits W, fp32
         for (int i = 0; i < nr; i++) llm_be_copy(be, t->dx + (size_t)rows[i] * C, t->dxs + (size_t)i * C, (size_t)C * sizeof(float));
-        if (g_head) be->gemm(1, 0, V, C, nr, 1.0f, t->lg, V, t->xs, C, 1.0f, g_head, C); // dW (V,C) += dlogits^T xs
+        if (g_head) llm_be_gemm_act(be, LLM_ACT_B, 1, 0, V, C, nr, 1.0f, t->lg, V, t->xs, C, 1.0f, g_head, C); // dW (V,C) += dlogits^T xs
     }
     *loss = ntg > 0 ? sum / (double)ntg : 0;
     if (n_targets) *n_targets = ntg;
     if (!backward) return 0;
 
     // backward
-    llm_be_copy(be, t->dxn, t->dx, T * C * sizeof(float));
+    llm_be_f32_to_act(be, t->dxn, t->dx, T * C); /* dL/dxf, the final norm's output: an activation gradient */
     llm_be_zero(be, t->dx, T * C * sizeof(float));
     be->rmsnorm_backward(t->dx, t->g_norm, t->dxn, t->xin[L], t->m->norm, nT, C, c->norm_eps); // dL/dx_L
     for (int l = L - 1; l >= 0; l--) {

@@ -8,8 +8,15 @@
  *                                        (or the listed batch sizes)
  *   test_cuda roofline                   measured copy bandwidth and bf16 product rate
  *
- * Bounds: fp32 kernels 1e-4 (different summation orders only); products that round their
- * inputs to bf16 (int8 weights with more than 8 rows) 1e-2, as every pass that contains one. */
+ * Bounds: the GPU stores activations (norm outputs, products, attention, SwiGLU, the KV cache
+ * and their gradients) in bf16, act_bytes 2. Kernel inputs that are activations are rounded to
+ * bf16 on the host first, so both backends compute from the same values; a result stored as
+ * an activation has bound 1e-2 (BACT: relative rounding 2^-9 per value), as has every whole
+ * pass (forward logits, training loss and gradients) and every product through a bf16
+ * weight (int8 with more than 8 rows). fp32 results from the same inputs (the residual add,
+ * RMSNorm's backward into the fp32 residual gradient, the log-sum-exp, logits of fp32
+ * weights, fp32 gemm) keep 1e-4 .. 1e-6 (summation order only); AdamW, the staging ring and
+ * the dropout mask are exact (bound 0). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,6 +58,56 @@ static float *down(const float *d, size_t n) {
     G->download(h, d, n * sizeof *h);
     return h;
 }
+/* Activations on the device are act_bytes wide (bf16 on CUDA): the host converts them. */
+static int AB;      /* G->act_bytes */
+static double BACT; /* bound for a result stored as activations: 1e-2 for bf16 (relative rounding
+                     * 2^-9 per value, plus inputs rounded along the way), 1e-4 for fp32 */
+static uint16_t f2bf(float f) { /* round to nearest even, as __float2bfloat16_rn */
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40); /* NaN stays NaN */
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return (uint16_t)(u >> 16);
+}
+static float bf2f(uint16_t h) {
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+/* Round host values to what an activation holds, so that both backends start from the same. */
+static void act_round(float *x, size_t n) {
+    if (AB == 2)
+        for (size_t i = 0; i < n; i++) x[i] = bf2f(f2bf(x[i]));
+}
+static void act_seta(void *d, const float *h, size_t n) {
+    if (AB == 4) {
+        G->upload(d, h, n * 4);
+        return;
+    }
+    uint16_t *b = xmalloc((n ? n : 1) * 2);
+    for (size_t i = 0; i < n; i++) b[i] = f2bf(h[i]);
+    G->upload(d, b, n * 2);
+    free(b);
+}
+static void *upa(const float *h, size_t n) {
+    void *d = G->alloc(llm_act_nbytes(G, n));
+    act_seta(d, h, n);
+    return d;
+}
+static float *downa(const void *d, size_t n) {
+    float *h = xmalloc((n ? n : 1) * 4);
+    if (AB == 4) {
+        G->download(h, d, n * 4);
+        return h;
+    }
+    uint16_t *b = xmalloc((n ? n : 1) * 2);
+    G->download(b, d, n * 2);
+    for (size_t i = 0; i < n; i++) h[i] = bf2f(b[i]);
+    free(b);
+    return h;
+}
+
 static double rel(const float *ref, const float *x, size_t n) {
     double md = 0, mr = 0;
     for (size_t i = 0; i < n; i++) {
@@ -66,9 +123,14 @@ static void check(const char *name, double err, double bound) {
     printf("%s %-40s rel %.3e (bound %.0e)\n", ok ? "PASS" : "FAIL", name, err, bound);
     fflush(stdout);
 }
-/* Compare a device result with the host one (frees the downloaded copy). */
+/* Compare a device result with the host one (frees the downloaded copy): fp32, activations. */
 static void cmp(const char *name, const float *ref, const float *dev, size_t n, double bound) {
     float *h = down(dev, n);
+    check(name, rel(ref, h, n), bound);
+    free(h);
+}
+static void cmpa(const char *name, const float *ref, const void *dev, size_t n, double bound) {
+    float *h = downa(dev, n);
     check(name, rel(ref, h, n), bound);
     free(h);
 }
@@ -87,7 +149,7 @@ static llm_weight mkweight(int rows, int cols, int int8, uint64_t seed, llm_weig
 
 static void check_kernels(void) {
     char nm[128];
-    { /* embed */
+    { /* embed: fp32 table into the fp32 residual */
         int V = 1000, C = 256, T = 37;
         float *tab = rnd((size_t)V * C, 1, 1), *x = xmalloc((size_t)T * C * 4);
         int tok[37];
@@ -99,19 +161,17 @@ static void check_kernels(void) {
         cmp("embed", x, dx, (size_t)T * C, 0);
         G->free(dt), G->free(dx), G->free(dk), free(tab), free(x);
     }
-    { /* rmsnorm (and in place), rmsnorm_backward, swiglu, add, swiglu_backward, rope */
+    { /* rmsnorm (fp32 residual in, activations out), rmsnorm_backward */
         int T = 37, C = 256;
         size_t n = (size_t)T * C;
         float *x = rnd(n, 2, 1), *w = rnd((size_t)C, 3, 1), *y = xmalloc(n * 4), *dy = rnd(n, 4, 1);
         float *dx = rnd(n, 5, 1), *dw = rnd((size_t)C, 6, 1);
-        float *gx = up(x, n * 4), *gw = up(w, (size_t)C * 4), *gy = G->alloc(n * 4), *gdy = up(dy, n * 4);
-        float *gdx = up(dx, n * 4), *gdw = up(dw, (size_t)C * 4);
+        act_round(dy, n); /* an activation gradient: the same values on both sides */
+        float *gx = up(x, n * 4), *gw = up(w, (size_t)C * 4), *gdx = up(dx, n * 4), *gdw = up(dw, (size_t)C * 4);
+        void *gy = G->alloc(llm_act_nbytes(G, n)), *gdy = upa(dy, n);
         H->rmsnorm(y, x, w, T, C, 1e-5f);
         G->rmsnorm(gy, gx, gw, T, C, 1e-5f);
-        cmp("rmsnorm", y, gy, n, 1e-5);
-        G->rmsnorm(gx, gx, gw, T, C, 1e-5f);
-        cmp("rmsnorm-in-place", y, gx, n, 1e-5);
-        G->upload(gx, x, n * 4);
+        cmpa("rmsnorm", y, gy, n, BACT);
         H->rmsnorm_backward(dx, dw, dy, x, w, T, C, 1e-5f);
         G->rmsnorm_backward(gdx, gdw, gdy, gx, gw, T, C, 1e-5f);
         cmp("rmsnorm_backward-dx", dx, gdx, n, 1e-4);
@@ -119,52 +179,96 @@ static void check_kernels(void) {
         H->rmsnorm_backward(dx, NULL, dy, x, w, T, C, 1e-5f);
         G->rmsnorm_backward(gdx, NULL, gdy, gx, gw, T, C, 1e-5f);
         cmp("rmsnorm_backward-nodw", dx, gdx, n, 1e-4);
-        float *u = rnd(n, 8, 1), *gu = up(u, n * 4);
-        H->swiglu_backward(dx, dw = xmalloc(n * 4), dy, x, u, n);
-        G->swiglu_backward(gdx, gdw = G->alloc(n * 4), gdy, gx, gu, n);
-        cmp("swiglu_backward-dg", dx, gdx, n, 1e-5);
-        cmp("swiglu_backward-du", dw, gdw, n, 1e-5);
-        H->swiglu(x, u, n);
-        G->swiglu(gx, gu, n);
-        cmp("swiglu", x, gx, n, 1e-5);
-        H->add(x, u, n);
-        G->add(gx, gu, n);
-        cmp("add", x, gx, n, 1e-6);
+        G->free(gx), G->free(gw), G->free(gdx), G->free(gdw), G->free(gy), G->free(gdy);
+        free(x), free(w), free(y), free(dy), free(dx), free(dw);
+    }
+    { /* element-wise on activations: swiglu, swiglu_backward, add (fp32 residual += activations),
+       * add_act, f32_to_act, rope; inputs rounded to activations first (the same values on
+       * both sides), outputs stored as activations (bound BACT) */
+        int T = 37, C = 256;
+        size_t n = (size_t)T * C;
+        float *g = rnd(n, 7, 1), *u = rnd(n, 8, 1), *dh = rnd(n, 9, 1), *r = rnd(n, 10, 1);
+        act_round(g, n), act_round(u, n), act_round(dh, n);
+        void *gg = upa(g, n), *gu = upa(u, n), *gdh = upa(dh, n);
+        void *gdg = G->alloc(llm_act_nbytes(G, n)), *gdu = G->alloc(llm_act_nbytes(G, n));
+        float *dg = xmalloc(n * 4), *du = xmalloc(n * 4);
+        H->swiglu_backward(dg, du, dh, g, u, n);
+        G->swiglu_backward(gdg, gdu, gdh, gg, gu, n);
+        cmpa("swiglu_backward-dg", dg, gdg, n, BACT);
+        cmpa("swiglu_backward-du", du, gdu, n, BACT);
+        H->swiglu(g, u, n);
+        G->swiglu(gg, gu, n);
+        cmpa("swiglu", g, gg, n, BACT);
+        float *gr = up(r, n * 4);
+        H->add(r, u, n);
+        G->add(gr, gu, n);
+        cmp("add-residual", r, gr, n, 1e-6); /* fp32 sums of the same values */
+        act_seta(gdh, dh, n);
+        float *s = xmalloc(n * 4);
+        for (size_t i = 0; i < n; i++) s[i] = dh[i] + u[i];
+        llm_be_add_act(G, gdh, gu, n);
+        cmpa("add_act", s, gdh, n, BACT);
+        llm_be_f32_to_act(G, gdg, gr, n); /* the device's fp32 residual after add into activations */
+        float *rh = down(gr, n);
+        cmpa("f32_to_act", rh, gdg, n, BACT);
         int nh = 8, hd = 32, pos[37];
         for (int t = 0; t < T; t++) pos[t] = (t * 97) % 1500 - (t % 5 == 0 ? 1500 : 0); /* negative: the backward */
         int *gp = up(pos, sizeof pos);
-        H->rope(x, pos, T, nh, hd, 10000.0f);
-        G->rope(gx, gp, T, nh, hd, 10000.0f);
-        cmp("rope", x, gx, n, 1e-5);
-        G->free(gp), G->free(gx), G->free(gw), G->free(gy), G->free(gdy), G->free(gdx), G->free(gdw), G->free(gu);
-        free(x), free(w), free(y), free(dy), free(dx), free(dw), free(u);
+        act_round(u, n);
+        H->rope(u, pos, T, nh, hd, 10000.0f);
+        G->rope(gu, gp, T, nh, hd, 10000.0f);
+        cmpa("rope", u, gu, n, BACT);
+        G->free(gg), G->free(gu), G->free(gdh), G->free(gdg), G->free(gdu), G->free(gr), G->free(gp);
+        free(g), free(u), free(dh), free(r), free(dg), free(du), free(s), free(rh);
     }
-    /* matmul / matmul_dx: fp32 and int8 weights, decode and prefill row counts, K % 4 != 0 */
+    /* matmul / matmul_dx (activations in and out) and their fp32 variants matmul_f32 /
+     * matmul_dx_f32 (logits, dlogits): fp32 and int8 weights, decode and prefill row counts,
+     * K % 4 != 0. Activation inputs are rounded first; fp32 results keep the fp32 bounds where
+     * the product is fp32 (fp32 weights, the int8 GEMV up to 8 rows), 1e-2 where it rounds to
+     * bf16 (int8 with more rows); activation results BACT. */
     int Ts[] = {1, 3, 8, 9, 64}, Ks[] = {256, 172};
     for (int ki = 0; ki < 2; ki++)
         for (int q8 = 0; q8 < 2; q8++)
             for (int ti = 0; ti < 5; ti++) {
                 int T = Ts[ti], K = Ks[ki], N = 300;
                 llm_weight dw, w = mkweight(N, K, q8, 10 + (uint64_t)K, &dw);
-                float *x = rnd((size_t)T * K, 11, 1), *y = xmalloc((size_t)T * N * 4), *gx = up(x, (size_t)T * K * 4);
-                float *gy = G->alloc((size_t)T * N * 4);
-                double b = q8 && T > 8 ? 1e-2 : 1e-4;
+                float *x = rnd((size_t)T * K, 11, 1), *y = xmalloc((size_t)T * N * 4);
+                act_round(x, (size_t)T * K);
+                void *gx = upa(x, (size_t)T * K), *gy = G->alloc(llm_act_nbytes(G, (size_t)T * N));
+                float *gyf = G->alloc((size_t)T * N * 4);
+                double bf = q8 && T > 8 ? 1e-2 : 1e-4;
                 H->matmul(y, x, &w, T);
                 G->matmul(gy, gx, &dw, T);
                 snprintf(nm, sizeof nm, "matmul-%s-T%d-K%d", q8 ? "int8" : "fp32", T, K);
-                cmp(nm, y, gy, (size_t)T * N, b);
+                cmpa(nm, y, gy, (size_t)T * N, AB == 2 ? BACT : bf);
+                llm_be_matmul_f32(G, gyf, gx, &dw, T);
+                snprintf(nm, sizeof nm, "matmul_f32-%s-T%d-K%d", q8 ? "int8" : "fp32", T, K);
+                cmp(nm, y, gyf, (size_t)T * N, bf);
                 float *dy = rnd((size_t)T * N, 12, 1), *dx = rnd((size_t)T * K, 13, 1);
-                float *gdy = up(dy, (size_t)T * N * 4), *gdx = up(dx, (size_t)T * K * 4);
+                float *dx2 = xmalloc((size_t)T * K * 4);
+                act_round(dy, (size_t)T * N), act_round(dx, (size_t)T * K);
+                memcpy(dx2, dx, (size_t)T * K * 4);
+                void *gdy = upa(dy, (size_t)T * N), *gdx = upa(dx, (size_t)T * K);
+                float *gdyf = up(dy, (size_t)T * N * 4), *gdxf = up(dx, (size_t)T * K * 4);
                 for (int acc = 0; acc < 2; acc++) {
                     H->matmul_dx(dx, dy, &w, T, acc);
                     G->matmul_dx(gdx, gdy, &dw, T, acc);
                     snprintf(nm, sizeof nm, "matmul_dx-%s-T%d-K%d-acc%d", q8 ? "int8" : "fp32", T, K, acc);
-                    cmp(nm, dx, gdx, (size_t)T * K, q8 ? 1e-2 : 1e-4);
+                    cmpa(nm, dx, gdx, (size_t)T * K, q8 ? 1e-2 : BACT);
+                    act_round(dx, (size_t)T * K); /* the next pass accumulates into what the device holds */
+                    act_seta(gdx, dx, (size_t)T * K);
                 }
-                G->free(gx), G->free(gy), G->free(gdy), G->free(gdx), G->free(dw.f), G->free(dw.q), G->free(dw.scale);
-                free(x), free(y), free(dy), free(dx), free(w.f), free(w.q), free(w.scale);
+                for (int acc = 0; acc < 2; acc++) {
+                    H->matmul_dx(dx2, dy, &w, T, acc);
+                    llm_be_matmul_dx_f32(G, gdxf, gdyf, &dw, T, acc);
+                    snprintf(nm, sizeof nm, "matmul_dx_f32-%s-T%d-K%d-acc%d", q8 ? "int8" : "fp32", T, K, acc);
+                    cmp(nm, dx2, gdxf, (size_t)T * K, q8 ? 1e-2 : 1e-4);
+                }
+                G->free(gx), G->free(gy), G->free(gyf), G->free(gdy), G->free(gdx), G->free(gdyf), G->free(gdxf);
+                G->free(dw.f), G->free(dw.q), G->free(dw.scale);
+                free(x), free(y), free(dy), free(dx), free(dx2), free(w.f), free(w.q), free(w.scale);
             }
-    for (int ta = 0; ta < 2; ta++) /* gemm, every transpose, beta 0.5, K = 0 */
+    for (int ta = 0; ta < 2; ta++) /* gemm (fp32), every transpose, beta 0.5, K = 0 */
         for (int tb = 0; tb < 2; tb++)
             for (int kz = 0; kz < 2; kz++) {
                 int M = 33, N = 47, K = kz ? 0 : 29, lda = ta ? M : (K ? K : 1), ldb = tb ? (K ? K : 1) : N;
@@ -177,6 +281,31 @@ static void check_kernels(void) {
                 cmp(nm, Cm, gC, nc, 1e-5);
                 G->free(gA), G->free(gB), G->free(gC), free(A), free(B), free(Cm);
             }
+    /* gemm_act: the LoRA products' operand types (A act: x A^T and dy^T lu, dy B; B act:
+     * dlu^T x; C act: y += lu B^T, dx += dlu A), every transpose, beta 0 and 1, C with
+     * ldc > N (the elements between its rows must come back unchanged) */
+    int acts[] = {LLM_ACT_A, LLM_ACT_B, LLM_ACT_C, LLM_ACT_A | LLM_ACT_B, LLM_ACT_A | LLM_ACT_B | LLM_ACT_C};
+    for (int ai = 0; ai < 5; ai++)
+        for (int ta = 0; ta < 2; ta++)
+            for (int tb = 0; tb < 2; tb++)
+                for (int b1 = 0; b1 < 2; b1++) {
+                    int act = acts[ai], M = 40, N = 16, K = 72, lda = ta ? M : K, ldb = tb ? K : N, ldc = N + 3;
+                    size_t na = (size_t)(ta ? K : M) * lda, nb = (size_t)(tb ? N : K) * ldb, nc = (size_t)M * ldc;
+                    float *A = rnd(na, 23, 1), *B = rnd(nb, 24, 1), *Cm = rnd(nc, 25, 1);
+                    if (act & LLM_ACT_A) act_round(A, na);
+                    if (act & LLM_ACT_B) act_round(B, nb);
+                    if (act & LLM_ACT_C) act_round(Cm, nc);
+                    void *gA = act & LLM_ACT_A ? upa(A, na) : up(A, na * 4);
+                    void *gB = act & LLM_ACT_B ? upa(B, nb) : up(B, nb * 4);
+                    void *gC = act & LLM_ACT_C ? upa(Cm, nc) : up(Cm, nc * 4);
+                    H->gemm(ta, tb, M, N, K, 0.7f, A, lda, B, ldb, b1 ? 1.0f : 0.0f, Cm, ldc);
+                    llm_be_gemm_act(G, act, ta, tb, M, N, K, 0.7f, gA, lda, gB, ldb, b1 ? 1.0f : 0.0f, gC, ldc);
+                    snprintf(nm, sizeof nm, "gemm_act-%c%c%c-ta%d-tb%d-beta%d", act & LLM_ACT_A ? 'A' : '-',
+                             act & LLM_ACT_B ? 'B' : '-', act & LLM_ACT_C ? 'C' : '-', ta, tb, b1);
+                    if (act & LLM_ACT_C) cmpa(nm, Cm, gC, nc, BACT);
+                    else cmp(nm, Cm, gC, nc, 1e-5);
+                    G->free(gA), G->free(gB), G->free(gC), free(A), free(B), free(Cm);
+                }
     { /* attention over the KV cache: a decode step with a shared prefix (2 spans) and a prefill */
         int nh = 8, nkv = 2, hd = 64, qd = nh * hd, kvd = nkv * hd;
         int plen = 20, own = 11, pre = 16;
@@ -185,20 +314,24 @@ static void check_kernels(void) {
         float *k2 = rnd((size_t)pre * kvd, 34, 1), *v2 = rnd((size_t)pre * kvd, 35, 1);
         int T = 2 + pre;
         float *q = rnd((size_t)T * qd, 36, 1), *out = xmalloc((size_t)T * qd * 4);
+        act_round(kp, (size_t)plen * kvd), act_round(vp, (size_t)plen * kvd), act_round(ko, (size_t)own * kvd);
+        act_round(vo, (size_t)own * kvd), act_round(k2, (size_t)pre * kvd), act_round(v2, (size_t)pre * kvd);
+        act_round(q, (size_t)T * qd);
         int pos[18];
         pos[0] = plen + own - 2, pos[1] = plen + own - 1;
         for (int t = 0; t < pre; t++) pos[2 + t] = t;
         llm_kv_span hs[3] = {{kp, vp, plen}, {ko, vo, own}, {k2, v2, pre}};
         llm_attn_item hi[2] = {{out, q, 2, pos, hs, 2}, {out + 2 * qd, q + 2 * qd, pre, pos + 2, hs + 2, 1}};
         H->attention(hi, 2, nh, nkv, hd);
-        float *gq = up(q, (size_t)T * qd * 4), *go = G->alloc((size_t)T * qd * 4);
+        void *gq = upa(q, (size_t)T * qd), *go = G->alloc(llm_act_nbytes(G, (size_t)T * qd));
         int *gp = up(pos, sizeof pos);
-        llm_kv_span gs[3] = {{up(kp, (size_t)plen * kvd * 4), up(vp, (size_t)plen * kvd * 4), plen},
-                             {up(ko, (size_t)own * kvd * 4), up(vo, (size_t)own * kvd * 4), own},
-                             {up(k2, (size_t)pre * kvd * 4), up(v2, (size_t)pre * kvd * 4), pre}};
-        llm_attn_item gi[2] = {{go, gq, 2, gp, gs, 2}, {go + 2 * qd, gq + 2 * qd, pre, gp + 2, gs + 2, 1}};
+        llm_kv_span gs[3] = {{upa(kp, (size_t)plen * kvd), upa(vp, (size_t)plen * kvd), plen},
+                             {upa(ko, (size_t)own * kvd), upa(vo, (size_t)own * kvd), own},
+                             {upa(k2, (size_t)pre * kvd), upa(v2, (size_t)pre * kvd), pre}};
+        llm_attn_item gi[2] = {{go, gq, 2, gp, gs, 2},
+                               {llm_act_at(G, go, 2 * (size_t)qd), llm_act_at(G, gq, 2 * (size_t)qd), pre, gp + 2, gs + 2, 1}};
         G->attention(gi, 2, nh, nkv, hd);
-        cmp("attention-kv-cache", out, go, (size_t)T * qd, 1e-5);
+        cmpa("attention-kv-cache", out, go, (size_t)T * qd, BACT);
         for (int s = 0; s < 3; s++) G->free((void *)gs[s].k), G->free((void *)gs[s].v);
         G->free(gq), G->free(go), G->free(gp);
         free(kp), free(vp), free(ko), free(vo), free(k2), free(v2), free(q), free(out);
@@ -208,20 +341,23 @@ static void check_kernels(void) {
         float *q = rnd((size_t)T * qd, 40, 1), *k = rnd((size_t)T * kvd, 41, 1), *v = rnd((size_t)T * kvd, 42, 1);
         float *dout = rnd((size_t)T * qd, 43, 1), *out = xmalloc((size_t)T * qd * 4), *lse = xmalloc((size_t)T * nh * 4);
         float *dq = xmalloc((size_t)T * qd * 4), *dk = xmalloc((size_t)T * kvd * 4), *dv = xmalloc((size_t)T * kvd * 4);
+        act_round(q, (size_t)T * qd), act_round(k, (size_t)T * kvd), act_round(v, (size_t)T * kvd);
+        act_round(dout, (size_t)T * qd);
         llm_train_attn a = {3, off, len, nh, nkv, hd, q, k, v, out, lse, dout, dq, dk, dv};
         H->attention_train(&a);
         H->attention_backward(&a);
-        llm_train_attn g = {3, off, len, nh, nkv, hd, up(q, (size_t)T * qd * 4), up(k, (size_t)T * kvd * 4),
-                            up(v, (size_t)T * kvd * 4), G->alloc((size_t)T * qd * 4), G->alloc((size_t)T * nh * 4),
-                            up(dout, (size_t)T * qd * 4), G->alloc((size_t)T * qd * 4), G->alloc((size_t)T * kvd * 4),
-                            G->alloc((size_t)T * kvd * 4)};
+        llm_train_attn g = {3, off, len, nh, nkv, hd, upa(q, (size_t)T * qd), upa(k, (size_t)T * kvd),
+                            upa(v, (size_t)T * kvd), G->alloc(llm_act_nbytes(G, (size_t)T * qd)),
+                            G->alloc((size_t)T * nh * 4), upa(dout, (size_t)T * qd),
+                            G->alloc(llm_act_nbytes(G, (size_t)T * qd)), G->alloc(llm_act_nbytes(G, (size_t)T * kvd)),
+                            G->alloc(llm_act_nbytes(G, (size_t)T * kvd))};
         G->attention_train(&g);
         G->attention_backward(&g);
-        cmp("attention_train-out", out, g.out, (size_t)T * qd, 1e-5);
-        cmp("attention_train-lse", lse, g.lse, (size_t)T * nh, 1e-5);
-        cmp("attention_backward-dq", dq, g.dq, (size_t)T * qd, 1e-4);
-        cmp("attention_backward-dk", dk, g.dk, (size_t)T * kvd, 1e-4);
-        cmp("attention_backward-dv", dv, g.dv, (size_t)T * kvd, 1e-4);
+        cmpa("attention_train-out", out, g.out, (size_t)T * qd, BACT);
+        cmp("attention_train-lse", lse, g.lse, (size_t)T * nh, 1e-5); /* fp32, from the same (rounded) q, k */
+        cmpa("attention_backward-dq", dq, g.dq, (size_t)T * qd, BACT);
+        cmpa("attention_backward-dk", dk, g.dk, (size_t)T * kvd, BACT);
+        cmpa("attention_backward-dv", dv, g.dv, (size_t)T * kvd, BACT);
         G->free((void *)g.q), G->free((void *)g.k), G->free((void *)g.v), G->free(g.out), G->free(g.lse);
         G->free((void *)g.dout), G->free(g.dq), G->free(g.dk), G->free(g.dv);
         free(q), free(k), free(v), free(dout), free(out), free(lse), free(dq), free(dk), free(dv);
@@ -312,16 +448,17 @@ static void check_kernels(void) {
     }
     { /* dropout: share dropped, scaling, the same mask twice */
         size_t n = 1 << 20;
-        float *ones = xmalloc(n * 4);
+        float *ones = xmalloc(n * 4), kept = 1.0f / 0.95f;
         for (size_t i = 0; i < n; i++) ones[i] = 1;
-        float *a = up(ones, n * 4), *b = G->alloc(n * 4);
+        act_round(&kept, 1); /* 1 / (1 - p) as an activation holds it */
+        void *a = upa(ones, n), *b = G->alloc(llm_act_nbytes(G, n));
         G->dropout(b, a, n, 0.05f, 7, 99);
         G->dropout(a, a, n, 0.05f, 7, 99);
-        float *ha = down(a, n), *hb = down(b, n);
+        float *ha = downa(a, n), *hb = downa(b, n);
         size_t zeros = 0, bad = 0;
         for (size_t i = 0; i < n; i++) {
             zeros += ha[i] == 0;
-            bad += ha[i] != hb[i] || (ha[i] != 0 && fabsf(ha[i] - 1.0f / 0.95f) > 1e-6f);
+            bad += ha[i] != hb[i] || (ha[i] != 0 && ha[i] != kept);
         }
         double frac = (double)zeros / (double)n;
         check("dropout-share-0.05", fabs(frac - 0.05), 2e-3);
@@ -370,20 +507,31 @@ static void check_forward(int int8) {
         if (llm_forward(m[d], b2, 3, err, sizeof err) != 0) die("%s", err);
         llm_seq_free(f), llm_seq_free(a), llm_seq_free(b);
     }
-    check(int8 ? "forward-logits-int8" : "forward-logits-fp32", rel(lg[0], lg[1], (size_t)8 * V), int8 ? 1e-2 : 1e-4);
-    /* greedy generation: the same tokens on both (fp32 only: bf16 rounding may flip near ties) */
+    /* every pass stores bf16 activations (and the KV cache) on the GPU: bound 1e-2 for both */
+    check(int8 ? "forward-logits-int8" : "forward-logits-fp32", rel(lg[0], lg[1], (size_t)8 * V),
+          int8 || AB == 2 ? 1e-2 : 1e-4);
+    /* greedy generation. With fp32 activations on both sides: the same tokens. With bf16
+     * activations a near tie may flip a token against the CPU (reported, not checked); what
+     * stays exact is that the GPU repeats itself (no atomics in the forward, cuBLAS
+     * deterministic on one device): two runs give the same tokens. */
     if (!int8) {
         llm_sampling s = llm_sampling_default();
         s.max_new = 16, s.stop_eos = 0;
-        int out[2][16];
-        for (int d = 0; d < 2; d++) {
+        int out[3][16];
+        for (int d = 0; d < 3; d++) {
             char err[256];
             llm_request r = {.prompt = ids, .n_prompt = 8};
-            if (llm_generate(m[d], &r, 1, &s, 4, err, sizeof err) != 0) die("%s", err);
+            if (llm_generate(m[d ? 1 : 0], &r, 1, &s, 4, err, sizeof err) != 0) die("%s", err);
             memcpy(out[d], r.out, sizeof out[d]);
             free(r.out);
         }
-        check("generate-greedy-same-tokens", memcmp(out[0], out[1], sizeof out[0]) != 0, 0);
+        if (AB == 4) check("generate-greedy-same-tokens", memcmp(out[0], out[1], sizeof out[0]) != 0, 0);
+        else {
+            int same = 0;
+            while (same < 16 && out[0][same] == out[1][same]) same++;
+            printf("INFO generate-greedy: GPU (bf16 activations) and CPU agree on the first %d of 16 tokens\n", same);
+        }
+        check("generate-greedy-gpu-repeatable", memcmp(out[1], out[2], sizeof out[1]) != 0, 0);
     }
     free(lg[0]), free(lg[1]);
     llm_free(m[0]), llm_free(m[1]);
@@ -429,8 +577,10 @@ static void check_train(int int8) {
         llm_lora_free(lo);
     }
     float l0 = (float)loss[0], l1 = (float)loss[1];
-    check(int8 ? "train-step-loss-int8" : "train-step-loss-fp32", rel(&l0, &l1, 1), int8 ? 1e-2 : 1e-5);
-    check(int8 ? "train-step-grads-int8" : "train-step-grads-fp32", rel(grads[0], grads[1], total), int8 ? 1e-2 : 1e-4);
+    /* bf16 activations and activation gradients on the GPU: bound 1e-2 for both weight types */
+    check(int8 ? "train-step-loss-int8" : "train-step-loss-fp32", rel(&l0, &l1, 1), int8 || AB == 2 ? 1e-2 : 1e-5);
+    check(int8 ? "train-step-grads-int8" : "train-step-grads-fp32", rel(grads[0], grads[1], total),
+          int8 || AB == 2 ? 1e-2 : 1e-4);
     free(grads[0]), free(grads[1]);
     for (int i = 0; i < n; i++) free(tok[i]);
     llm_free(m[0]), llm_free(m[1]);
@@ -600,8 +750,8 @@ static void roofline(void) {
     llm_weight w = {.rows = N, .cols = K, .q = G->alloc((size_t)N * K), .scale = G->alloc((size_t)N * 4)};
     G->randomize(w.q, (size_t)N * K, 1, 0, 1);
     G->randomize(w.scale, (size_t)N, 4, 1e-3f, 2);
-    float *x = G->alloc((size_t)T * K * 4), *y = G->alloc((size_t)T * N * 4);
-    G->randomize(x, (size_t)T * K, 4, 1, 3);
+    void *x = G->alloc(llm_act_nbytes(G, (size_t)T * K)), *y = G->alloc(llm_act_nbytes(G, (size_t)T * N));
+    G->randomize(x, (size_t)T * K, G->act_bytes, 1, 3); /* activations */
     G->matmul(y, x, &w, T);
     G->sync();
     t = now();
@@ -623,6 +773,8 @@ int main(int argc, char **argv) {
         printf("SKIP no GPU: %s\n", err);
         return 0;
     }
+    AB = G->act_bytes;
+    BACT = AB == 2 ? 1e-2 : 1e-4;
     char name[256];
     llm_cuda_device_name(name, sizeof name);
     printf("device: %s\n", name);

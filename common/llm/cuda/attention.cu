@@ -1,4 +1,6 @@
-/* attention.cu - causal attention on the GPU, fp32, grouped-query heads.
+/* attention.cu - causal attention on the GPU, grouped-query heads. q, k, v, out and the
+ * gradients dout, dq, dk, dv are bf16 activations (act_t), loaded into fp32; scores, softmax,
+ * the log-sum-exp and every accumulation are fp32, each result rounded once on store.
  *
  * One warp per (query row, head): the query is held in registers (lane l owns dimensions
  * l, l+32, ...), keys are visited in order with an online softmax (running max and sum), so
@@ -18,14 +20,14 @@
 #include "llm/cuda/cuda_common.cuh"
 
 typedef struct {
-    float *out;
-    const float *q;
+    act_t *out;
+    const act_t *q;
     const int *pos; /* NULL: position = row within the item (training) */
     int T, row0, span0, nspan;
 } att_item;
 
 typedef struct {
-    const float *k, *v;
+    const act_t *k, *v;
     int len, pad;
 } att_span;
 
@@ -45,12 +47,12 @@ __global__ void att_fwd_k(const att_item *items, const att_span *spans, const in
     att_item it = items[row_item[g]];
     int t = g - it.row0, last = it.pos ? it.pos[t] : t;
     int kvd = nkv * hd, kvh = h / (nh / nkv);
-    const float *q = it.q + ((size_t)t * nh + h) * hd;
+    const act_t *q = it.q + ((size_t)t * nh + h) * hd;
     float qr[J], acc[J];
 #pragma unroll
     for (int j = 0; j < J; j++) {
         int e = lane + 32 * j;
-        qr[j] = e < hd ? q[e] : 0.0f;
+        qr[j] = e < hd ? ld(q[e]) : 0.0f;
         acc[j] = 0;
     }
     float m = -INFINITY, l = 0;
@@ -58,12 +60,12 @@ __global__ void att_fwd_k(const att_item *items, const att_span *spans, const in
     for (int s = 0; s < it.nspan && p <= last; s++) {
         att_span sp = spans[it.span0 + s];
         for (int jj = 0; jj < sp.len && p <= last; jj++, p++) {
-            const float *k = sp.k + (size_t)jj * kvd + (size_t)kvh * hd, *v = sp.v + (size_t)jj * kvd + (size_t)kvh * hd;
+            const act_t *k = sp.k + (size_t)jj * kvd + (size_t)kvh * hd, *v = sp.v + (size_t)jj * kvd + (size_t)kvh * hd;
             float d = 0;
 #pragma unroll
             for (int j = 0; j < J; j++) {
                 int e = lane + 32 * j;
-                if (e < hd) d += qr[j] * k[e];
+                if (e < hd) d += qr[j] * ld(k[e]);
             }
             float sc = wsum(d) * scale, mn = fmaxf(m, sc);
             float corr = expf(m - mn), pe = expf(sc - mn);
@@ -71,28 +73,29 @@ __global__ void att_fwd_k(const att_item *items, const att_span *spans, const in
 #pragma unroll
             for (int j = 0; j < J; j++) {
                 int e = lane + 32 * j;
-                acc[j] = acc[j] * corr + (e < hd ? pe * v[e] : 0.0f);
+                acc[j] = acc[j] * corr + (e < hd ? pe * ld(v[e]) : 0.0f);
             }
             m = mn;
         }
     }
-    float *out = it.out + ((size_t)t * nh + h) * hd, inv = 1.0f / l;
+    act_t *out = it.out + ((size_t)t * nh + h) * hd;
+    float inv = 1.0f / l;
 #pragma unroll
     for (int j = 0; j < J; j++) {
         int e = lane + 32 * j;
-        if (e < hd) out[e] = acc[j] * inv;
+        if (e < hd) st(&out[e], acc[j] * inv);
     }
     if (lse && lane == 0) lse[(size_t)g * nh + h] = m + logf(l);
 }
 
 /* D[g,h] = dout . out (per row and head) */
-__global__ void att_dot_k(float *D, const float *dout, const float *out, int rows, int nh, int hd) {
+__global__ void att_dot_k(float *D, const act_t *dout, const act_t *out, int rows, int nh, int hd) {
     size_t warp = ((size_t)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
     int lane = threadIdx.x & 31;
     if (warp >= (size_t)rows * nh) return;
-    const float *a = dout + warp * hd, *b = out + warp * hd;
+    const act_t *a = dout + warp * hd, *b = out + warp * hd;
     float d = 0;
-    for (int e = lane; e < hd; e += 32) d += a[e] * b[e];
+    for (int e = lane; e < hd; e += 32) d += ld(a[e]) * ld(b[e]);
     d = wsum(d);
     if (lane == 0) D[warp] = d;
 }
@@ -101,91 +104,92 @@ __global__ void att_dot_k(float *D, const float *dout, const float *out, int row
  * ds_j = p_j (dout . v_j - D), p_j = exp(scale q . k_j - lse). */
 template <int J>
 __global__ void att_dq_k(const att_item *items, const int *row_item, int rows, int nh, int nkv, int hd, float scale,
-                         const float *k, const float *v, const float *dout, const float *lse, const float *D, float *dq) {
+                         const act_t *k, const act_t *v, const act_t *dout, const float *lse, const float *D, act_t *dq) {
     size_t warp = ((size_t)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
     int lane = threadIdx.x & 31;
     if (warp >= (size_t)rows * nh) return;
     int g = (int)(warp / nh), h = (int)(warp % nh);
     att_item it = items[row_item[g]];
     int t = g - it.row0, kvd = nkv * hd, kvh = h / (nh / nkv), qd = nh * hd;
-    const float *q = it.q + ((size_t)t * nh + h) * hd, *dO = dout + (size_t)g * qd + (size_t)h * hd;
+    const act_t *q = it.q + ((size_t)t * nh + h) * hd, *dO = dout + (size_t)g * qd + (size_t)h * hd;
     float qr[J], dor[J], acc[J];
 #pragma unroll
     for (int j = 0; j < J; j++) {
         int e = lane + 32 * j;
-        qr[j] = e < hd ? q[e] : 0.0f;
-        dor[j] = e < hd ? dO[e] : 0.0f;
+        qr[j] = e < hd ? ld(q[e]) : 0.0f;
+        dor[j] = e < hd ? ld(dO[e]) : 0.0f;
         acc[j] = 0;
     }
     float L = lse[(size_t)g * nh + h], Dg = D[(size_t)g * nh + h];
     size_t base = (size_t)it.row0; /* the sequence's first row: keys are rows base .. base + t */
     for (int j2 = 0; j2 <= t; j2++) {
-        const float *kr = k + (base + j2) * kvd + (size_t)kvh * hd, *vr = v + (base + j2) * kvd + (size_t)kvh * hd;
-        float d1 = 0, d2 = 0;
+        const act_t *kr = k + (base + j2) * kvd + (size_t)kvh * hd, *vr = v + (base + j2) * kvd + (size_t)kvh * hd;
+        float kf[J], d1 = 0, d2 = 0;
 #pragma unroll
         for (int j = 0; j < J; j++) {
             int e = lane + 32 * j;
-            if (e < hd) { d1 += qr[j] * kr[e]; d2 += dor[j] * vr[e]; }
+            kf[j] = e < hd ? ld(kr[e]) : 0.0f;
+            if (e < hd) { d1 += qr[j] * kf[j]; d2 += dor[j] * ld(vr[e]); }
         }
         d1 = wsum(d1), d2 = wsum(d2);
         float pj = expf(d1 * scale - L), ds = pj * (d2 - Dg);
 #pragma unroll
-        for (int j = 0; j < J; j++) {
-            int e = lane + 32 * j;
-            if (e < hd) acc[j] += ds * kr[e];
-        }
+        for (int j = 0; j < J; j++) acc[j] += ds * kf[j]; /* kf is 0 beyond hd */
     }
-    float *o = dq + (size_t)g * qd + (size_t)h * hd;
+    act_t *o = dq + (size_t)g * qd + (size_t)h * hd;
 #pragma unroll
     for (int j = 0; j < J; j++) {
         int e = lane + 32 * j;
-        if (e < hd) o[e] = acc[j] * scale;
+        if (e < hd) st(&o[e], acc[j] * scale);
     }
 }
 
 /* dk, dv for key row g, kv head kh: over the query heads of the group and query rows i >= j. */
 template <int J>
 __global__ void att_dkv_k(const att_item *items, const int *row_item, int rows, int nh, int nkv, int hd, float scale,
-                          const float *q, const float *k, const float *v, const float *dout, const float *lse,
-                          const float *D, float *dk, float *dv) {
+                          const act_t *q, const act_t *k, const act_t *v, const act_t *dout, const float *lse,
+                          const float *D, act_t *dk, act_t *dv) {
     size_t warp = ((size_t)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
     int lane = threadIdx.x & 31;
     if (warp >= (size_t)rows * nkv) return;
     int g = (int)(warp / nkv), kh = (int)(warp % nkv), rep = nh / nkv;
     att_item it = items[row_item[g]];
     int j0 = g - it.row0, kvd = nkv * hd, qd = nh * hd;
-    const float *kr = k + (size_t)g * kvd + (size_t)kh * hd, *vr = v + (size_t)g * kvd + (size_t)kh * hd;
+    const act_t *kr = k + (size_t)g * kvd + (size_t)kh * hd, *vr = v + (size_t)g * kvd + (size_t)kh * hd;
     float kk[J], vv[J], ak[J], av[J];
 #pragma unroll
     for (int j = 0; j < J; j++) {
         int e = lane + 32 * j;
-        kk[j] = e < hd ? kr[e] : 0.0f;
-        vv[j] = e < hd ? vr[e] : 0.0f;
+        kk[j] = e < hd ? ld(kr[e]) : 0.0f;
+        vv[j] = e < hd ? ld(vr[e]) : 0.0f;
         ak[j] = av[j] = 0;
     }
     for (int h = kh * rep; h < (kh + 1) * rep; h++)
         for (int i = j0; i < it.T; i++) {
             size_t gi = (size_t)it.row0 + i;
-            const float *qi = q + gi * qd + (size_t)h * hd, *di = dout + gi * qd + (size_t)h * hd;
-            float d1 = 0, d2 = 0;
+            const act_t *qi = q + gi * qd + (size_t)h * hd, *di = dout + gi * qd + (size_t)h * hd;
+            float qf[J], df[J], d1 = 0, d2 = 0;
 #pragma unroll
             for (int j = 0; j < J; j++) {
                 int e = lane + 32 * j;
-                if (e < hd) { d1 += qi[e] * kk[j]; d2 += di[e] * vv[j]; }
+                qf[j] = e < hd ? ld(qi[e]) : 0.0f;
+                df[j] = e < hd ? ld(di[e]) : 0.0f;
+                d1 += qf[j] * kk[j];
+                d2 += df[j] * vv[j];
             }
             d1 = wsum(d1), d2 = wsum(d2);
             float pj = expf(d1 * scale - lse[gi * nh + h]), ds = pj * (d2 - D[gi * nh + h]);
 #pragma unroll
-            for (int j = 0; j < J; j++) {
-                int e = lane + 32 * j;
-                if (e < hd) { av[j] += pj * di[e]; ak[j] += ds * qi[e]; }
+            for (int j = 0; j < J; j++) { /* qf, df are 0 beyond hd */
+                av[j] += pj * df[j];
+                ak[j] += ds * qf[j];
             }
         }
-    float *ok = dk + (size_t)g * kvd + (size_t)kh * hd, *ov = dv + (size_t)g * kvd + (size_t)kh * hd;
+    act_t *ok = dk + (size_t)g * kvd + (size_t)kh * hd, *ov = dv + (size_t)g * kvd + (size_t)kh * hd;
 #pragma unroll
     for (int j = 0; j < J; j++) {
         int e = lane + 32 * j;
-        if (e < hd) { ok[e] = ak[j] * scale; ov[e] = av[j]; }
+        if (e < hd) { st(&ok[e], ak[j] * scale); st(&ov[e], av[j]); }
     }
 }
 
@@ -235,9 +239,11 @@ void cu_attention(const llm_attn_item *items, int n_items, int n_heads, int n_kv
     att_span *hs = (att_span *)malloc((size_t)(ns ? ns : 1) * sizeof *hs);
     if (!hi || !hs) die("out of memory");
     for (int i = 0, s0 = 0, r0 = 0; i < n_items; i++) {
-        hi[i] = (att_item){items[i].out, items[i].q, items[i].pos, items[i].T, r0, s0, items[i].n_spans};
+        hi[i] = (att_item){(act_t *)items[i].out, (const act_t *)items[i].q, items[i].pos, items[i].T, r0, s0,
+                           items[i].n_spans};
         for (int s = 0; s < items[i].n_spans; s++)
-            hs[s0 + s] = (att_span){items[i].spans[s].k, items[i].spans[s].v, items[i].spans[s].len, 0};
+            hs[s0 + s] = (att_span){(const act_t *)items[i].spans[s].k, (const act_t *)items[i].spans[s].v,
+                                    items[i].spans[s].len, 0};
         s0 += items[i].n_spans, r0 += items[i].T;
     }
     att_desc d = upload_desc(hi, n_items, hs, ns, rows);
@@ -257,8 +263,8 @@ static att_desc train_desc(const llm_train_attn *a, int *rows_out) {
     for (int s = 0; s < n; s++) {
         size_t o = (size_t)a->off[s];
         if (a->off[s] != rows) die("%s:%d: training sequences must be packed in order", __FILE__, __LINE__);
-        hi[s] = (att_item){a->out + o * qd, a->q + o * qd, NULL, a->len[s], a->off[s], s, 1};
-        hs[s] = (att_span){a->k + o * kvd, a->v + o * kvd, a->len[s], 0};
+        hi[s] = (att_item){(act_t *)a->out + o * qd, (const act_t *)a->q + o * qd, NULL, a->len[s], a->off[s], s, 1};
+        hs[s] = (att_span){(const act_t *)a->k + o * kvd, (const act_t *)a->v + o * kvd, a->len[s], 0};
         rows += a->len[s];
     }
     att_desc d = upload_desc(hi, n, hs, n, rows);
@@ -284,10 +290,13 @@ void cu_attention_backward(const llm_train_attn *a) {
     float scale = 1.0f / sqrtf((float)hd);
     float *D = (float *)cu_scratch(CU_S_D, (size_t)rows * nh * sizeof(float));
     size_t warps = (size_t)rows * nh;
-    att_dot_k<<<warp_blocks(warps), 256>>>(D, a->dout, a->out, rows, nh, hd);
+    const act_t *q = (const act_t *)a->q, *k = (const act_t *)a->k, *v = (const act_t *)a->v;
+    const act_t *dout = (const act_t *)a->dout, *out = (const act_t *)a->out;
+    act_t *dq = (act_t *)a->dq, *dk = (act_t *)a->dk, *dv = (act_t *)a->dv;
+    att_dot_k<<<warp_blocks(warps), 256>>>(D, dout, out, rows, nh, hd);
     CUDA_LAUNCH_CHECK();
-    DISPATCH_J(hd, att_dq_k, warp_blocks(warps), 256, d.items, d.row_item, rows, nh, nkv, hd, scale, a->k, a->v,
-               a->dout, a->lse, D, a->dq);
+    DISPATCH_J(hd, att_dq_k, warp_blocks(warps), 256, d.items, d.row_item, rows, nh, nkv, hd, scale, k, v, dout,
+               a->lse, D, dq);
     DISPATCH_J(hd, att_dkv_k, warp_blocks((size_t)rows * nkv), 256, d.items, d.row_item, rows, nh, nkv, hd, scale,
-               a->q, a->k, a->v, a->dout, a->lse, D, a->dk, a->dv);
+               q, k, v, dout, a->lse, D, dk, dv);
 }

@@ -1,12 +1,17 @@
 /* backend_cuda.cu - the CUDA backend: device memory (a stream-ordered pool), cuBLAS for the
  * products, the kernels of kernels.cu and attention.cu behind backend.h's function pointers.
  *
- * Activations are fp32 (backend.h's interface). Products:
- *   - fp32 weights: cublasSgemm (fp32 exact);
- *   - int8 weights, T <= 8 rows (decode): a GEMV kernel that reads each int8 row once;
+ * Activations (backend.h's llm_act: norm outputs, products, attention, SwiGLU, the KV cache
+ * and their gradients) are bf16 (act_bytes 2); the residual stream, logits, norm weights,
+ * LoRA A/B, gradients and optimiser state are fp32. Products:
+ *   - int8 weights, T <= 8 rows (decode): a GEMV kernel that reads each int8 row once and the
+ *     bf16 activations, fp32 sums;
  *   - int8 weights, more rows: the weight is dequantised (q * scale, rounded to bf16) into a
- *     scratch buffer, the activations are rounded to bf16, and cublasGemmEx multiplies them on
- *     the tensor cores with fp32 accumulation and an fp32 result.
+ *     scratch buffer and cublasGemmEx multiplies it with the bf16 activations as they are on
+ *     the tensor cores, fp32 accumulation, output bf16 (activations) or fp32 (logits);
+ *   - fp32 weights (lm_head, small models): the bf16 operands are widened into fp32 scratch
+ *     (exact) and cublasSgemm computes in fp32; a bf16 result is rounded once;
+ *   - LoRA products (gemm_act: fp32 A/B against activations): the same widening, cublasSgemm.
  * One stream (the legacy default stream): every call is ordered after the previous one, and
  * download returns when the data is on the host.
  *
@@ -148,28 +153,64 @@ static void cu_set_threads(int n) { (void)n; }
 
 static const float ONE = 1.0f, ZERO = 0.0f;
 
-/* Row-major y (T,N) = x (T,K) W^T: column-major y^T (N,T) = W (K,N)^T x^T (K,T). */
-static void cu_matmul(float *y, const float *x, const llm_weight *w, int T) {
+/* An fp32 copy of n bf16 activations in scratch slot `slot` (exact: every bf16 is an fp32). */
+static float *widen(int slot, const void *src, size_t n) {
+    float *d = (float *)cu_scratch(slot, n * sizeof(float));
+    cu_bf16_to_f32(d, (const __nv_bfloat16 *)src, n);
+    return d;
+}
+
+/* Elements spanned by a row-major (rows, cols) matrix with leading dimension ld. */
+static size_t extent(int rows, int cols, int ld) {
+    return rows > 0 && cols > 0 ? (size_t)(rows - 1) * (size_t)ld + (size_t)cols : 0;
+}
+
+/* Row-major y (T,N) = x (T,K) W^T: column-major y^T (N,T) = W (K,N)^T x^T (K,T). x bf16; y bf16
+ * (y_f32 0: an activation) or fp32 (y_f32 1: logits). */
+static void cu_mm(void *y, int y_f32, const void *x, const llm_weight *w, int T) {
     int N = w->rows, K = w->cols;
     if (T <= 0 || N <= 0) return;
-    if (w->f) {
-        CUBLAS_CHECK(blas.sgemm(cu.blas, CUBLAS_OP_T, CUBLAS_OP_N, N, T, K, &ONE, w->f, K, x, K, &ZERO, y, N));
+    if (w->f) { /* fp32 weight: fp32 product of the widened activations */
+        float *xf = widen(CU_S_FA, x, (size_t)T * K);
+        float *yf = y_f32 ? (float *)y : (float *)cu_scratch(CU_S_FC, (size_t)T * N * sizeof(float));
+        CUBLAS_CHECK(blas.sgemm(cu.blas, CUBLAS_OP_T, CUBLAS_OP_N, N, T, K, &ONE, w->f, K, xf, K, &ZERO, yf, N));
+        if (!y_f32) cu_f32_to_bf16((__nv_bfloat16 *)y, yf, (size_t)T * N);
         return;
     }
     if (T <= 8) {
-        cu_gemv_int8(y, x, w->q, w->scale, T, N, K);
+        cu_gemv_int8(y, y_f32, (const __nv_bfloat16 *)x, w->q, w->scale, T, N, K);
         return;
     }
-    __nv_bfloat16 *xb = (__nv_bfloat16 *)cu_scratch(CU_S_XB, (size_t)T * K * 2);
     __nv_bfloat16 *wb = (__nv_bfloat16 *)cu_scratch(CU_S_WB, (size_t)N * K * 2);
-    cu_f32_to_bf16(xb, x, (size_t)T * K);
     cu_dequant_bf16(wb, w->q, w->scale, N, K);
-    CUBLAS_CHECK(blas.gemm_ex(cu.blas, CUBLAS_OP_T, CUBLAS_OP_N, N, T, K, &ONE, wb, CUDA_R_16BF, K, xb, CUDA_R_16BF, K,
-                              &ZERO, y, CUDA_R_32F, N, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+    CUBLAS_CHECK(blas.gemm_ex(cu.blas, CUBLAS_OP_T, CUBLAS_OP_N, N, T, K, &ONE, wb, CUDA_R_16BF, K, x, CUDA_R_16BF, K,
+                              &ZERO, y, y_f32 ? CUDA_R_32F : CUDA_R_16BF, N, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+}
+static void cu_matmul(void *y, const void *x, const llm_weight *w, int T) { cu_mm(y, 0, x, w, T); }
+static void cu_matmul_f32(float *y, const void *x, const llm_weight *w, int T) { cu_mm(y, 1, x, w, T); }
+
+/* Row-major dx (T,K) (+)= dy (T,N) W (N,K): column-major dx^T (K,T) = W^T (K,N) dy^T (N,T).
+ * Activations: bf16 dy and dx. */
+static void cu_matmul_dx(void *dx, const void *dy, const llm_weight *w, int T, int accumulate) {
+    int N = w->rows, K = w->cols;
+    if (T <= 0 || K <= 0) return;
+    const float *beta = accumulate ? &ONE : &ZERO;
+    if (w->f) { /* fp32 weight: fp32 product of the widened operands, rounded once */
+        float *dyf = widen(CU_S_FA, dy, (size_t)T * N);
+        float *dxf = accumulate ? widen(CU_S_FC, dx, (size_t)T * K)
+                                : (float *)cu_scratch(CU_S_FC, (size_t)T * K * sizeof(float));
+        CUBLAS_CHECK(blas.sgemm(cu.blas, CUBLAS_OP_N, CUBLAS_OP_N, K, T, N, &ONE, w->f, K, dyf, N, beta, dxf, K));
+        cu_f32_to_bf16((__nv_bfloat16 *)dx, dxf, (size_t)T * K);
+        return;
+    }
+    __nv_bfloat16 *wb = (__nv_bfloat16 *)cu_scratch(CU_S_WB, (size_t)N * K * 2);
+    cu_dequant_bf16(wb, w->q, w->scale, N, K);
+    CUBLAS_CHECK(blas.gemm_ex(cu.blas, CUBLAS_OP_N, CUBLAS_OP_N, K, T, N, &ONE, wb, CUDA_R_16BF, K, dy, CUDA_R_16BF, N,
+                              beta, dx, CUDA_R_16BF, K, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
 }
 
-/* Row-major dx (T,K) (+)= dy (T,N) W (N,K): column-major dx^T (K,T) = W^T (K,N) dy^T (N,T). */
-static void cu_matmul_dx(float *dx, const float *dy, const llm_weight *w, int T, int accumulate) {
+/* matmul_dx on fp32 dy and dx (the classifier's backward from fp32 dlogits). */
+static void cu_matmul_dx_f32(float *dx, const float *dy, const llm_weight *w, int T, int accumulate) {
     int N = w->rows, K = w->cols;
     if (T <= 0 || K <= 0) return;
     const float *beta = accumulate ? &ONE : &ZERO;
@@ -195,6 +236,24 @@ static void cu_gemm(int ta, int tb, int M, int N, int K, float alpha, const floa
     }
     CUBLAS_CHECK(blas.sgemm(cu.blas, tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N, N, M, K, &alpha, B,
                              ldb, A, lda, &beta, C, ldc));
+}
+
+/* cu_gemm where the operands flagged in act are bf16 activations: each is widened into its own
+ * fp32 scratch (A: FA, B: FB, C: FC), the product is cu_gemm's fp32 one, and a bf16 C is
+ * rounded back once. C is widened even with beta 0, so that elements between its rows
+ * (ldc > N) come back unchanged (bf16 -> fp32 -> bf16 is exact); cuBLAS does not read C when
+ * beta is 0. */
+static void cu_gemm_act(int act, int ta, int tb, int M, int N, int K, float alpha, const void *A, int lda,
+                        const void *B, int ldb, float beta, void *C, int ldc) {
+    if (M <= 0 || N <= 0) return;
+    const float *Af = (const float *)A, *Bf = (const float *)B;
+    if (K > 0 && (act & LLM_ACT_A)) Af = widen(CU_S_FA, A, extent(ta ? K : M, ta ? M : K, lda)); // op(A) (M,K)
+    if (K > 0 && (act & LLM_ACT_B)) Bf = widen(CU_S_FB, B, extent(tb ? N : K, tb ? K : N, ldb)); // op(B) (K,N)
+    float *Cf = (float *)C;
+    size_t nc = extent(M, N, ldc);
+    if (act & LLM_ACT_C) Cf = widen(CU_S_FC, C, nc);
+    cu_gemm(ta, tb, M, N, K, alpha, Af, lda, Bf, ldb, beta, Cf, ldc);
+    if (act & LLM_ACT_C) cu_f32_to_bf16((__nv_bfloat16 *)C, Cf, nc);
 }
 
 /* ---------------------------------------------------------------- the backend */
@@ -227,6 +286,12 @@ static const llm_backend cuda_backend = {
     .dropout = cu_dropout,
     .adamw = cu_adamw,
     .randomize = cu_randomize,
+    .act_bytes = 2, /* bf16 activations */
+    .matmul_f32 = cu_matmul_f32,
+    .matmul_dx_f32 = cu_matmul_dx_f32,
+    .gemm_act = cu_gemm_act,
+    .add_act = cu_add_act,
+    .f32_to_act = cu_f32_to_act,
 };
 
 /* Initialise once; 0, or -1 with a reason (no device, no driver). Errors from here are

@@ -43,30 +43,43 @@ static inline unsigned cu_blocks(size_t n, int b) {
     return g > 65535u * 16u ? 65535u * 16u : (unsigned)g;
 }
 
-/* Scratch buffers of the backend (grown on demand, stream-ordered): slot ids. */
-enum { CU_S_XB, CU_S_WB, CU_S_DESC, CU_S_D, CU_S_MISC, CU_N_SCRATCH };
+/* Activations (backend.h's llm_act) are bf16 on this backend (act_bytes 2); kernels load them
+ * into fp32 (ld), compute in fp32 and round once on store (st: round to nearest even). */
+typedef __nv_bfloat16 act_t;
+__device__ __forceinline__ float ld(float v) { return v; }
+__device__ __forceinline__ float ld(__nv_bfloat16 v) { return __bfloat162float(v); }
+__device__ __forceinline__ void st(float *p, float v) { *p = v; }
+__device__ __forceinline__ void st(__nv_bfloat16 *p, float v) { *p = __float2bfloat16_rn(v); }
+
+/* Scratch buffers of the backend (grown on demand, stream-ordered): slot ids. FA, FB, FC: fp32
+ * copies of bf16 operands (A, B, C) of the products that compute in fp32. */
+enum { CU_S_XB, CU_S_WB, CU_S_DESC, CU_S_D, CU_S_MISC, CU_S_FA, CU_S_FB, CU_S_FC, CU_N_SCRATCH };
 void *cu_scratch(int slot, size_t bytes);
 cublasHandle_t cu_blas(void);
 /* Host-to-device copy of n bytes, ordered on the stream; src may be reused on return (small
  * copies go through pinned staging and do not wait for the device: backend_cuda.cu). */
 void cu_h2d(void *dst, const void *src, size_t n);
 
-/* kernels.cu */
+/* kernels.cu (void * arguments are activations: bf16) */
 void cu_embed(float *x, const float *table, const int *tok, int T, int C);
-void cu_rmsnorm(float *y, const float *x, const float *w, int T, int C, float eps);
-void cu_rope(float *x, const int *pos, int T, int n_heads, int head_dim, float theta);
-void cu_swiglu(float *g, const float *u, size_t n);
-void cu_add(float *y, const float *x, size_t n);
-void cu_rmsnorm_backward(float *dx, float *dw, const float *dy, const float *x, const float *w, int T, int C, float eps);
-void cu_swiglu_backward(float *dg, float *du, const float *dh, const float *g, const float *u, size_t n);
+void cu_rmsnorm(void *y, const float *x, const float *w, int T, int C, float eps);
+void cu_rope(void *x, const int *pos, int T, int n_heads, int head_dim, float theta);
+void cu_swiglu(void *g, const void *u, size_t n);
+void cu_add(float *y, const void *x, size_t n);
+void cu_add_act(void *y, const void *x, size_t n);
+void cu_rmsnorm_backward(float *dx, float *dw, const void *dy, const float *x, const float *w, int T, int C, float eps);
+void cu_swiglu_backward(void *dg, void *du, const void *dh, const void *g, const void *u, size_t n);
 void cu_xent(float *lg, const int *tgt, int nr, int V, float gs, int backward, float *loss);
-void cu_dropout(float *dst, const float *src, size_t n, float p, uint64_t seed, uint64_t stream);
+void cu_dropout(void *dst, const void *src, size_t n, float p, uint64_t seed, uint64_t stream);
 void cu_adamw(float *w, const float *g, float *m, float *v, size_t n, float decay, float b1, float b2, float eps,
               float step_size, float bc2s);
 void cu_randomize(void *p, size_t n, int elem, float scale, uint64_t seed);
 void cu_f32_to_bf16(__nv_bfloat16 *dst, const float *src, size_t n);
+void cu_bf16_to_f32(float *dst, const __nv_bfloat16 *src, size_t n);
+void cu_f32_to_act(void *dst, const float *src, size_t n); /* backend.h's f32_to_act */
 void cu_dequant_bf16(__nv_bfloat16 *dst, const int8_t *q, const float *scale, int rows, int cols);
-void cu_gemv_int8(float *y, const float *x, const int8_t *q, const float *scale, int T, int N, int K);
+/* y (T,N) = x (T,K) W^T, T <= 8, int8 W, bf16 x; y fp32 when y_f32, else bf16 */
+void cu_gemv_int8(void *y, int y_f32, const __nv_bfloat16 *x, const int8_t *q, const float *scale, int T, int N, int K);
 void cu_scale_rows(float *C, int M, int N, int ldc, float beta);
 
 /* attention.cu */

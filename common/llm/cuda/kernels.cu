@@ -1,7 +1,9 @@
 /* kernels.cu - the CUDA backend's element-wise and row kernels: embedding, RMSNorm (and its
  * backward), RoPE, SwiGLU (and its backward), residual add, cross-entropy, LoRA dropout,
  * AdamW, random fills, bf16 conversion / int8 dequantisation and the small-batch int8
- * product. fp32 arithmetic throughout, the CPU backend's formulas (backend_cpu.c). */
+ * product. Activations (act_t) are bf16 in memory: each kernel loads them into fp32 (ld),
+ * computes in fp32 with the CPU backend's formulas (backend_cpu.c) and rounds once on store
+ * (st). The residual stream, its gradient, norm weights, logits and optimiser state are fp32. */
 #include "llm/cuda/cuda_common.cuh"
 
 /* ---------------------------------------------------------------- reductions */
@@ -73,22 +75,23 @@ void cu_embed(float *x, const float *table, const int *tok, int T, int C) {
     CUDA_LAUNCH_CHECK();
 }
 
-__global__ void rmsnorm_k(float *y, const float *x, const float *w, int C, float eps) {
+/* fp32 residual x in, bf16 activations y out */
+__global__ void rmsnorm_k(act_t *y, const float *x, const float *w, int C, float eps) {
     const float *xt = x + (size_t)blockIdx.x * C;
-    float *yt = y + (size_t)blockIdx.x * C;
+    act_t *yt = y + (size_t)blockIdx.x * C;
     float ss = 0;
     for (int i = threadIdx.x; i < C; i += blockDim.x) ss += xt[i] * xt[i];
     ss = block_sum(ss);
     float inv = (float)(1.0 / sqrt((double)ss / C + eps));
-    for (int i = threadIdx.x; i < C; i += blockDim.x) yt[i] = w[i] * (xt[i] * inv);
+    for (int i = threadIdx.x; i < C; i += blockDim.x) st(&yt[i], w[i] * (xt[i] * inv));
 }
-void cu_rmsnorm(float *y, const float *x, const float *w, int T, int C, float eps) {
+void cu_rmsnorm(void *y, const float *x, const float *w, int T, int C, float eps) {
     if (T <= 0) return;
-    rmsnorm_k<<<T, 256>>>(y, x, w, C, eps);
+    rmsnorm_k<<<T, 256>>>((act_t *)y, x, w, C, eps);
     CUDA_LAUNCH_CHECK();
 }
 
-__global__ void rope_k(float *x, const int *pos, size_t n, int n_heads, int head_dim, float theta) {
+__global__ void rope_k(act_t *x, const int *pos, size_t n, int n_heads, int head_dim, float theta) {
     int half = head_dim / 2;
     GRID_STRIDE(idx, n) {
         int i = (int)(idx % (size_t)half);
@@ -99,72 +102,90 @@ __global__ void rope_k(float *x, const int *pos, size_t n, int n_heads, int head
         double sd, cd;
         sincos((double)ang, &sd, &cd);
         float c = (float)cd, s = (float)sd;
-        float *v = x + th * (size_t)head_dim;
-        float a = v[i], b = v[i + half];
-        v[i] = a * c - b * s;
-        v[i + half] = b * c + a * s;
+        act_t *v = x + th * (size_t)head_dim;
+        float a = ld(v[i]), b = ld(v[i + half]);
+        st(&v[i], a * c - b * s);
+        st(&v[i + half], b * c + a * s);
     }
 }
-void cu_rope(float *x, const int *pos, int T, int n_heads, int head_dim, float theta) {
+void cu_rope(void *x, const int *pos, int T, int n_heads, int head_dim, float theta) {
     size_t n = (size_t)T * n_heads * (size_t)(head_dim / 2);
     if (n == 0) return;
-    rope_k<<<cu_blocks(n, 256), 256>>>(x, pos, n, n_heads, head_dim, theta);
+    rope_k<<<cu_blocks(n, 256), 256>>>((act_t *)x, pos, n, n_heads, head_dim, theta);
     CUDA_LAUNCH_CHECK();
 }
 
-__global__ void swiglu_k(float *g, const float *u, size_t n) {
-    GRID_STRIDE(i, n) g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+__global__ void swiglu_k(act_t *g, const act_t *u, size_t n) {
+    GRID_STRIDE(i, n) {
+        float gi = ld(g[i]);
+        st(&g[i], gi / (1.0f + expf(-gi)) * ld(u[i]));
+    }
 }
-void cu_swiglu(float *g, const float *u, size_t n) {
+void cu_swiglu(void *g, const void *u, size_t n) {
     if (!n) return;
-    swiglu_k<<<cu_blocks(n, 256), 256>>>(g, u, n);
+    swiglu_k<<<cu_blocks(n, 256), 256>>>((act_t *)g, (const act_t *)u, n);
     CUDA_LAUNCH_CHECK();
 }
 
-__global__ void add_k(float *y, const float *x, size_t n) {
-    GRID_STRIDE(i, n) y[i] += x[i];
+/* the residual: fp32 y += bf16 x */
+__global__ void add_k(float *y, const act_t *x, size_t n) {
+    GRID_STRIDE(i, n) y[i] += ld(x[i]);
 }
-void cu_add(float *y, const float *x, size_t n) {
+void cu_add(float *y, const void *x, size_t n) {
     if (!n) return;
-    add_k<<<cu_blocks(n, 256), 256>>>(y, x, n);
+    add_k<<<cu_blocks(n, 256), 256>>>(y, (const act_t *)x, n);
+    CUDA_LAUNCH_CHECK();
+}
+
+/* activations: bf16 y += bf16 x, summed in fp32 and rounded once */
+__global__ void add_act_k(act_t *y, const act_t *x, size_t n) {
+    GRID_STRIDE(i, n) st(&y[i], ld(y[i]) + ld(x[i]));
+}
+void cu_add_act(void *y, const void *x, size_t n) {
+    if (!n) return;
+    add_act_k<<<cu_blocks(n, 256), 256>>>((act_t *)y, (const act_t *)x, n);
     CUDA_LAUNCH_CHECK();
 }
 
 /* ---------------------------------------------------------------- backward */
 
-__global__ void rmsnorm_bwd_k(float *dx, float *dw, const float *dy, const float *x, const float *w, int C, float eps) {
-    const float *xt = x + (size_t)blockIdx.x * C, *gt = dy + (size_t)blockIdx.x * C;
+/* fp32 dx (the residual's gradient) += from bf16 dy and the fp32 residual x */
+__global__ void rmsnorm_bwd_k(float *dx, float *dw, const act_t *dy, const float *x, const float *w, int C, float eps) {
+    const float *xt = x + (size_t)blockIdx.x * C;
+    const act_t *gt = dy + (size_t)blockIdx.x * C;
     float *dxt = dx + (size_t)blockIdx.x * C;
     float ss = 0, dot = 0;
     for (int i = threadIdx.x; i < C; i += blockDim.x) {
         ss += xt[i] * xt[i];
-        dot += w[i] * gt[i] * xt[i];
+        dot += w[i] * ld(gt[i]) * xt[i];
     }
     ss = block_sum(ss);
     dot = block_sum(dot);
     float inv = (float)(1.0 / sqrt((double)ss / C + eps));
     float c = (float)((double)dot * inv * inv * inv / C);
     for (int i = threadIdx.x; i < C; i += blockDim.x) {
-        dxt[i] += inv * w[i] * gt[i] - c * xt[i];
-        if (dw) atomicAdd(&dw[i], gt[i] * xt[i] * inv); /* full-parameter only; order not fixed */
+        float gi = ld(gt[i]);
+        dxt[i] += inv * w[i] * gi - c * xt[i];
+        if (dw) atomicAdd(&dw[i], gi * xt[i] * inv); /* full-parameter only; order not fixed */
     }
 }
-void cu_rmsnorm_backward(float *dx, float *dw, const float *dy, const float *x, const float *w, int T, int C, float eps) {
+void cu_rmsnorm_backward(float *dx, float *dw, const void *dy, const float *x, const float *w, int T, int C, float eps) {
     if (T <= 0) return;
-    rmsnorm_bwd_k<<<T, 256>>>(dx, dw, dy, x, w, C, eps);
+    rmsnorm_bwd_k<<<T, 256>>>(dx, dw, (const act_t *)dy, x, w, C, eps);
     CUDA_LAUNCH_CHECK();
 }
 
-__global__ void swiglu_bwd_k(float *dg, float *du, const float *dh, const float *g, const float *u, size_t n) {
+__global__ void swiglu_bwd_k(act_t *dg, act_t *du, const act_t *dh, const act_t *g, const act_t *u, size_t n) {
     GRID_STRIDE(i, n) {
-        float gi = g[i], sg = 1.0f / (1.0f + expf(-gi)), si = gi * sg, d = dh[i];
-        du[i] = d * si;
-        dg[i] = d * u[i] * sg * (1.0f + gi * (1.0f - sg));
+        float gi = ld(g[i]), sg = 1.0f / (1.0f + expf(-gi)), si = gi * sg, d = ld(dh[i]);
+        st(&du[i], d * si);
+        st(&dg[i], d * ld(u[i]) * sg * (1.0f + gi * (1.0f - sg)));
     }
 }
-void cu_swiglu_backward(float *dg, float *du, const float *dh, const float *g, const float *u, size_t n) {
+void cu_swiglu_backward(void *dg, void *du, const void *dh, const void *g, const void *u, size_t n) {
     if (!n) return;
-    swiglu_bwd_k<<<cu_blocks(n, 256), 256>>>(dg, du, dh, g, u, n);
+    swiglu_bwd_k<<<cu_blocks(n, 256), 256>>>((act_t *)dg, (act_t *)du, (const act_t *)dh, (const act_t *)g,
+                                             (const act_t *)u, n);
     CUDA_LAUNCH_CHECK();
 }
 
@@ -196,13 +217,14 @@ void cu_xent(float *lg, const int *tgt, int nr, int V, float gs, int backward, f
     CUDA_LAUNCH_CHECK();
 }
 
-__global__ void dropout_k(float *dst, const float *src, size_t n, uint32_t thr, float sc, uint64_t seed, uint64_t stream) {
-    GRID_STRIDE(i, n) dst[i] = (uint32_t)hash3(seed, stream, i) >= thr ? src[i] * sc : 0.0f;
+/* activations; dst may equal src (each element read, then written, by one thread) */
+__global__ void dropout_k(act_t *dst, const act_t *src, size_t n, uint32_t thr, float sc, uint64_t seed, uint64_t stream) {
+    GRID_STRIDE(i, n) st(&dst[i], (uint32_t)hash3(seed, stream, i) >= thr ? ld(src[i]) * sc : 0.0f);
 }
-void cu_dropout(float *dst, const float *src, size_t n, float p, uint64_t seed, uint64_t stream) {
+void cu_dropout(void *dst, const void *src, size_t n, float p, uint64_t seed, uint64_t stream) {
     if (!n) return;
     uint32_t thr = (uint32_t)fmin(4294967295.0, (double)p * 4294967296.0);
-    dropout_k<<<cu_blocks(n, 256), 256>>>(dst, src, n, thr, 1.0f / (1.0f - p), seed, stream);
+    dropout_k<<<cu_blocks(n, 256), 256>>>((act_t *)dst, (const act_t *)src, n, thr, 1.0f / (1.0f - p), seed, stream);
     CUDA_LAUNCH_CHECK();
 }
 
@@ -236,13 +258,16 @@ void cu_adamw(float *w, const float *g, float *m, float *v, size_t n, float deca
 __global__ void rand_i8_k(int8_t *p, size_t n, uint64_t seed) {
     GRID_STRIDE(i, n) p[i] = (int8_t)((int)(hash3(seed, 1, i) % 255u) - 127);
 }
-__global__ void rand_f32_k(float *p, size_t n, float scale, uint64_t seed) {
-    GRID_STRIDE(i, n) p[i] = scale * (2.0f * (float)((hash3(seed, 4, i) >> 40) * (1.0 / 16777216.0)) - 1.0f);
+/* fp32 (T = float) or activations (T = act_t), uniform in [-scale, scale] */
+template <typename T>
+__global__ void rand_real_k(T *p, size_t n, float scale, uint64_t seed) {
+    GRID_STRIDE(i, n) st(&p[i], scale * (2.0f * (float)((hash3(seed, 4, i) >> 40) * (1.0 / 16777216.0)) - 1.0f));
 }
 void cu_randomize(void *p, size_t n, int elem, float scale, uint64_t seed) {
     if (!n) return;
     if (elem == 1) rand_i8_k<<<cu_blocks(n, 256), 256>>>((int8_t *)p, n, seed);
-    else rand_f32_k<<<cu_blocks(n, 256), 256>>>((float *)p, n, scale, seed);
+    else if (elem == 2) rand_real_k<act_t><<<cu_blocks(n, 256), 256>>>((act_t *)p, n, scale, seed);
+    else rand_real_k<float><<<cu_blocks(n, 256), 256>>>((float *)p, n, scale, seed);
     CUDA_LAUNCH_CHECK();
 }
 
@@ -254,6 +279,17 @@ __global__ void f32_to_bf16_k(__nv_bfloat16 *dst, const float *src, size_t n) {
 void cu_f32_to_bf16(__nv_bfloat16 *dst, const float *src, size_t n) {
     if (!n) return;
     f32_to_bf16_k<<<cu_blocks(n, 256), 256>>>(dst, src, n);
+    CUDA_LAUNCH_CHECK();
+}
+void cu_f32_to_act(void *dst, const float *src, size_t n) { cu_f32_to_bf16((act_t *)dst, src, n); }
+
+/* exact: every bf16 is an fp32 */
+__global__ void bf16_to_f32_k(float *dst, const __nv_bfloat16 *src, size_t n) {
+    GRID_STRIDE(i, n) dst[i] = __bfloat162float(src[i]);
+}
+void cu_bf16_to_f32(float *dst, const __nv_bfloat16 *src, size_t n) {
+    if (!n) return;
+    bf16_to_f32_k<<<cu_blocks(n, 256), 256>>>(dst, src, n);
     CUDA_LAUNCH_CHECK();
 }
 
@@ -268,10 +304,12 @@ void cu_dequant_bf16(__nv_bfloat16 *dst, const int8_t *q, const float *scale, in
     CUDA_LAUNCH_CHECK();
 }
 
-/* y (T,N) = x (T,K) W^T for T <= 8 and int8 W: one warp per output row reads that row
- * once (4 bytes per lane per step when K % 4 == 0) and dots it with the T inputs. */
+/* y (T,N) = x (T,K) W^T for T <= 8, int8 W and bf16 x: one warp per output row reads that
+ * row once (4 bytes per lane per step when K % 4 == 0) and dots it with the T inputs in fp32;
+ * y is fp32 (TY = float: logits) or bf16 (TY = act_t), rounded once. */
 #define GEMV_MAXT 8
-__global__ void gemv_int8_k(float *y, const float *x, const int8_t *q, const float *scale, int T, int N, int K, int vec) {
+template <typename TY>
+__global__ void gemv_int8_k(TY *y, const act_t *x, const int8_t *q, const float *scale, int T, int N, int K, int vec) {
     int warp = (int)((blockIdx.x * (size_t)blockDim.x + threadIdx.x) >> 5), lane = threadIdx.x & 31;
     int nwarps = (int)((gridDim.x * (size_t)blockDim.x) >> 5);
     for (int r = warp; r < N; r += nwarps) {
@@ -287,8 +325,8 @@ __global__ void gemv_int8_k(float *y, const float *x, const int8_t *q, const flo
 #pragma unroll
                 for (int t = 0; t < GEMV_MAXT; t++)
                     if (t < T) {
-                        float4 xv = ((const float4 *)(x + (size_t)t * K))[k4];
-                        acc[t] += w0 * xv.x + w1 * xv.y + w2 * xv.z + w3 * xv.w;
+                        const act_t *xv = x + (size_t)t * K + 4 * (size_t)k4;
+                        acc[t] += w0 * ld(xv[0]) + w1 * ld(xv[1]) + w2 * ld(xv[2]) + w3 * ld(xv[3]);
                     }
             }
         } else {
@@ -296,7 +334,7 @@ __global__ void gemv_int8_k(float *y, const float *x, const int8_t *q, const flo
                 float wk = row[k];
 #pragma unroll
                 for (int t = 0; t < GEMV_MAXT; t++)
-                    if (t < T) acc[t] += wk * x[(size_t)t * K + k];
+                    if (t < T) acc[t] += wk * ld(x[(size_t)t * K + k]);
             }
         }
         float s = scale[r];
@@ -304,17 +342,18 @@ __global__ void gemv_int8_k(float *y, const float *x, const int8_t *q, const flo
         for (int t = 0; t < GEMV_MAXT; t++)
             if (t < T) {
                 float v = warp_sum(acc[t]);
-                if (lane == 0) y[(size_t)t * N + r] = v * s;
+                if (lane == 0) st(&y[(size_t)t * N + r], v * s);
             }
     }
 }
-void cu_gemv_int8(float *y, const float *x, const int8_t *q, const float *scale, int T, int N, int K) {
+void cu_gemv_int8(void *y, int y_f32, const __nv_bfloat16 *x, const int8_t *q, const float *scale, int T, int N, int K) {
     if (T <= 0 || N <= 0) return;
     if (T > GEMV_MAXT) die("%s:%d: gemv_int8 with T %d > %d", __FILE__, __LINE__, T, GEMV_MAXT);
     int threads = 256, blocks = (N + 7) / 8;
     if (blocks > 132 * 16) blocks = 132 * 16;
-    int vec = (K & 3) == 0 && ((uintptr_t)x & 15) == 0 && ((uintptr_t)q & 3) == 0;
-    gemv_int8_k<<<blocks, threads>>>(y, x, q, scale, T, N, K, vec);
+    int vec = (K & 3) == 0 && ((uintptr_t)q & 3) == 0; /* char4 loads of the weight rows */
+    if (y_f32) gemv_int8_k<float><<<blocks, threads>>>((float *)y, x, q, scale, T, N, K, vec);
+    else gemv_int8_k<act_t><<<blocks, threads>>>((act_t *)y, x, q, scale, T, N, K, vec);
     CUDA_LAUNCH_CHECK();
 }
 
