@@ -158,6 +158,31 @@ typedef struct llm_backend {
     void (*add_act)(llm_act y, llm_cact x, size_t n);
     /* dst = src rounded to activations, n elements */
     void (*f32_to_act)(llm_act dst, const float *src, size_t n);
+
+    /* ---- graphs of the decode step (model.c's llm_decode_step; all NULL on the CPU, which
+     * then never takes that path) ----
+     * Between graph_begin and graph_end every call on the backend is recorded, not run: no
+     * call in between may upload, download, allocate or wait. graph_end returns the
+     * executable graph, or NULL when the capture could not be completed (a scratch buffer had
+     * to grow: it has now; nothing recorded ran, so the caller issues the calls again itself). */
+    void (*graph_begin)(void);
+    void *(*graph_end)(void);
+    /* Replay g in order with the other calls: 0, or -1 (nothing launched) when a scratch
+     * buffer the graph recorded has been reallocated since: capture again. */
+    int (*graph_launch)(void *g);
+    void (*graph_free)(void *g);
+    /* For b < B: row pos[b] - start[b] of kdst[b] (vdst[b]), a sequence's layer cache, gets
+     * row b of k (v); kvd activations a row. kdst, vdst, start, pos are backend memory, so a
+     * recorded call stays right while the positions advance. */
+    void (*kv_append)(void *const *kdst, void *const *vdst, const int *start, const int *pos, llm_cact k, llm_cact v,
+                      int B, int kvd);
+    /* attention in two halves: attn_pack writes the backend's descriptor block of the items
+     * into host memory dst (returns its size; dst NULL: only the size); the caller uploads it
+     * to an 8-byte-aligned buffer of its own, and attention_packed launches from there (it
+     * transfers nothing, so it may be recorded). n_spans, rows: the items' spans and T summed. */
+    size_t (*attn_pack)(void *dst, const llm_attn_item *items, int n_items);
+    void (*attention_packed)(const void *desc, int n_items, int n_spans, int rows, int n_heads, int n_kv_heads,
+                             int head_dim);
 } llm_backend;
 
 enum { LLM_ACT_A = 1, LLM_ACT_B = 2, LLM_ACT_C = 4 };

@@ -106,6 +106,12 @@ int llm_generate(llm_model *m, llm_request *req, int n, const llm_sampling *s, i
     llm_batch *b = xmalloc((size_t)max_batch * sizeof *b);
     int *who = xmalloc((size_t)max_batch * sizeof *who);
     float *logits = xmalloc((size_t)max_batch * V * sizeof *logits);
+    /* Graphed decode steps (model.h's llm_decode_step; off unless ITREK_CUDA_GRAPHS=1 on a
+     * backend with graphs): each cache is reserved once at its final length, so its buffers
+     * stay put and a step's graph can be replayed until the batch changes. */
+    int graphs = llm_decode_graphs(m, -1);
+    llm_seq **dseq = xmalloc((size_t)max_batch * sizeof *dseq);
+    int *dtok = xmalloc((size_t)max_batch * sizeof *dtok);
     int next = 0, active = 0;
     for (;;) {
         /* Fill free slots with waiting requests. */
@@ -117,11 +123,15 @@ int llm_generate(llm_model *m, llm_request *req, int n, const llm_sampling *s, i
             rng_init(&sl[j].rng, s->seed, (uint64_t)next);
             r->out = xmalloc((size_t)sl[j].cap * sizeof *r->out);
             if (s->max_new <= 0) { finish(&sl[j]); next++; j--; continue; }
+            if (graphs) { /* the prompt and every fed token (max_new - 1) fit, one spare */
+                long total = (long)llm_seq_len(sl[j].seq) + r->n_prompt + s->max_new;
+                llm_seq_reserve(sl[j].seq, total < m->cfg.max_seq_len ? (int)total : m->cfg.max_seq_len);
+            }
             next++;
             active++;
         }
         if (active == 0) break;
-        int nb = 0;
+        int nb = 0, single = 1;
         for (int j = 0; j < max_batch; j++) {
             if (sl[j].req < 0) continue;
             if (sl[j].n_in == 0) { /* forked from a prefix with logits: sample straight away */
@@ -129,9 +139,13 @@ int llm_generate(llm_model *m, llm_request *req, int n, const llm_sampling *s, i
                 b[nb] = (llm_batch){.seq = sl[j].seq, .n = 0};
             } else
                 b[nb] = (llm_batch){sl[j].seq, sl[j].in, sl[j].n_in, LLM_LOGITS_LAST, logits + (size_t)nb * V};
+            if (sl[j].n_in != 1) single = 0;
+            dseq[nb] = sl[j].seq, dtok[nb] = sl[j].n_in > 0 ? sl[j].in[0] : 0;
             who[nb++] = j;
         }
-        if (llm_forward(m, b, nb, err, errlen) != 0) { rc = -1; break; }
+        if (graphs && single) { /* a pure decode step: the graphed path */
+            if (llm_decode_step(m, dseq, dtok, nb, logits, err, errlen) != 0) { rc = -1; break; }
+        } else if (llm_forward(m, b, nb, err, errlen) != 0) { rc = -1; break; }
         for (int k = 0; k < nb; k++) {
             slot *x = &sl[who[k]];
             llm_request *r = &req[x->req];
@@ -151,6 +165,8 @@ int llm_generate(llm_model *m, llm_request *req, int n, const llm_sampling *s, i
     free(b);
     free(who);
     free(logits);
+    free(dseq);
+    free(dtok);
     return rc;
 }
 

@@ -32,6 +32,7 @@ typedef struct {
 
 typedef struct llm_workspace llm_workspace;
 struct llm_lora;
+struct llm_dstep;
 
 typedef struct llm_model {
     llm_config cfg;
@@ -51,6 +52,7 @@ typedef struct llm_model {
     float **lora_dev;
     float *lora_scratch_dev;
     size_t lora_scratch_dev_cap;
+    struct llm_dstep *dstep; /* llm_decode_step's graphs and fixed buffers (model.c); NULL until used */
 } llm_model;
 
 typedef struct {
@@ -122,5 +124,30 @@ typedef struct {
  * matrix product). Each sequence appears at most once. 0, or -1 with a reason (bad token
  * id, context longer than max_position_embeddings). */
 int llm_forward(llm_model *m, llm_batch *b, int n, char *err, size_t errlen);
+
+/* Room for `total` positions in all (the shared prefix included) in one allocation at that
+ * length, so that the cache buffers of s stay where they are until then (instead of growing
+ * by doubling as llm_forward does). No-op when s already has the room. */
+void llm_seq_reserve(llm_seq *s, int total);
+
+/* One decode step: token tok[b] appended to seqs[b] for b < B (each sequence once), the logits
+ * (V) after it into logits + b V when logits is not NULL, and into llm_seq_logits.
+ * Graphs off (the default): exactly llm_forward with one LLM_LOGITS_LAST item per sequence.
+ * Graphs on (a backend with graph support, and ITREK_CUDA_GRAPHS=1 in the environment or
+ * llm_decode_graphs(m, 1)): the step runs with fixed buffers (token ids and positions
+ * uploaded into them, the KV append done by a kernel at row pos[b], attention descriptors
+ * kept in device memory) and is captured as a graph the second time the same key (B, the
+ * cache buffers and their capacities, the adapter) comes back, then replayed; a new key
+ * runs once without a graph. Same kernels in the same order: the same logits bit for bit.
+ * 0, or -1 with a reason (as llm_forward). */
+int llm_decode_step(llm_model *m, llm_seq *const *seqs, const int *tok, int B, float *logits, char *err,
+                    size_t errlen);
+/* Graphs for llm_decode_step: on 1 / 0 sets, -1 leaves the setting (initially
+ * ITREK_CUDA_GRAPHS=1 or not). Returns whether steps now use graphs: never on a backend
+ * without graph support (the CPU). */
+int llm_decode_graphs(llm_model *m, int on);
+/* How llm_decode_step's graphed steps ran: without a graph (a new key, or a capture that
+ * could not complete), captured and launched, replayed. Zeros when graphs never ran. */
+void llm_decode_graph_stats(const llm_model *m, long *eager, long *captured, long *replayed);
 
 #endif

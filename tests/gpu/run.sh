@@ -7,12 +7,15 @@
 #      same inputs 1e-6..1e-4, AdamW, the dropout mask and the upload staging ring 0, i.e.
 #      bit for bit; an INFO line says how many greedy tokens GPU and CPU share), twice: with the default staged (asynchronous) uploads
 #      and with ITREK_CUDA_SYNC_UPLOAD=1 (every upload a synchronous cudaMemcpy, the previous
-#      path); and tests/llm/cuda.sh (--device cuda in bin/llm on stories260K);
+#      path); the checks include the graphed decode step (llm_decode_step with CUDA graphs)
+#      against the same steps without graphs (logits bit for bit, greedy tokens the same)
+#      and against the CPU; and tests/llm/cuda.sh (--device cuda in bin/llm on stories260K);
 #   3. benchmarks on the LLaMA-7B shape (hidden 4096, 32 layers, 32 heads, intermediate 11008,
 #      vocab 32000) with random weights made on the GPU: (a) a LoRA step, int8 base, batch
 #      4 x 1024, recomputation on; (b) greedy decoding at batch 1, 32, 128; (c) Hugging Face
 #      PEFT LoRA in bf16 on the same shape (tests/gpu/peft_bench.py); decoding at batch 1 and
-#      32 is timed again with ITREK_CUDA_SYNC_UPLOAD=1 (staged vs synchronous uploads);
+#      32 is timed again with ITREK_CUDA_SYNC_UPLOAD=1 (staged vs synchronous uploads); every
+#      decoding batch size is timed without and with the decode step's CUDA graphs;
 #   4. a short table; the full log is $OUT/gpu.log (or /tmp/itrek-gpu/ when OUT is unset).
 # Without a GPU it prints "SKIP no GPU" and exits 0. Each step has its own time limit.
 set -u
@@ -54,8 +57,8 @@ step cli-cuda 60 env BINDIR=$ROOT/bin UNITDIR=$ROOT/build/rel/tests tests/run.sh
 
 step roofline 60 "$TC" roofline
 step train-bench 150 "$TC" train-bench 32
-step gen-bench 150 "$TC" gen-bench 32 128 128
-step gen-bench-sync 90 env ITREK_CUDA_SYNC_UPLOAD=1 "$TC" gen-bench 32 128 128 1,32
+step gen-bench 210 "$TC" gen-bench 32 128 128 1,32,128 both
+step gen-bench-sync 90 env ITREK_CUDA_SYNC_UPLOAD=1 "$TC" gen-bench 32 128 128 1,32 off
 if python3 -c 'import torch, transformers, peft' 2>/dev/null; then
     step peft-bench 170 python3 tests/gpu/peft_bench.py --layers 32
 else
@@ -82,11 +85,15 @@ r() { grep -h "^RESULT $1" "$LOG" | tail -1 | tr ' ' '\n' | sed -n "s/^$2=//p"; 
     printf '%-44s %s\n' "PEFT bf16: tokens/s (no checkpointing)" "$(r peft-nogc tokens_per_s)"
     for b in 1 32 128; do
         printf '%-44s %s\n' "ours: decode tokens/s, batch $b" \
-            "$(grep -h "^RESULT gen .* batch=$b .*uploads=staged" "$LOG" | tail -1 | tr ' ' '\n' | sed -n 's/^decode_tokens_per_s=//p')"
+            "$(grep -h "^RESULT gen .* batch=$b .*uploads=staged graphs=off" "$LOG" | tail -1 | tr ' ' '\n' | sed -n 's/^decode_tokens_per_s=//p')"
+    done
+    for b in 1 32 128; do
+        printf '%-44s %s\n' "ours: decode tokens/s, batch $b, CUDA graphs" \
+            "$(grep -h "^RESULT gen .* batch=$b .*uploads=staged graphs=on" "$LOG" | tail -1 | tr ' ' '\n' | sed -n 's/^decode_tokens_per_s=//p')"
     done
     for b in 1 32; do
         printf '%-44s %s\n' "ours: decode tokens/s, batch $b, sync uploads" \
-            "$(grep -h "^RESULT gen .* batch=$b .*uploads=sync" "$LOG" | tail -1 | tr ' ' '\n' | sed -n 's/^decode_tokens_per_s=//p')"
+            "$(grep -h "^RESULT gen .* batch=$b .*uploads=sync graphs=off" "$LOG" | tail -1 | tr ' ' '\n' | sed -n 's/^decode_tokens_per_s=//p')"
     done
     echo "total wall time: $(( $(date +%s) - T0 )) s; full log: $LOG"
 } | tee -a "$LOG" >"$OUT/table.txt"

@@ -4,8 +4,9 @@
  *
  *   test_cuda check                      PASS/FAIL lines: relative error = max|gpu - cpu| / max|cpu|
  *   test_cuda train-bench [LAYERS]       LoRA step, LLaMA-7B shape, int8 base, 4 x 1024, recompute
- *   test_cuda gen-bench [LAYERS [PROMPT [NEW [BATCH,...]]]]   batched greedy decoding tokens/s at batch 1, 32, 128
- *                                        (or the listed batch sizes)
+ *   test_cuda gen-bench [LAYERS [PROMPT [NEW [BATCH,... [off|on|both]]]]]   batched greedy decoding tokens/s
+ *                                        at batch 1, 32, 128 (or the listed batch sizes), without and
+ *                                        with the decode step's CUDA graphs (default both)
  *   test_cuda roofline                   measured copy bandwidth and bf16 product rate
  *
  * Bounds: the GPU stores activations (norm outputs, products, attention, SwiGLU, the KV cache
@@ -537,6 +538,82 @@ static void check_forward(int int8) {
     llm_free(m[0]), llm_free(m[1]);
 }
 
+/* An adapter on q, k, v, o with B != 0 (so that it changes the logits), the same on every call. */
+static void attach_lora(llm_model *m) {
+    llm_config c = small_cfg();
+    llm_lora *lo = llm_lora_new(&c, 8, 16, 0.0f, LLM_MODS_ATTN, 3);
+    for (int i = 0; i < c.n_layers * LLM_N_MODS; i++)
+        if (lo->ab[i].B) {
+            float *b = rnd((size_t)lo->ab[i].out * 8, 90 + (uint64_t)i, 0.05f);
+            memcpy(lo->ab[i].B, b, (size_t)lo->ab[i].out * 8 * 4);
+            free(b);
+        }
+    char err[256];
+    if (llm_set_adapter(m, lo, err, sizeof err) != 0) die("%s", err);
+}
+
+/* The graphed decode step (llm_decode_step with graphs, model.c) against the same steps
+ * without graphs (llm_forward): the same kernels in the same order, so the logits must be
+ * the same bit for bit (bound 0); and against the CPU (bound 1e-2, bf16 activations). The
+ * steps cover a new key (run without a graph), its capture, replays, a sequence outgrowing
+ * its cache (new buffers: a new key), forks of forks (several spans) and B shrinking. */
+static void check_graphs(int int8, int lora) {
+    enum { NS = 30, NB = 5 };
+    llm_model *m[3] = {small_model(int8, 0), small_model(int8, 1), small_model(int8, 1)}; /* CPU, GPU, GPU graphs */
+    if (lora)
+        for (int d = 0; d < 3; d++) attach_lora(m[d]);
+    llm_decode_graphs(m[1], 0);
+    if (!llm_decode_graphs(m[2], 1)) die("the CUDA backend has no graph support");
+    int V = 1000, ids[64];
+    for (int i = 0; i < 64; i++) ids[i] = (i * 53 + 7) % V;
+    float *lg[3];
+    for (int d = 0; d < 3; d++) {
+        char err[256];
+        lg[d] = xcalloc((size_t)NS * NB * V, 4);
+        llm_seq *a = llm_seq_new(m[d]), *b = llm_seq_new(m[d]), *q = llm_seq_new(m[d]);
+        llm_batch b1[3] = {{a, ids, 20, LLM_LOGITS_LAST, NULL}, {b, ids + 20, 5, LLM_LOGITS_LAST, NULL},
+                           {q, ids + 3, 9, LLM_LOGITS_LAST, NULL}};
+        if (llm_forward(m[d], b1, 3, err, sizeof err) != 0) die("%s", err);
+        llm_seq *f = llm_seq_fork(a), *g = llm_seq_fork(f);
+        llm_seq_reserve(a, 20 + NS + 1); /* a keeps its buffers; b, q, f, g grow on the way */
+        for (int st = 0; st < NS; st++) {
+            llm_seq *sq[NB] = {a, f, b, g, q};
+            int B = st < 12 ? 5 : st < 20 ? 4 : 3, tk[NB];
+            for (int i = 0; i < B; i++) tk[i] = (st * 31 + i * 7 + 3) % V;
+            if (llm_decode_step(m[d], sq, tk, B, lg[d] + (size_t)st * NB * V, err, sizeof err) != 0) die("%s", err);
+        }
+        llm_seq_free(a), llm_seq_free(b), llm_seq_free(f), llm_seq_free(g), llm_seq_free(q);
+    }
+    size_t n = (size_t)NS * NB * V, ndiff = 0;
+    for (size_t i = 0; i < n; i++) ndiff += memcmp(&lg[1][i], &lg[2][i], 4) != 0;
+    char nm[96];
+    long eager, capt, repl;
+    llm_decode_graph_stats(m[2], &eager, &capt, &repl);
+    printf("INFO decode-graphs%s%s: %ld steps without a graph, %ld captured, %ld replayed\n", int8 ? "-int8" : "-fp32",
+           lora ? "-lora" : "", eager, capt, repl);
+    snprintf(nm, sizeof nm, "decode-graph-vs-eager-logits%s%s", int8 ? "-int8" : "-fp32", lora ? "-lora" : "");
+    check(nm, (double)ndiff, 0); /* count of logits that differ in any bit */
+    snprintf(nm, sizeof nm, "decode-graph-replayed%s%s", int8 ? "-int8" : "-fp32", lora ? "-lora" : "");
+    check(nm, capt > 0 && repl > 0 ? 0 : 1, 0);
+    snprintf(nm, sizeof nm, "decode-graph-vs-cpu-logits%s%s", int8 ? "-int8" : "-fp32", lora ? "-lora" : "");
+    check(nm, rel(lg[0], lg[2], n), 1e-2);
+    /* greedy generation, graphs on and off: the same tokens (3 requests through 2 slots, so
+     * a slot is refilled and B changes) */
+    llm_sampling s = llm_sampling_default();
+    s.max_new = 16, s.stop_eos = 0;
+    int out[2][3][16];
+    for (int d = 1; d < 3; d++) {
+        char err[256];
+        llm_request r[3] = {{.prompt = ids, .n_prompt = 8}, {.prompt = ids + 5, .n_prompt = 3},
+                            {.prompt = ids + 9, .n_prompt = 14}};
+        if (llm_generate(m[d], r, 3, &s, 2, err, sizeof err) != 0) die("%s", err);
+        for (int i = 0; i < 3; i++) memcpy(out[d - 1][i], r[i].out, sizeof out[0][0]), free(r[i].out);
+    }
+    snprintf(nm, sizeof nm, "decode-graph-generate-same-tokens%s%s", int8 ? "-int8" : "-fp32", lora ? "-lora" : "");
+    check(nm, memcmp(out[0], out[1], sizeof out[0]) != 0, 0);
+    for (int d = 0; d < 3; d++) free(lg[d]), llm_free(m[d]);
+}
+
 /* One LoRA training micro-batch (loss and every adapter gradient): CPU vs GPU. */
 static void check_train(int int8) {
     llm_model *m[2] = {small_model(int8, 0), small_model(int8, 1)};
@@ -685,7 +762,9 @@ static void train_bench(int layers) {
     llm_free(m);
 }
 
-static void gen_bench(int layers, int prompt, int new_tokens, const char *list) {
+/* graphs: "off", "on" or "both" (llm_decode_step's CUDA graphs; "both" times each batch size
+ * without and then with them, on the same model) */
+static void gen_bench(int layers, int prompt, int new_tokens, const char *list, const char *graphs) {
     llm_config c = cfg_7b(layers);
     char err[256];
     llm_model *m = llm_init_random_on(&c, G, 1, 0.02f, 2, err, sizeof err);
@@ -701,8 +780,14 @@ static void gen_bench(int layers, int prompt, int new_tokens, const char *list) 
     }
     const char *su = getenv("ITREK_CUDA_SYNC_UPLOAD");
     const char *upl = su && su[0] && strcmp(su, "0") != 0 ? "sync" : "staged";
-    for (int bi = 0; bi < nbat; bi++) {
-        int nb = batches[bi];
+    int g0 = strcmp(graphs, "on") == 0, g1 = strcmp(graphs, "off") == 0 ? 0 : 1;
+    if (!g0 && !g1 && strcmp(graphs, "off") != 0) die("gen-bench: graphs must be off, on or both, not %s", graphs);
+    int nmode = g1 - g0 + 1;
+    for (int job = 0; job < nbat * nmode; job++) { /* each batch size, graphs off then on */
+        int nb = batches[job / nmode], gr = g0 + job % nmode;
+        llm_decode_graphs(m, gr);
+        long e0, c0, r0;
+        llm_decode_graph_stats(m, &e0, &c0, &r0);
         llm_request *r = xcalloc((size_t)nb, sizeof *r);
         int *ids = xmalloc((size_t)nb * prompt * sizeof *ids);
         for (int i = 0; i < nb * prompt; i++) ids[i] = 3 + (i * 7919) % 31000;
@@ -723,9 +808,12 @@ static void gen_bench(int layers, int prompt, int new_tokens, const char *list) 
         double all = tt[1], pf = tt[0], dec = all - pf;
         long ntok = 0;
         for (int i = 0; i < nb; i++) ntok += r[i].n_out - 1, free(r[i].out);
-        printf("RESULT gen layers=%d batch=%d prompt=%d new=%d uploads=%s decode_tokens_per_s=%.1f total_s=%.2f "
-               "prefill_and_first_s=%.2f\n",
-               layers, nb, prompt, new_tokens, upl, dec > 0 ? (double)ntok / dec : 0, all, pf);
+        long eager, capt, repl;
+        llm_decode_graph_stats(m, &eager, &capt, &repl);
+        printf("RESULT gen layers=%d batch=%d prompt=%d new=%d uploads=%s graphs=%s decode_tokens_per_s=%.1f "
+               "total_s=%.2f prefill_and_first_s=%.2f graph_steps_eager=%ld captured=%ld replayed=%ld\n",
+               layers, nb, prompt, new_tokens, upl, gr ? "on" : "off", dec > 0 ? (double)ntok / dec : 0, all, pf,
+               eager - e0, capt - c0, repl - r0);
         mem_line("after generation");
         fflush(stdout);
         free(r), free(ids);
@@ -784,6 +872,9 @@ int main(int argc, char **argv) {
         check_forward(1);
         check_train(0);
         check_train(1);
+        check_graphs(0, 0);
+        check_graphs(1, 0);
+        check_graphs(1, 1);
         printf("%s: %d failed\n", n_fail ? "FAILED" : "ALL PASSED", n_fail);
         return n_fail ? 1 : 0;
     }
@@ -791,7 +882,8 @@ int main(int argc, char **argv) {
     if (strcmp(mode, "roofline") == 0) roofline();
     else if (strcmp(mode, "train-bench") == 0) train_bench(layers);
     else if (strcmp(mode, "gen-bench") == 0)
-        gen_bench(layers, argc > 3 ? atoi(argv[3]) : 128, argc > 4 ? atoi(argv[4]) : 128, argc > 5 ? argv[5] : NULL);
+        gen_bench(layers, argc > 3 ? atoi(argv[3]) : 128, argc > 4 ? atoi(argv[4]) : 128, argc > 5 ? argv[5] : NULL,
+                  argc > 6 ? argv[6] : "both");
     else die("unknown mode %s", mode);
     return 0;
 }

@@ -13,7 +13,10 @@
  *
  * Descriptor structs arrive in host memory (backend.h); they are packed into one block and
  * uploaded with the call through the pinned staging ring (cu_h2d: no wait for the device;
- * the device buffer CU_S_DESC is reused by the next call in stream order). head_dim <= 256. */
+ * the device buffer CU_S_DESC is reused by the next call in stream order). The decode step's
+ * graphs (model.c) instead pack the block once (cu_attn_pack), keep it in a device buffer of
+ * their own and launch from it (cu_attention_packed), since a captured launch may not upload.
+ * head_dim <= 256. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -202,41 +205,62 @@ typedef struct {
     int rows;
 } att_desc;
 
-/* Pack items, spans and the row -> item map into one host block and upload it. */
-static att_desc upload_desc(const att_item *hi, int ni, const att_span *hs, int ns, int rows) {
-    size_t bi = (size_t)ni * sizeof(att_item), bs = (size_t)ns * sizeof(att_span), br = (size_t)rows * sizeof(int);
-    size_t total = bi + bs + br;
-    char *h = (char *)malloc(total ? total : 1);
-    if (!h) die("out of memory");
+/* Bytes of the packed block for ni items, ns spans and rows rows: items, then spans, then the
+ * row -> item map (each part a multiple of 8 bytes after the ones before, so every part is
+ * aligned for its type). */
+static size_t desc_bytes(int ni, int ns, int rows) {
+    return (size_t)ni * sizeof(att_item) + (size_t)ns * sizeof(att_span) + (size_t)rows * sizeof(int);
+}
+
+/* Pack items, spans and the row -> item map into the host block h (desc_bytes long). */
+static void pack_desc(char *h, const att_item *hi, int ni, const att_span *hs, int ns) {
+    size_t bi = (size_t)ni * sizeof(att_item), bs = (size_t)ns * sizeof(att_span);
     memcpy(h, hi, bi);
     memcpy(h + bi, hs, bs);
     int *ri = (int *)(h + bi + bs);
     for (int i = 0, g = 0; i < ni; i++)
         for (int t = 0; t < hi[i].T; t++) ri[g++] = i;
+}
+
+/* Where the parts of a packed block at device address d lie. */
+static att_desc locate_desc(const void *d, int ni, int ns, int rows) {
+    char *c = (char *)d;
+    size_t bi = (size_t)ni * sizeof(att_item), bs = (size_t)ns * sizeof(att_span);
+    return (att_desc){(att_item *)c, (att_span *)(c + bi), (int *)(c + bi + bs), rows};
+}
+
+/* Pack and upload into the scratch slot CU_S_DESC (reused by the next call in stream order). */
+static att_desc upload_desc(const att_item *hi, int ni, const att_span *hs, int ns, int rows) {
+    size_t total = desc_bytes(ni, ns, rows);
+    char *h = (char *)malloc(total ? total : 1);
+    if (!h) die("out of memory");
+    pack_desc(h, hi, ni, hs, ns);
     char *d = (char *)cu_scratch(CU_S_DESC, total);
     cu_h2d(d, h, total); /* staged: h may go at once, the device is not waited for */
     free(h);
-    return (att_desc){(att_item *)d, (att_span *)(d + bi), (int *)(d + bi + bs), rows};
+    return locate_desc(d, ni, ns, rows);
 }
 
-#define DISPATCH_J(hd, KERNEL, grid, block, ...)                                                             \
-    do {                                                                                                     \
-        if ((hd) <= 32) KERNEL<1><<<grid, block>>>(__VA_ARGS__);                                             \
-        else if ((hd) <= 64) KERNEL<2><<<grid, block>>>(__VA_ARGS__);                                        \
-        else if ((hd) <= 128) KERNEL<4><<<grid, block>>>(__VA_ARGS__);                                       \
-        else if ((hd) <= 256) KERNEL<8><<<grid, block>>>(__VA_ARGS__);                                       \
-        else die("%s:%d: head_dim %d > 256 is not supported by the CUDA attention", __FILE__, __LINE__, (hd)); \
-        CUDA_LAUNCH_CHECK();                                                                                 \
+#define DISPATCH_J(hd, KERNEL, grid, block, ...)                                                                      \
+    do {                                                                                                              \
+        if ((hd) <= 32) KERNEL<1><<<grid, block, 0, cu_stream()>>>(__VA_ARGS__);                                      \
+        else if ((hd) <= 64) KERNEL<2><<<grid, block, 0, cu_stream()>>>(__VA_ARGS__);                                 \
+        else if ((hd) <= 128) KERNEL<4><<<grid, block, 0, cu_stream()>>>(__VA_ARGS__);                                \
+        else if ((hd) <= 256) KERNEL<8><<<grid, block, 0, cu_stream()>>>(__VA_ARGS__);                                \
+        else die("%s:%d: head_dim %d > 256 is not supported by the CUDA attention", __FILE__, __LINE__, (hd));        \
+        CUDA_LAUNCH_CHECK();                                                                                          \
     } while (0)
 
 static unsigned warp_blocks(size_t warps) { return (unsigned)((warps * 32 + 255) / 256); }
 
-void cu_attention(const llm_attn_item *items, int n_items, int n_heads, int n_kv_heads, int head_dim) {
+/* backend.h's items into the kernels' layout (host arrays of n_items and *ns_out spans). */
+static void items_to_att(const llm_attn_item *items, int n_items, att_item **hi_out, att_span **hs_out, int *ns_out,
+                         int *rows_out) {
     int ns = 0, rows = 0;
     for (int i = 0; i < n_items; i++) ns += items[i].n_spans, rows += items[i].T;
-    if (rows == 0) return;
-    att_item *hi = (att_item *)malloc((size_t)n_items * sizeof *hi);
-    att_span *hs = (att_span *)malloc((size_t)(ns ? ns : 1) * sizeof *hs);
+    size_t nib = n_items > 0 ? (size_t)n_items : 1, nsb = ns > 0 ? (size_t)ns : 1;
+    att_item *hi = (att_item *)malloc(nib * sizeof *hi);
+    att_span *hs = (att_span *)malloc(nsb * sizeof *hs);
     if (!hi || !hs) die("out of memory");
     for (int i = 0, s0 = 0, r0 = 0; i < n_items; i++) {
         hi[i] = (att_item){(act_t *)items[i].out, (const act_t *)items[i].q, items[i].pos, items[i].T, r0, s0,
@@ -246,11 +270,41 @@ void cu_attention(const llm_attn_item *items, int n_items, int n_heads, int n_kv
                                     items[i].spans[s].len, 0};
         s0 += items[i].n_spans, r0 += items[i].T;
     }
-    att_desc d = upload_desc(hi, n_items, hs, ns, rows);
-    free(hi), free(hs);
-    size_t warps = (size_t)rows * n_heads;
-    DISPATCH_J(head_dim, att_fwd_k, warp_blocks(warps), 256, d.items, d.spans, d.row_item, rows, n_heads, n_kv_heads,
+    *hi_out = hi, *hs_out = hs, *ns_out = ns, *rows_out = rows;
+}
+
+static void launch_fwd(att_desc d, int n_heads, int n_kv_heads, int head_dim) {
+    size_t warps = (size_t)d.rows * n_heads;
+    DISPATCH_J(head_dim, att_fwd_k, warp_blocks(warps), 256, d.items, d.spans, d.row_item, d.rows, n_heads, n_kv_heads,
                head_dim, 1.0f / sqrtf((float)head_dim), (float *)NULL);
+}
+
+void cu_attention(const llm_attn_item *items, int n_items, int n_heads, int n_kv_heads, int head_dim) {
+    att_item *hi;
+    att_span *hs;
+    int ns, rows;
+    items_to_att(items, n_items, &hi, &hs, &ns, &rows);
+    if (rows > 0) launch_fwd(upload_desc(hi, n_items, hs, ns, rows), n_heads, n_kv_heads, head_dim);
+    free(hi), free(hs);
+}
+
+/* The decode step's graphs (backend.h's attn_pack / attention_packed): the caller packs the
+ * block once, keeps it in its own device buffer, and the launch reads it from there, so the
+ * launch uploads nothing and can be captured. dst NULL: only the size. */
+size_t cu_attn_pack(void *dst, const llm_attn_item *items, int n_items) {
+    att_item *hi;
+    att_span *hs;
+    int ns, rows;
+    items_to_att(items, n_items, &hi, &hs, &ns, &rows);
+    size_t total = desc_bytes(n_items, ns, rows);
+    if (dst) pack_desc((char *)dst, hi, n_items, hs, ns);
+    free(hi), free(hs);
+    return total;
+}
+
+void cu_attention_packed(const void *desc, int n_items, int n_spans, int rows, int n_heads, int n_kv_heads,
+                         int head_dim) {
+    if (rows > 0) launch_fwd(locate_desc(desc, n_items, n_spans, rows), n_heads, n_kv_heads, head_dim);
 }
 
 /* Training descriptors: item s = sequence s (rows off..off+len-1, positions 0..len-1). */
@@ -293,7 +347,7 @@ void cu_attention_backward(const llm_train_attn *a) {
     const act_t *q = (const act_t *)a->q, *k = (const act_t *)a->k, *v = (const act_t *)a->v;
     const act_t *dout = (const act_t *)a->dout, *out = (const act_t *)a->out;
     act_t *dq = (act_t *)a->dq, *dk = (act_t *)a->dk, *dv = (act_t *)a->dv;
-    att_dot_k<<<warp_blocks(warps), 256>>>(D, dout, out, rows, nh, hd);
+    att_dot_k<<<warp_blocks(warps), 256, 0, cu_stream()>>>(D, dout, out, rows, nh, hd);
     CUDA_LAUNCH_CHECK();
     DISPATCH_J(hd, att_dq_k, warp_blocks(warps), 256, d.items, d.row_item, rows, nh, nkv, hd, scale, k, v, dout,
                a->lse, D, dq);

@@ -12,8 +12,19 @@
  *   - fp32 weights (lm_head, small models): the bf16 operands are widened into fp32 scratch
  *     (exact) and cublasSgemm computes in fp32; a bf16 result is rounded once;
  *   - LoRA products (gemm_act: fp32 A/B against activations): the same widening, cublasSgemm.
- * One stream (the legacy default stream): every call is ordered after the previous one, and
- * download returns when the data is on the host.
+ * One stream, created by the backend (cudaStreamNonBlocking; a graph cannot be captured from
+ * the legacy default stream): every launch, cuBLAS call (cublasSetStream), copy and memset
+ * (the Async forms), allocation and free (cudaMallocAsync / cudaFreeAsync) goes to it, so
+ * every call is ordered after the previous one; download and sync wait for it
+ * (cudaStreamSynchronize). cuBLAS gets a fixed workspace (cublasSetWorkspace) so that it
+ * never allocates, which a capture would forbid.
+ *
+ * Graphs (backend.h's graph_begin / graph_end / graph_launch, used by model.c's decode step
+ * when ITREK_CUDA_GRAPHS=1): stream capture of the calls in between. Nothing may be
+ * allocated while capturing; a scratch slot that would have to grow (cu_scratch) makes the
+ * capture fail instead (graph_end returns NULL, the slot is grown then, and the caller runs
+ * the step itself). Every reallocation of a scratch slot bumps a generation; a graph
+ * recorded under an older one is refused by graph_launch (its pointers may be stale).
  *
  * Host-to-device copies up to CU_STAGE_MAX bytes (token ids, positions, attention
  * descriptors, LoRA A/B, norms) go through a ring of pinned staging buffers (cu_h2d): the
@@ -34,10 +45,19 @@ static struct {
     int ready;
     cublasHandle_t blas;
     cudaMemPool_t pool;
+    cudaStream_t stream; /* every call of the backend (non-blocking: capturable) */
+    void *blas_ws;       /* cuBLAS workspace, fixed (cublasSetWorkspace) */
     void *scratch[CU_N_SCRATCH];
     size_t scratch_cap[CU_N_SCRATCH];
+    unsigned long scratch_gen; /* bumped by every scratch reallocation (graph_launch checks it) */
+    int capturing;             /* between graph_begin and graph_end */
+    int capture_failed;        /* a scratch slot should have grown during the capture */
+    size_t scratch_want[CU_N_SCRATCH]; /* the sizes it should have grown to */
     int sync_upload; /* ITREK_CUDA_SYNC_UPLOAD=1: no staging ring */
 } cu;
+
+/* cuBLAS workspace: 32 MiB, what NVIDIA recommends for Hopper (4 MiB elsewhere). */
+#define CU_BLAS_WS ((size_t)32 << 20)
 
 /* The staging ring: slot i is reused only after the copy that last read it has completed
  * (its event), so the host never overwrites data a pending copy still reads. */
@@ -51,12 +71,14 @@ static struct {
 } stage;
 
 cublasHandle_t cu_blas(void) { return cu.blas; }
+cudaStream_t cu_stream(void) { return cu.stream; }
 
 /* ---------------------------------------------------------------- cuBLAS, opened at run time */
 
 static struct {
     decltype(&cublasCreate_v2) create;
     decltype(&cublasSetStream_v2) set_stream;
+    decltype(&cublasSetWorkspace_v2) set_workspace;
     decltype(&cublasSgemm_v2) sgemm;
     cublasStatus_t (*gemm_ex)(cublasHandle_t, cublasOperation_t, cublasOperation_t, int, int, int, const void *,
                               const void *, cudaDataType, int, const void *, cudaDataType, int, const void *, void *,
@@ -83,6 +105,7 @@ static int blas_open(char *err, size_t errlen) {
     }
     SYM(create, "cublasCreate_v2");
     SYM(set_stream, "cublasSetStream_v2");
+    SYM(set_workspace, "cublasSetWorkspace_v2");
     SYM(sgemm, "cublasSgemm_v2");
     SYM(status, "cublasGetStatusString");
     SYM(gemm_ex, "cublasGemmEx");
@@ -94,16 +117,26 @@ static int blas_open(char *err, size_t errlen) {
 
 static void *cu_alloc(size_t n) {
     void *p = NULL;
-    CUDA_CHECK(cudaMallocAsync(&p, n ? n : 1, 0));
+    if (cu.capturing) die("%s:%d: allocation while capturing a CUDA graph", __FILE__, __LINE__);
+    CUDA_CHECK(cudaMallocAsync(&p, n ? n : 1, cu.stream));
     return p;
 }
 
 static void cu_free(void *p) {
-    if (p) CUDA_CHECK(cudaFreeAsync(p, 0));
+    if (p && cu.capturing) die("%s:%d: free while capturing a CUDA graph", __FILE__, __LINE__);
+    if (p) CUDA_CHECK(cudaFreeAsync(p, cu.stream));
 }
 
 void *cu_scratch(int slot, size_t bytes) {
+    if (bytes > cu.scratch_cap[slot] && cu.capturing) {
+        /* No allocation inside a capture: fail it (nothing recorded runs, so the too small
+         * buffer returned here is never touched) and grow the slot in graph_end. */
+        cu.capture_failed = 1;
+        if (bytes > cu.scratch_want[slot]) cu.scratch_want[slot] = bytes;
+        return cu.scratch[slot];
+    }
     if (bytes > cu.scratch_cap[slot]) {
+        cu.scratch_gen++;
         cu_free(cu.scratch[slot]);
         size_t cap = bytes + bytes / 4;
         cu.scratch[slot] = cu_alloc(cap);
@@ -117,8 +150,10 @@ void *cu_scratch(int slot, size_t bytes) {
  * synchronous cudaMemcpy. */
 void cu_h2d(void *dst, const void *src, size_t n) {
     if (!n) return;
-    if (n > CU_STAGE_MAX || cu.sync_upload) {
-        CUDA_CHECK(cudaMemcpy(dst, src, n, cudaMemcpyHostToDevice));
+    if (cu.capturing) die("%s:%d: upload while capturing a CUDA graph", __FILE__, __LINE__);
+    if (n > CU_STAGE_MAX || cu.sync_upload) { /* as the cudaMemcpy it replaces: returns when done */
+        CUDA_CHECK(cudaMemcpyAsync(dst, src, n, cudaMemcpyHostToDevice, cu.stream));
+        CUDA_CHECK(cudaStreamSynchronize(cu.stream));
         return;
     }
     int i = stage.next;
@@ -132,21 +167,27 @@ void cu_h2d(void *dst, const void *src, size_t n) {
         stage.cap[i] = cap;
     }
     memcpy(stage.h[i], src, n);
-    CUDA_CHECK(cudaMemcpyAsync(dst, stage.h[i], n, cudaMemcpyHostToDevice, 0));
-    CUDA_CHECK(cudaEventRecord(stage.ev[i], 0));
+    CUDA_CHECK(cudaMemcpyAsync(dst, stage.h[i], n, cudaMemcpyHostToDevice, cu.stream));
+    CUDA_CHECK(cudaEventRecord(stage.ev[i], cu.stream));
 }
 
 static void cu_upload(void *dst, const void *src, size_t n) { cu_h2d(dst, src, n); }
 static void cu_download(void *dst, const void *src, size_t n) {
-    if (n) CUDA_CHECK(cudaMemcpy(dst, src, n, cudaMemcpyDeviceToHost));
+    if (!n) return;
+    if (cu.capturing) die("%s:%d: download while capturing a CUDA graph", __FILE__, __LINE__);
+    CUDA_CHECK(cudaMemcpyAsync(dst, src, n, cudaMemcpyDeviceToHost, cu.stream));
+    CUDA_CHECK(cudaStreamSynchronize(cu.stream)); /* the data is on the host when this returns */
 }
 static void cu_copy(void *dst, const void *src, size_t n) {
-    if (n && dst != src) CUDA_CHECK(cudaMemcpyAsync(dst, src, n, cudaMemcpyDeviceToDevice, 0));
+    if (n && dst != src) CUDA_CHECK(cudaMemcpyAsync(dst, src, n, cudaMemcpyDeviceToDevice, cu.stream));
 }
 static void cu_zero(void *p, size_t n) {
-    if (n) CUDA_CHECK(cudaMemsetAsync(p, 0, n, 0));
+    if (n) CUDA_CHECK(cudaMemsetAsync(p, 0, n, cu.stream));
 }
-static void cu_sync(void) { CUDA_CHECK(cudaDeviceSynchronize()); }
+static void cu_sync(void) {
+    if (cu.capturing) die("%s:%d: sync while capturing a CUDA graph", __FILE__, __LINE__);
+    CUDA_CHECK(cudaStreamSynchronize(cu.stream));
+}
 static void cu_set_threads(int n) { (void)n; }
 
 /* ---------------------------------------------------------------- products */
@@ -256,6 +297,57 @@ static void cu_gemm_act(int act, int ta, int tb, int M, int N, int K, float alph
     if (act & LLM_ACT_C) cu_f32_to_bf16((__nv_bfloat16 *)C, Cf, nc);
 }
 
+/* ---------------------------------------------------------------- graphs */
+
+typedef struct {
+    cudaGraphExec_t exec;
+    unsigned long gen; /* cu.scratch_gen when captured */
+} cu_graph;
+
+static void cu_graph_begin(void) {
+    if (cu.capturing) die("%s:%d: graph capture already open", __FILE__, __LINE__);
+    /* ThreadLocal: a call this thread must not make while capturing (a synchronous copy, an
+     * allocation outside the pool, a wait) fails at once instead of being recorded wrong. */
+    CUDA_CHECK(cudaStreamBeginCapture(cu.stream, cudaStreamCaptureModeThreadLocal));
+    cu.capturing = 1;
+    cu.capture_failed = 0;
+    for (int i = 0; i < CU_N_SCRATCH; i++) cu.scratch_want[i] = 0;
+}
+
+static void *cu_graph_end(void) {
+    if (!cu.capturing) die("%s:%d: graph_end without graph_begin", __FILE__, __LINE__);
+    cudaGraph_t g = NULL;
+    CUDA_CHECK(cudaStreamEndCapture(cu.stream, &g));
+    cu.capturing = 0;
+    if (cu.capture_failed) { /* grow what the capture needed; the caller runs the step itself */
+        CUDA_CHECK(cudaGraphDestroy(g));
+        for (int i = 0; i < CU_N_SCRATCH; i++)
+            if (cu.scratch_want[i]) cu_scratch(i, cu.scratch_want[i]);
+        return NULL;
+    }
+    cu_graph *h = (cu_graph *)malloc(sizeof *h);
+    if (!h) die("out of memory");
+    CUDA_CHECK(cudaGraphInstantiate(&h->exec, g, 0));
+    CUDA_CHECK(cudaGraphDestroy(g)); /* the executable graph is independent of it */
+    h->gen = cu.scratch_gen;
+    return h;
+}
+
+static int cu_graph_launch(void *p) {
+    cu_graph *h = (cu_graph *)p;
+    if (cu.capturing) die("%s:%d: graph launch while capturing", __FILE__, __LINE__);
+    if (h->gen != cu.scratch_gen) return -1; /* a recorded scratch pointer may have been freed */
+    CUDA_CHECK(cudaGraphLaunch(h->exec, cu.stream));
+    return 0;
+}
+
+static void cu_graph_free(void *p) {
+    cu_graph *h = (cu_graph *)p;
+    if (!h) return;
+    CUDA_CHECK(cudaGraphExecDestroy(h->exec)); /* one still running is freed when it completes */
+    free(h);
+}
+
 /* ---------------------------------------------------------------- the backend */
 
 static const llm_backend cuda_backend = {
@@ -292,6 +384,13 @@ static const llm_backend cuda_backend = {
     .gemm_act = cu_gemm_act,
     .add_act = cu_add_act,
     .f32_to_act = cu_f32_to_act,
+    .graph_begin = cu_graph_begin,
+    .graph_end = cu_graph_end,
+    .graph_launch = cu_graph_launch,
+    .graph_free = cu_graph_free,
+    .kv_append = cu_kv_append,
+    .attn_pack = cu_attn_pack,
+    .attention_packed = cu_attention_packed,
 };
 
 /* Initialise once; 0, or -1 with a reason (no device, no driver). Errors from here are
@@ -319,7 +418,12 @@ static int cu_init(char *err, size_t errlen) {
         snprintf(err, errlen, "cuBLAS initialisation failed (%s)", cu_blas_status(s));
         return -1;
     }
-    CUBLAS_CHECK(blas.set_stream(cu.blas, 0));
+    CUDA_CHECK(cudaStreamCreateWithFlags(&cu.stream, cudaStreamNonBlocking));
+    CUBLAS_CHECK(blas.set_stream(cu.blas, cu.stream));
+    /* A fixed workspace, set after the stream (cublasSetStream resets it to the default
+     * one): cuBLAS then never allocates during a call, which a graph capture forbids. */
+    CUDA_CHECK(cudaMalloc(&cu.blas_ws, CU_BLAS_WS));
+    CUBLAS_CHECK(blas.set_workspace(cu.blas, cu.blas_ws, CU_BLAS_WS));
     CUDA_CHECK(cudaDeviceGetDefaultMemPool(&cu.pool, 0));
     uint64_t keep = UINT64_MAX; /* keep freed memory in the pool: no trips to the driver */
     CUDA_CHECK(cudaMemPoolSetAttribute(cu.pool, cudaMemPoolAttrReleaseThreshold, &keep));

@@ -56,6 +56,9 @@ __device__ __forceinline__ void st(__nv_bfloat16 *p, float v) { *p = __float2bfl
 enum { CU_S_XB, CU_S_WB, CU_S_DESC, CU_S_D, CU_S_MISC, CU_S_FA, CU_S_FB, CU_S_FC, CU_N_SCRATCH };
 void *cu_scratch(int slot, size_t bytes);
 cublasHandle_t cu_blas(void);
+/* The backend's stream (non-blocking, created at start): every launch, cuBLAS call, copy and
+ * memset goes to it, since a graph can only be captured from such a stream. */
+cudaStream_t cu_stream(void);
 /* Host-to-device copy of n bytes, ordered on the stream; src may be reused on return (small
  * copies go through pinned staging and do not wait for the device: backend_cuda.cu). */
 void cu_h2d(void *dst, const void *src, size_t n);
@@ -81,10 +84,16 @@ void cu_dequant_bf16(__nv_bfloat16 *dst, const int8_t *q, const float *scale, in
 /* y (T,N) = x (T,K) W^T, T <= 8, int8 W, bf16 x; y fp32 when y_f32, else bf16 */
 void cu_gemv_int8(void *y, int y_f32, const __nv_bfloat16 *x, const int8_t *q, const float *scale, int T, int N, int K);
 void cu_scale_rows(float *C, int M, int N, int ldc, float beta);
+/* backend.h's kv_append (the decode step's graphs) */
+void cu_kv_append(void *const *kdst, void *const *vdst, const int *start, const int *pos, const void *k, const void *v,
+                  int B, int kvd);
 
 /* attention.cu */
 void cu_attention(const llm_attn_item *items, int n_items, int n_heads, int n_kv_heads, int head_dim);
 void cu_attention_train(const llm_train_attn *a);
 void cu_attention_backward(const llm_train_attn *a);
+size_t cu_attn_pack(void *dst, const llm_attn_item *items, int n_items);
+void cu_attention_packed(const void *desc, int n_items, int n_spans, int rows, int n_heads, int n_kv_heads,
+                         int head_dim);
 
 #endif

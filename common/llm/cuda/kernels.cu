@@ -71,7 +71,7 @@ __global__ void embed_k(float *x, const float *table, const int *tok, int C) {
 }
 void cu_embed(float *x, const float *table, const int *tok, int T, int C) {
     if (T <= 0) return;
-    embed_k<<<T, 256>>>(x, table, tok, C);
+    embed_k<<<T, 256, 0, cu_stream()>>>(x, table, tok, C);
     CUDA_LAUNCH_CHECK();
 }
 
@@ -87,7 +87,7 @@ __global__ void rmsnorm_k(act_t *y, const float *x, const float *w, int C, float
 }
 void cu_rmsnorm(void *y, const float *x, const float *w, int T, int C, float eps) {
     if (T <= 0) return;
-    rmsnorm_k<<<T, 256>>>((act_t *)y, x, w, C, eps);
+    rmsnorm_k<<<T, 256, 0, cu_stream()>>>((act_t *)y, x, w, C, eps);
     CUDA_LAUNCH_CHECK();
 }
 
@@ -111,7 +111,7 @@ __global__ void rope_k(act_t *x, const int *pos, size_t n, int n_heads, int head
 void cu_rope(void *x, const int *pos, int T, int n_heads, int head_dim, float theta) {
     size_t n = (size_t)T * n_heads * (size_t)(head_dim / 2);
     if (n == 0) return;
-    rope_k<<<cu_blocks(n, 256), 256>>>((act_t *)x, pos, n, n_heads, head_dim, theta);
+    rope_k<<<cu_blocks(n, 256), 256, 0, cu_stream()>>>((act_t *)x, pos, n, n_heads, head_dim, theta);
     CUDA_LAUNCH_CHECK();
 }
 
@@ -123,7 +123,7 @@ __global__ void swiglu_k(act_t *g, const act_t *u, size_t n) {
 }
 void cu_swiglu(void *g, const void *u, size_t n) {
     if (!n) return;
-    swiglu_k<<<cu_blocks(n, 256), 256>>>((act_t *)g, (const act_t *)u, n);
+    swiglu_k<<<cu_blocks(n, 256), 256, 0, cu_stream()>>>((act_t *)g, (const act_t *)u, n);
     CUDA_LAUNCH_CHECK();
 }
 
@@ -133,7 +133,7 @@ __global__ void add_k(float *y, const act_t *x, size_t n) {
 }
 void cu_add(float *y, const void *x, size_t n) {
     if (!n) return;
-    add_k<<<cu_blocks(n, 256), 256>>>(y, (const act_t *)x, n);
+    add_k<<<cu_blocks(n, 256), 256, 0, cu_stream()>>>(y, (const act_t *)x, n);
     CUDA_LAUNCH_CHECK();
 }
 
@@ -143,7 +143,30 @@ __global__ void add_act_k(act_t *y, const act_t *x, size_t n) {
 }
 void cu_add_act(void *y, const void *x, size_t n) {
     if (!n) return;
-    add_act_k<<<cu_blocks(n, 256), 256>>>((act_t *)y, (const act_t *)x, n);
+    add_act_k<<<cu_blocks(n, 256), 256, 0, cu_stream()>>>((act_t *)y, (const act_t *)x, n);
+    CUDA_LAUNCH_CHECK();
+}
+
+/* The decode step's KV append (graphs): for sequence b, row pos[b] - start[b] of its layer
+ * cache kdst[b] / vdst[b] gets row b of k / v (kvd activations each, copied as they are).
+ * The destination row is read from device memory, so a captured launch stays valid while
+ * the positions advance. One block per sequence. */
+__global__ void kv_append_k(act_t *const *kdst, act_t *const *vdst, const int *start, const int *pos, const act_t *k,
+                            const act_t *v, int kvd) {
+    int b = blockIdx.x;
+    size_t row = (size_t)(pos[b] - start[b]);
+    act_t *kd = kdst[b] + row * (size_t)kvd, *vd = vdst[b] + row * (size_t)kvd;
+    const act_t *ks = k + (size_t)b * kvd, *vs = v + (size_t)b * kvd;
+    for (int i = threadIdx.x; i < kvd; i += blockDim.x) {
+        kd[i] = ks[i];
+        vd[i] = vs[i];
+    }
+}
+void cu_kv_append(void *const *kdst, void *const *vdst, const int *start, const int *pos, const void *k, const void *v,
+                  int B, int kvd) {
+    if (B <= 0 || kvd <= 0) return;
+    kv_append_k<<<B, 256, 0, cu_stream()>>>((act_t *const *)kdst, (act_t *const *)vdst, start, pos, (const act_t *)k,
+                                            (const act_t *)v, kvd);
     CUDA_LAUNCH_CHECK();
 }
 
@@ -171,7 +194,7 @@ __global__ void rmsnorm_bwd_k(float *dx, float *dw, const act_t *dy, const float
 }
 void cu_rmsnorm_backward(float *dx, float *dw, const void *dy, const float *x, const float *w, int T, int C, float eps) {
     if (T <= 0) return;
-    rmsnorm_bwd_k<<<T, 256>>>(dx, dw, (const act_t *)dy, x, w, C, eps);
+    rmsnorm_bwd_k<<<T, 256, 0, cu_stream()>>>(dx, dw, (const act_t *)dy, x, w, C, eps);
     CUDA_LAUNCH_CHECK();
 }
 
@@ -184,7 +207,7 @@ __global__ void swiglu_bwd_k(act_t *dg, act_t *du, const act_t *dh, const act_t 
 }
 void cu_swiglu_backward(void *dg, void *du, const void *dh, const void *g, const void *u, size_t n) {
     if (!n) return;
-    swiglu_bwd_k<<<cu_blocks(n, 256), 256>>>((act_t *)dg, (act_t *)du, (const act_t *)dh, (const act_t *)g,
+    swiglu_bwd_k<<<cu_blocks(n, 256), 256, 0, cu_stream()>>>((act_t *)dg, (act_t *)du, (const act_t *)dh, (const act_t *)g,
                                              (const act_t *)u, n);
     CUDA_LAUNCH_CHECK();
 }
@@ -213,7 +236,7 @@ __global__ void xent_k(float *lg, const int *tgt, int V, float gs, int backward,
 }
 void cu_xent(float *lg, const int *tgt, int nr, int V, float gs, int backward, float *loss) {
     if (nr <= 0) return;
-    xent_k<<<nr, 512>>>(lg, tgt, V, gs, backward, loss);
+    xent_k<<<nr, 512, 0, cu_stream()>>>(lg, tgt, V, gs, backward, loss);
     CUDA_LAUNCH_CHECK();
 }
 
@@ -224,7 +247,7 @@ __global__ void dropout_k(act_t *dst, const act_t *src, size_t n, uint32_t thr, 
 void cu_dropout(void *dst, const void *src, size_t n, float p, uint64_t seed, uint64_t stream) {
     if (!n) return;
     uint32_t thr = (uint32_t)fmin(4294967295.0, (double)p * 4294967296.0);
-    dropout_k<<<cu_blocks(n, 256), 256>>>((act_t *)dst, (const act_t *)src, n, thr, 1.0f / (1.0f - p), seed, stream);
+    dropout_k<<<cu_blocks(n, 256), 256, 0, cu_stream()>>>((act_t *)dst, (const act_t *)src, n, thr, 1.0f / (1.0f - p), seed, stream);
     CUDA_LAUNCH_CHECK();
 }
 
@@ -251,7 +274,7 @@ __global__ void adamw_k(float *w, const float *g, float *m, float *v, size_t n, 
 void cu_adamw(float *w, const float *g, float *m, float *v, size_t n, float decay, float b1, float b2, float eps,
               float step_size, float bc2s) {
     if (!n) return;
-    adamw_k<<<cu_blocks(n, 256), 256>>>(w, g, m, v, n, decay, b1, b2, eps, step_size, bc2s);
+    adamw_k<<<cu_blocks(n, 256), 256, 0, cu_stream()>>>(w, g, m, v, n, decay, b1, b2, eps, step_size, bc2s);
     CUDA_LAUNCH_CHECK();
 }
 
@@ -265,9 +288,9 @@ __global__ void rand_real_k(T *p, size_t n, float scale, uint64_t seed) {
 }
 void cu_randomize(void *p, size_t n, int elem, float scale, uint64_t seed) {
     if (!n) return;
-    if (elem == 1) rand_i8_k<<<cu_blocks(n, 256), 256>>>((int8_t *)p, n, seed);
-    else if (elem == 2) rand_real_k<act_t><<<cu_blocks(n, 256), 256>>>((act_t *)p, n, scale, seed);
-    else rand_real_k<float><<<cu_blocks(n, 256), 256>>>((float *)p, n, scale, seed);
+    if (elem == 1) rand_i8_k<<<cu_blocks(n, 256), 256, 0, cu_stream()>>>((int8_t *)p, n, seed);
+    else if (elem == 2) rand_real_k<act_t><<<cu_blocks(n, 256), 256, 0, cu_stream()>>>((act_t *)p, n, scale, seed);
+    else rand_real_k<float><<<cu_blocks(n, 256), 256, 0, cu_stream()>>>((float *)p, n, scale, seed);
     CUDA_LAUNCH_CHECK();
 }
 
@@ -278,7 +301,7 @@ __global__ void f32_to_bf16_k(__nv_bfloat16 *dst, const float *src, size_t n) {
 }
 void cu_f32_to_bf16(__nv_bfloat16 *dst, const float *src, size_t n) {
     if (!n) return;
-    f32_to_bf16_k<<<cu_blocks(n, 256), 256>>>(dst, src, n);
+    f32_to_bf16_k<<<cu_blocks(n, 256), 256, 0, cu_stream()>>>(dst, src, n);
     CUDA_LAUNCH_CHECK();
 }
 void cu_f32_to_act(void *dst, const float *src, size_t n) { cu_f32_to_bf16((act_t *)dst, src, n); }
@@ -289,7 +312,7 @@ __global__ void bf16_to_f32_k(float *dst, const __nv_bfloat16 *src, size_t n) {
 }
 void cu_bf16_to_f32(float *dst, const __nv_bfloat16 *src, size_t n) {
     if (!n) return;
-    bf16_to_f32_k<<<cu_blocks(n, 256), 256>>>(dst, src, n);
+    bf16_to_f32_k<<<cu_blocks(n, 256), 256, 0, cu_stream()>>>(dst, src, n);
     CUDA_LAUNCH_CHECK();
 }
 
@@ -300,7 +323,7 @@ __global__ void dequant_k(__nv_bfloat16 *dst, const int8_t *q, const float *scal
 void cu_dequant_bf16(__nv_bfloat16 *dst, const int8_t *q, const float *scale, int rows, int cols) {
     size_t n = (size_t)rows * cols;
     if (!n) return;
-    dequant_k<<<cu_blocks(n, 256), 256>>>(dst, q, scale, n, cols);
+    dequant_k<<<cu_blocks(n, 256), 256, 0, cu_stream()>>>(dst, q, scale, n, cols);
     CUDA_LAUNCH_CHECK();
 }
 
@@ -352,8 +375,8 @@ void cu_gemv_int8(void *y, int y_f32, const __nv_bfloat16 *x, const int8_t *q, c
     int threads = 256, blocks = (N + 7) / 8;
     if (blocks > 132 * 16) blocks = 132 * 16;
     int vec = (K & 3) == 0 && ((uintptr_t)q & 3) == 0; /* char4 loads of the weight rows */
-    if (y_f32) gemv_int8_k<float><<<blocks, threads>>>((float *)y, x, q, scale, T, N, K, vec);
-    else gemv_int8_k<act_t><<<blocks, threads>>>((act_t *)y, x, q, scale, T, N, K, vec);
+    if (y_f32) gemv_int8_k<float><<<blocks, threads, 0, cu_stream()>>>((float *)y, x, q, scale, T, N, K, vec);
+    else gemv_int8_k<act_t><<<blocks, threads, 0, cu_stream()>>>((act_t *)y, x, q, scale, T, N, K, vec);
     CUDA_LAUNCH_CHECK();
 }
 
@@ -367,6 +390,6 @@ __global__ void scale_rows_k(float *C, int M, int N, int ldc, float beta) {
 void cu_scale_rows(float *C, int M, int N, int ldc, float beta) {
     size_t n = (size_t)M * N;
     if (!n) return;
-    scale_rows_k<<<cu_blocks(n, 256), 256>>>(C, M, N, ldc, beta);
+    scale_rows_k<<<cu_blocks(n, 256), 256, 0, cu_stream()>>>(C, M, N, ldc, beta);
     CUDA_LAUNCH_CHECK();
 }
