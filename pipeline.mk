@@ -60,6 +60,14 @@ CORPUS_ARGS    ?= --window 50 --stride 25 --repeat 2
 PRETRAIN_ARGS_tiny  := --steps 30 --warmup 5 --lr 3e-3 --batch 8 --accum 1 --ctx 256 --eval-every 15
 PRETRAIN_ARGS_small := --steps 600 --warmup 30 --lr 2e-3 --batch 8 --accum 1 --ctx 256 --eval-every 100
 PRETRAIN_ARGS  ?= $(PRETRAIN_ARGS_$(PROFILE))
+# the prompt formats in the pretraining text: promptgen --mode train instructions (prompt +
+# response, train split only, drawn with the next seed so they differ from the LoRA set) added
+# to the corpus as documents; empty = none. small's chosen on valid (docs/results.md, log 3).
+# (A comma inside these arguments is written $$(comma): they pass through $(call).)
+PRETRAIN_PROMPT_ARGS_tiny  :=
+PRETRAIN_PROMPT_ARGS_small := --tasks pairwise$$(comma)listwise --draws 3000 --positives next --hard-negatives 50
+PRETRAIN_PROMPT_ARGS ?= $(PRETRAIN_PROMPT_ARGS_$(PROFILE))
+PRETRAIN_PROMPT_SEED ?= $(shell echo $$(($(SEED) + 1)))
 CTX_tiny       := 512
 CTX_small      := 512
 CTX_paper      := 1024
@@ -150,7 +158,9 @@ $(ART)/$(1)/items.mp: $(ML100K)/u.data $(BINDIR)/split
 $(ART)/$(1)/corpus.params: FORCE
 	$$(call stamp,$$@,$(strip $(CORPUS_ARGS) --seed $(SEED)))
 $(ART)/$(1)/backbone.params: FORCE
-	$$(call stamp,$$@,vocab $(VOCAB) shape $(SHAPE) ctx $(CTX) pretrain $(strip $(PRETRAIN_ARGS) --seed $(SEED) --threads $(THREADS)))
+	$$(call stamp,$$@,vocab $(VOCAB) shape $(SHAPE) ctx $(CTX) pretrain $(strip $(PRETRAIN_ARGS) --seed $(SEED) --threads $(THREADS)) prompts $(strip $(PRETRAIN_PROMPT_ARGS)))
+$(ART)/$(1)/pretrain-prompts.params: FORCE
+	$$(call stamp,$$@,$(strip $(if $(PRETRAIN_PROMPT_ARGS),$(PROMPT_ARGS) --context $(CTX) --threads $(THREADS) $(PRETRAIN_PROMPT_ARGS) --seed $(PRETRAIN_PROMPT_SEED))))
 $(ART)/$(1)/corpus.txt: $(ART)/$(1)/interactions.mp $(ART)/$(1)/items.mp $(ART)/$(1)/corpus.params $(TEMPLATES) $(BINDIR)/promptgen
 	$(BINDIR)/promptgen $(Q) --templates $(TEMPLATES) --mode corpus --interactions $(ART)/$(1)/interactions.mp --catalog $(ART)/$(1)/items.mp \
 	  --symbols $(ART)/$(1)/symbols.txt $$$$(cat $(ART)/$(1)/corpus.params) -o $$@
@@ -161,12 +171,22 @@ $(ART)/$(1)/tok/tokenizer.model: $(ART)/$(1)/corpus.txt $(ART)/$(1)/backbone.par
 	  --normalization_rule_name=identity --remove_extra_whitespaces=false --split_digits=true \
 	  --user_defined_symbols_file=$(ART)/$(1)/symbols.txt --max_sentence_length=100000 \
 	  --unk_id=0 --bos_id=1 --eos_id=2 --pad_id=-1 --num_threads=$(THREADS) --minloglevel=2 > $$(@D)/spm_train.log 2>&1)
-$(ART)/$(1)/backbone/config.json: $(ART)/$(1)/tok/tokenizer.model $(ART)/$(1)/corpus.txt $(ART)/$(1)/backbone.params $(BINDIR)/lora-train
+# The prompt formats for pretraining (only when PRETRAIN_PROMPT_ARGS is set): drawn like the
+# training instructions, leakage-checked, tokenised with the backbone's tokenizer for --context.
+$(ART)/$(1)/pretrain-prompts.mp: $(ART)/$(1)/interactions.mp $(ART)/$(1)/items.mp $(ART)/$(1)/mf.mp $(ART)/$(1)/tok/tokenizer.model \
+		$(ART)/$(1)/pretrain-prompts.params $(TEMPLATES) $(BINDIR)/promptgen
+	$(call timed,$(1),promptgen-pretrain,$(BINDIR)/promptgen $(Q) --templates $(TEMPLATES) --mode train --interactions $(ART)/$(1)/interactions.mp \
+	  --catalog $(ART)/$(1)/items.mp --mf $(ART)/$(1)/mf.mp --tokenizer $(ART)/$(1)/tok/tokenizer.model \
+	  $$$$(cat $(ART)/$(1)/pretrain-prompts.params) -o $$@.new)
+	$(BINDIR)/promptgen --check --templates $(TEMPLATES) --interactions $(ART)/$(1)/interactions.mp --catalog $(ART)/$(1)/items.mp $$@.new
+	mv $$@.new $$@
+$(ART)/$(1)/backbone/config.json: $(ART)/$(1)/tok/tokenizer.model $(ART)/$(1)/corpus.txt $(ART)/$(1)/backbone.params $(BINDIR)/lora-train \
+		$(if $(PRETRAIN_PROMPT_ARGS),$(ART)/$(1)/pretrain-prompts.mp)
 	rm -rf $$(@D) $$(@D).tmp
 	set -- $(SHAPE); printf '{"architectures":["LlamaForCausalLM"],"model_type":"llama","hidden_size":%d,"num_hidden_layers":%d,"num_attention_heads":%d,"num_key_value_heads":%d,"intermediate_size":%d,"vocab_size":%d,"max_position_embeddings":%d,"rms_norm_eps":1e-5,"rope_theta":10000.0,"tie_word_embeddings":true,"bos_token_id":1,"eos_token_id":2}\n' \
 	  $$$$1 $$$$2 $$$$3 $$$$4 $$$$5 $(VOCAB) $(CTX) > $(ART)/$(1)/backbone-config.json
 	$(call timed,$(1),pretrain,$(BINDIR)/lora-train $(PROGRESS) --full --init $(ART)/$(1)/backbone-config.json --tokenizer $(ART)/$(1)/tok/tokenizer.model \
-	  --text $(ART)/$(1)/corpus.txt --out $$(@D).tmp --log $(ART)/$(1)/pretrain-log.jsonl $(strip $(PRETRAIN_ARGS) --seed $(SEED) --threads $(THREADS)))
+	  --text $(ART)/$(1)/corpus.txt $(if $(PRETRAIN_PROMPT_ARGS),$(ART)/$(1)/pretrain-prompts.mp) --out $$(@D).tmp --log $(ART)/$(1)/pretrain-log.jsonl $(strip $(PRETRAIN_ARGS) --seed $(SEED) --threads $(THREADS)))
 	rm -rf $$(@D).tmp/checkpoint-*
 	mv $$(@D).tmp $$(@D)
 

@@ -16,7 +16,7 @@
 
 static const char USAGE[] =
     "usage: lora-train --model DIR --out DIR [options] [INSTRUCTIONS]\n"
-    "       lora-train --full (--model DIR | --init CONFIG --tokenizer FILE) --out DIR [options] (--text FILE | INSTRUCTIONS)\n"
+    "       lora-train --full (--model DIR | --init CONFIG --tokenizer FILE) --out DIR [options] (--text FILE [INSTRUCTIONS] | INSTRUCTIONS)\n"
     "Trains a LoRA adapter (PEFT layout: adapter_config.json + adapter_model.safetensors) on\n"
     "itrek.instructions (stdin or a path): loss on the response tokens; or with --full every weight\n"
     "of the model (writes a Hugging Face directory), from a checkpoint or a random initialisation.\n"
@@ -26,7 +26,8 @@ static const char USAGE[] =
     "  --init CONFIG      with --full: start from random weights for this config.json\n"
     "  --init-std S       standard deviation of the random weights (default 0.02)\n"
     "  --tokenizer FILE   tokenizer.model (with --init; default: the model's)\n"
-    "  --text FILE        plain text, one document per line, packed into --ctx chunks (loss on all)\n"
+    "  --text FILE        plain text, one document per line, packed into --ctx chunks (loss on all);\n"
+    "                     an INSTRUCTIONS file beside it adds each record (prompt + response) as a document\n"
     "  --int8             hold the frozen base's linear layers in int8 (LoRA only)\n"
     "  --device D         cpu (default) or cuda (LoRA only; see docs/gpu.md)\n"
     "  --targets LIST     adapted modules (default q_proj,k_proj,v_proj,o_proj; 'all' = + gate,up,down)\n"
@@ -170,7 +171,6 @@ int main(int argc, char **argv) {
     if (full && int8) die_usage(USAGE, "--full trains fp32 weights; --int8 is for a frozen LoRA base");
     if (full && device && strcmp(device, "cuda") == 0) die_usage(USAGE, "--full runs on the CPU only; --device cuda is for LoRA");
     if (text && !full) die_usage(USAGE, "--text is for --full (pretraining); LoRA tuning reads itrek.instructions");
-    if (text && optind < argc) die_usage(USAGE, "give either --text or an instructions file");
     if (argc - optind > 1) die_usage(USAGE, "at most one input file");
     unsigned targets = 0;
     char err[1024];
@@ -219,6 +219,24 @@ int main(int argc, char **argv) {
         if (ferror(fp)) die_at(text, -1, "read error");
         if (fp != stdin) fclose(fp);
         free(line);
+        if (optind < argc) {
+            /* instructions as pretraining documents: the prompt formats with their answers, so
+               the backbone learns what follows "### Response:" (docs/backbone.md) */
+            stream_reader *r = sr_open(argv[optind], "itrek.instructions", 1);
+            const msgpack_object *rec;
+            while ((rec = sr_next(r))) {
+                char *p = sr_strdup(r, rec, "prompt"), *resp = sr_strdup(r, rec, "response");
+                size_t lp = strlen(p), lr = strlen(resp);
+                char *doc = xmalloc(lp + lr + 1);
+                memcpy(doc, p, lp);
+                memcpy(doc + lp, resp, lr + 1);
+                llm_text_append(&stream, &n, &scap, tok, doc);
+                free(doc);
+                free(p);
+                free(resp);
+            }
+            sr_close(r);
+        }
         llm_dataset_pack(&all, stream, n, ctx);
         free(stream);
     } else {

@@ -94,4 +94,15 @@ if awk -F'"loss":' 'NR==1 {split($2,a,","); first=a[1]} END {split($2,b,","); ex
     pass pretrain-loss-falls; else fail pretrain-loss-falls "$(cat "$T/pre.log")"; fi
 expect_ok pretrained-generates "$LLM" generate --model "$T/pre" --prompt "Once" -n 5
 expect_ok full-init-direct "$LT" --full --init "$T/cfg.json" --tokenizer "$T/hf/tokenizer.model" --text "$T/text.txt" --out "$T/pre2" --steps 2 --ctx 64 --threads 2 --quiet
+# --text with an instructions file: each record (prompt + response) is one more document
+tokens_of() { sed -n 's/^lora-train: [0-9]* training examples (\([0-9]*\) tokens.*/\1/p' "$T/err"; }
+expect_ok text-only "$LT" --full --model "$T/hf" --text "$T/text.txt" --out "$T/to" --steps 1 --ctx 64 --threads 2
+n_text=$(tokens_of)
+expect_ok text-plus-instructions "$LT" --full --model "$T/hf" --text "$T/text.txt" "$T/ins.mp" --out "$T/ti" --steps 1 --ctx 64 --threads 2
+n_both=$(tokens_of)
+# 24 instructions of ~60 tokens each: at least 24 x 40 more tokens than the text alone
+if [ -n "$n_text" ] && [ -n "$n_both" ] && [ "$n_both" -gt $((n_text + 960)) ]; then pass text-plus-instructions-tokens
+else fail text-plus-instructions-tokens "text $n_text, text + instructions $n_both"; fi
+expect_fail text-plus-bad-stream 1 "^lora-train: error: $T/ins.jsonl" "$LT" --full --model "$T/hf" --text "$T/text.txt" "$T/ins.jsonl" --out "$T/tb" --steps 1 --ctx 64
+if [ ! -e "$T/tb" ]; then pass text-plus-bad-stream-no-output; else fail text-plus-bad-stream-no-output "$T/tb exists"; fi
 expect_ok full-instructions "$LT" --full --model "$T/hf" --out "$T/fi" --steps 2 --batch 2 --accum 1 --threads 2 --quiet "$T/ins.mp"
