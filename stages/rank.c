@@ -16,6 +16,8 @@ static const char USAGE[] =
     "  --adapter DIR       LoRA adapter (PEFT layout)\n"
     "  --int8              hold the linear layers in int8\n"
     "  --decode MODE       generate (default) or score\n"
+    "  --listwise ORDER    score mode, listwise: greedy (default; constrained decoding) or\n"
+    "                      likelihood (every title by log p(title as the first item))\n"
     "  --temperature T     sampling temperature (default 0.1; 0: greedy)\n"
     "  --top-k K           keep the K most likely tokens (default 10; 0: all)\n"
     "  --top-p P           nucleus mass in (0, 1] (default 0.1)\n"
@@ -36,7 +38,7 @@ static const char USAGE[] =
     "  --device DEV        cpu (default) or cuda\n" CLI_COMMON_USAGE;
 
 enum { O_MODEL = OPT_FIRST_STAGE, O_ADAPTER, O_INT8, O_DECODE, O_TEMP, O_TOPK, O_TOPP, O_MAXNEW, O_BATCH, O_NOSHARE,
-       O_RESUME, O_SHARD, O_MAXUSERS, O_MERGE, O_DEVICE, O_ITEM, O_SEP, O_YES, O_NO };
+       O_RESUME, O_SHARD, O_MAXUSERS, O_MERGE, O_DEVICE, O_ITEM, O_SEP, O_YES, O_NO, O_LISTWISE };
 
 /* \n, \t and \\ escapes of an option value, in place. */
 static char *unescape(char *s) {
@@ -64,7 +66,7 @@ int main(int argc, char **argv) {
         {"no-prefix-sharing", 0, 0, O_NOSHARE}, {"resume", 0, 0, O_RESUME}, {"shard", 1, 0, O_SHARD},
         {"max-users", 1, 0, O_MAXUSERS}, {"merge", 0, 0, O_MERGE},    {"device", 1, 0, O_DEVICE},
         {"item-format", 1, 0, O_ITEM},  {"answer-sep", 1, 0, O_SEP},   {"yes", 1, 0, O_YES},
-        {"no", 1, 0, O_NO},
+        {"no", 1, 0, O_NO},             {"listwise", 1, 0, O_LISTWISE},
         {"output", 1, 0, 'o'},          {"zstd", 0, 0, 'z'},           CLI_COMMON_OPTIONS,
         {0, 0, 0, 0}};
     int c;
@@ -77,6 +79,11 @@ int main(int argc, char **argv) {
             if (strcmp(optarg, "generate") == 0) o.decode = RANK_GENERATE;
             else if (strcmp(optarg, "score") == 0) o.decode = RANK_SCORE;
             else die_usage(USAGE, "--decode: expected generate or score, got '%s'", optarg);
+            break;
+        case O_LISTWISE:
+            if (strcmp(optarg, "greedy") == 0) o.list_likelihood = false;
+            else if (strcmp(optarg, "likelihood") == 0) o.list_likelihood = true;
+            else die_usage(USAGE, "--listwise: expected greedy or likelihood, got '%s'", optarg);
             break;
         case O_TEMP: o.temperature = cli_double("--temperature", optarg, 0, 100, USAGE); break;
         case O_TOPK: o.top_k = (int)cli_long("--top-k", optarg, 0, 1000000000, USAGE); break;
@@ -130,6 +137,7 @@ int main(int argc, char **argv) {
     if (argc - optind > 1) die_usage(USAGE, "at most one input file");
     if (o.resume && !to_file) die_usage(USAGE, "--resume needs -o OUT");
     if (o.max_users && !to_file) die_usage(USAGE, "--max-users needs -o OUT");
+    if (o.list_likelihood && o.decode != RANK_SCORE) die_usage(USAGE, "--listwise likelihood needs --decode score");
     o.device = device;
     o.queries = optind < argc ? argv[optind] : NULL;
     rank_stats st;

@@ -343,6 +343,7 @@ typedef struct {
     group *g; size_t n_g;
     optset *os; size_t n_os; /* score mode: the options' tokens, per task and prompt tail */
     int n_opt[T_N];
+    int max_opts; /* options of one query at most (ratings, or titles in listwise likelihood) */
     char opt_text[T_N][MAX_SCALE][64];
     /* output */
     unsigned char *hdr; size_t hdr_len;
@@ -487,8 +488,9 @@ static void pack_header(rk *c) {
     pk_kv_int(&pk, "version", 1);
     pk_kv_str(&pk, "producer", producer);
     pk_str(&pk, "params");
-    msgpack_pack_map(&pk, 11);
+    msgpack_pack_map(&pk, 12);
     pk_kv_str(&pk, "decode", o->decode == RANK_SCORE ? "score" : "generate");
+    pk_kv_str(&pk, "listwise", o->list_likelihood ? "likelihood" : "greedy");
     pk_kv_num(&pk, "temperature", o->temperature);
     pk_kv_int(&pk, "top_k", o->top_k);
     pk_kv_num(&pk, "top_p", o->top_p);
@@ -655,8 +657,10 @@ static void tokenise(rk *c) {
                     free(s); free(it);
                     lens[i] = q->nsep[i] > q->neos[i] ? q->nsep[i] : q->neos[i];
                 }
-                /* the longest RANK_LIST_TOP titles must fit */
+                if (c->o->list_likelihood && n > c->max_opts) c->max_opts = n;
+                /* the longest RANK_LIST_TOP titles must fit (likelihood: the longest one) */
                 int top = n < RANK_LIST_TOP ? n : RANK_LIST_TOP;
+                if (c->o->list_likelihood) top = 1;
                 need = 0;
                 for (int r = 0; r < top; r++) {
                     int b = 0;
@@ -834,6 +838,35 @@ typedef struct {
     double *lp;
 } job;
 
+/* Score mode: the token sequences a job scores (teacher-forced) and their lengths: the ratings
+ * or Yes/No of its prompt tail, or with listwise likelihood every title as the first item of the
+ * answer (title + separator; title + EOS when it is the only candidate). */
+static void job_options(const rk *c, const job *j, const int *const **opt, const int **on) {
+    const query *q = j->q;
+    if (q->task == T_LIST) {
+        *opt = (const int *const *)(q->n_titles > 1 ? q->tsep : q->teos);
+        *on = q->n_titles > 1 ? q->nsep : q->neos;
+    } else {
+        *opt = (const int *const *)c->os[q->os].tok;
+        *on = c->os[q->os].n;
+    }
+}
+
+/* Listwise likelihood: the best min(5, n) titles by score, best first (ties: the lower index). */
+static int top_titles(const double *lp, int n, int *best) {
+    int k = n < RANK_LIST_TOP ? n : RANK_LIST_TOP;
+    for (int r = 0; r < k; r++) {
+        int b = -1;
+        for (int i = 0; i < n; i++) {
+            bool taken = false;
+            for (int x = 0; x < r; x++) taken |= best[x] == i;
+            if (!taken && (b < 0 || lp[i] > lp[b])) b = i;
+        }
+        best[r] = b;
+    }
+    return k;
+}
+
 static bool job_finish(rk *c, job *j) {
     answer *a = &c->ans[j->qi];
     const query *q = j->q;
@@ -842,20 +875,32 @@ static bool job_finish(rk *c, job *j) {
         a->text = xmalloc(need + 1);
         tok_decode(c->m->tok, j->out, j->n_out, a->text, need + 1);
     } else if (q->task == T_LIST) {
+        int chosen[RANK_LIST_TOP], n_chosen;
+        if (c->o->list_likelihood) {
+            n_chosen = top_titles(j->lp, j->n_opt, chosen);
+            a->n_scores = j->n_opt;
+            a->scores = xmalloc(sizeof *a->scores * (size_t)j->n_opt);
+            memcpy(a->scores, j->lp, sizeof *a->scores * (size_t)j->n_opt);
+            for (int v = 0; v < j->n_opt; v++) { llm_seq_free(j->fk[v]); free(j->cl[v]); }
+            free(j->fk); free(j->cl); free(j->lp);
+        } else {
+            n_chosen = j->list.n_chosen;
+            memcpy(chosen, j->list.chosen, sizeof chosen[0] * (size_t)n_chosen);
+            rank_list_free(&j->list);
+        }
         size_t L = 1;
         char *it[RANK_LIST_TOP];
-        for (int k = 0; k < j->list.n_chosen; k++) {
-            it[k] = render_item(c, q->titles[j->list.chosen[k]]);
+        for (int k = 0; k < n_chosen; k++) {
+            it[k] = render_item(c, q->titles[chosen[k]]);
             L += strlen(it[k]) + strlen(c->sep);
         }
         a->text = xmalloc(L);
         a->text[0] = 0;
-        for (int k = 0; k < j->list.n_chosen; k++) {
+        for (int k = 0; k < n_chosen; k++) {
             if (k) strcat(a->text, c->sep);
             strcat(a->text, it[k]);
             free(it[k]);
         }
-        rank_list_free(&j->list);
     } else {
         a->n_scores = j->n_opt;
         a->scores = xmalloc(sizeof *a->scores * (size_t)j->n_opt);
@@ -912,11 +957,11 @@ static void job_start(rk *c, job *j, int qi) {
         rng_init(&j->rng, c->o->seed, (uint64_t)q->id);
         j->cap = 16;
         j->out = xmalloc(sizeof *j->out * (size_t)j->cap);
-    } else if (q->task == T_LIST) {
+    } else if (q->task == T_LIST && !c->o->list_likelihood) {
         rank_list_init(&j->list, (const int *const *)q->tsep, q->nsep, (const int *const *)q->teos, q->neos, q->n_titles,
                        RANK_LIST_TOP);
     } else {
-        j->n_opt = c->n_opt[q->task];
+        j->n_opt = q->task == T_LIST ? q->n_titles : c->n_opt[q->task];
         j->fk = xcalloc((size_t)j->n_opt, sizeof *j->fk);
         j->cl = xcalloc((size_t)j->n_opt, sizeof *j->cl);
         j->lp = xcalloc((size_t)j->n_opt, sizeof *j->lp);
@@ -941,7 +986,7 @@ static bool job_advance(rk *c, job *j) {
         return false;
     }
     const query *q = j->q;
-    if (q->task == T_LIST) {
+    if (q->task == T_LIST && !o->list_likelihood) {
         int tok = rank_list_choose(&j->list, j->logits, V);
         if (tok < 0) return true; /* cannot happen: a live trie always has a way on */
         c->st->generated_tokens++;
@@ -949,8 +994,8 @@ static bool job_advance(rk *c, job *j) {
         j->last = tok; j->in = &j->last; j->n_in = 1; j->phase = PH_STEP;
         return false;
     }
-    const int *const *opt = (const int *const *)c->os[q->os].tok;
-    const int *on = c->os[q->os].n;
+    const int *const *opt, *on;
+    job_options(c, j, &opt, &on);
     if (j->phase == PH_PROMPT) {
         bool more = false;
         for (int v = 0; v < j->n_opt; v++) {
@@ -984,7 +1029,7 @@ static void run_window(rk *c, const int *users, int nu) {
     }
     job *jobs = xmalloc(sizeof *jobs * (size_t)B);
     for (int s = 0; s < B; s++) jobs[s].qi = -1;
-    int max_items = B * (MAX_SCALE + 1);
+    int max_items = B * ((c->max_opts > MAX_SCALE ? c->max_opts : MAX_SCALE) + 1);
     llm_batch *b = xmalloc(sizeof *b * (size_t)max_items);
     int next = 0, active = 0, flushed = 0;
     char err[512], extra[96];
@@ -1006,9 +1051,10 @@ static void run_window(rk *c, const int *users, int nu) {
             job *j = &jobs[s];
             if (j->qi < 0 || j->ready) continue;
             if (j->phase == PH_CONT) {
-                const optset *os = &c->os[j->q->os];
+                const int *const *opt, *on;
+                job_options(c, j, &opt, &on);
                 for (int v = 0; v < j->n_opt; v++)
-                    if (j->fk[v]) b[nb++] = (llm_batch){j->fk[v], os->tok[v], os->n[v] - 1, LLM_LOGITS_ALL, j->cl[v]};
+                    if (j->fk[v]) b[nb++] = (llm_batch){j->fk[v], opt[v], on[v] - 1, LLM_LOGITS_ALL, j->cl[v]};
             } else {
                 b[nb++] = (llm_batch){j->seq, j->in, j->n_in, LLM_LOGITS_LAST, j->logits};
             }
@@ -1017,8 +1063,11 @@ static void run_window(rk *c, const int *users, int nu) {
         for (int s = 0; s < B; s++) {
             job *j = &jobs[s];
             if (j->qi < 0) continue;
-            if (j->phase == PH_CONT)
-                for (int v = 0; v < j->n_opt; v++) if (j->fk[v]) c->st->scored_tokens += c->os[j->q->os].n[v] - 1;
+            if (j->phase == PH_CONT) {
+                const int *const *opt, *on;
+                job_options(c, j, &opt, &on);
+                for (int v = 0; v < j->n_opt; v++) if (j->fk[v]) c->st->scored_tokens += on[v] - 1;
+            }
             j->ready = false;
             if (job_advance(c, j)) { job_finish(c, j); active--; }
         }

@@ -5,7 +5,9 @@
  *   score     no sampling. pointwise: log p(rating + EOS) for every rating on the scale;
  *             pairwise: log p("Yes." + EOS), log p("No." + EOS); listwise: greedy decoding
  *             constrained by a trie to the candidate titles (each title once), so every answer
- *             names min(5, candidates) distinct candidates.
+ *             names min(5, candidates) distinct candidates; or (list_likelihood) every candidate
+ *             scored by log p(title + separator) as the answer's first item, the answer naming
+ *             the five best by that score.
  *
  * The queries of one user share a prompt prefix (`prefix_len`); it is computed once per user
  * and forked for every query. Work is done in windows of users; a window's answers depend only
@@ -37,6 +39,8 @@ typedef struct {
     bool int8;
     int threads;
     rank_decode decode;
+    bool list_likelihood; /* score mode, listwise: rank titles by log p(title as the first item)
+                           * instead of constrained greedy decoding */
     double temperature; /* generate mode: 0.1, top-k 10, top-p 0.1, 300 new tokens */
     int top_k;
     double top_p;

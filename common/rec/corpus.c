@@ -38,10 +38,11 @@ static void fmt_rating(char *b, size_t n, double r) {
 
 /* Documents over windows of W entries (step S, first window starting at -off0) of a history:
  * rated entries (`rated_item` joined by `rated_sep` in the pointwise history template) when
- * ratings is given, else a liked list (`item` joined by `list_sep` in the pairwise template). */
+ * ratings is given, else a liked list (`item` joined by `list_sep` in liked_key, the history
+ * template of a task that shows liked lists). */
 static void window_docs(FILE *out, const char *out_name, const prompt_templates *t, const catalog *cat,
-                        const int32_t *items, const float *ratings, int n, int W, int S, int off0, corpus_stats *st,
-                        long *count) {
+                        const int32_t *items, const float *ratings, int n, int W, int S, int off0, template_key liked_key,
+                        corpus_stats *st, long *count) {
     for (int s = -off0; s < n; s += S) {
         int lo = s < 0 ? 0 : s, hi = s + W < n ? s + W : n;
         if (hi - lo < 2) continue;
@@ -65,7 +66,7 @@ static void window_docs(FILE *out, const char *out_name, const prompt_templates 
         const char *kv_rated[] = {"history", h};
         const char *kv_liked[] = {"liked", h, "disliked", t->text[T_NONE]};
         char *doc = ratings ? template_render(t->text[T_POINT_HIST], kv_rated, 1)
-                            : template_render(t->text[T_PAIR_HIST], kv_liked, 2);
+                            : template_render(t->text[liked_key], kv_liked, 2);
         put(out, out_name, doc, st);
         (*count)++;
         free(doc);
@@ -102,6 +103,11 @@ void corpus_write(FILE *out, const char *out_name, const interactions *ia, const
     rng_t rng;
     rng_init(&rng, p->seed, 0xC0);
     int W = p->window > 0 ? p->window : 50, S = p->stride > 0 ? p->stride : W;
+    /* Liked-list documents only when a task shows liked lists (pairwise's template, else
+     * listwise's): with every history rated (data/prompts/rated.tmpl) the rated windows are
+     * already the prompts' history format. */
+    bool any_liked = !t->rated[TASK_PAIRWISE] || !t->rated[TASK_LISTWISE];
+    template_key liked_key = !t->rated[TASK_PAIRWISE] ? T_PAIR_HIST : T_LIST_HIST;
     int32_t *liked = xmalloc(sizeof *liked * (size_t)(hist.off[hist.n_users] + 1));
     for (int pass = 0; pass < (p->repeat > 0 ? p->repeat : 1); pass++)
         for (int32_t u = 0; u < hist.n_users; u++) {
@@ -110,12 +116,13 @@ void corpus_write(FILE *out, const char *out_name, const interactions *ia, const
             /* Each pass starts its windows at another offset, so documents differ between passes. */
             int off0 = pass == 0 ? 0 : (int)rng_below(&rng, (uint64_t)S);
             /* rated windows, as the pointwise history shows them */
-            window_docs(out, out_name, t, cat, hist.item + a, hist.rating + a, n, W, S, off0, st, &st->rated_docs);
+            window_docs(out, out_name, t, cat, hist.item + a, hist.rating + a, n, W, S, off0, liked_key, st, &st->rated_docs);
+            if (!any_liked) continue;
             /* liked-list windows, as the pairwise and listwise histories show them */
             int nl = 0;
             for (int k = 0; k < n; k++)
                 if (hist.rating[a + k] >= ia->like) liked[nl++] = hist.item[a + k];
-            window_docs(out, out_name, t, cat, liked, NULL, nl, W, S, off0, st, &st->liked_docs);
+            window_docs(out, out_name, t, cat, liked, NULL, nl, W, S, off0, liked_key, st, &st->liked_docs);
         }
     free(liked);
     user_lists_free(&hist);

@@ -71,14 +71,14 @@ static const key_spec KEYS[T_COUNT] = {
     [T_POINT_HINT] = {"pointwise.hint", "hint min max"},
     [T_POINT_RESP] = {"pointwise.response", "rating"},
     [T_PAIR_INSTR] = {"pairwise.instruction", ""},
-    [T_PAIR_HIST] = {"pairwise.history", "liked disliked"},
+    [T_PAIR_HIST] = {"pairwise.history", "history liked disliked"},
     [T_PAIR_QUERY] = {"pairwise.query", "first second"},
     [T_PAIR_HINT] = {"pairwise.hint", "hint"},
     [T_PAIR_YES] = {"pairwise.yes", ""},
     [T_PAIR_NO] = {"pairwise.no", ""},
     [T_PAIR_RESP] = {"pairwise.response", "answer"},
     [T_LIST_INSTR] = {"listwise.instruction", "k n"},
-    [T_LIST_HIST] = {"listwise.history", "liked disliked"},
+    [T_LIST_HIST] = {"listwise.history", "history liked disliked"},
     [T_LIST_QUERY] = {"listwise.query", "candidates k n"},
     [T_LIST_HINT] = {"listwise.hint", "hint k"},
     [T_LIST_RESP] = {"listwise.response", "answer"},
@@ -242,9 +242,19 @@ void templates_parse(prompt_templates *t, const char *text, size_t n, const char
         char err[160];
         if (scan(t->text[key], NULL, NULL, 0, KEYS[key].placeholders, NULL, NULL, err, sizeof err))
             die_at(name, key_line, "key '%s': %s", KEYS[key].name, err);
+        if (key == T_PAIR_HIST || key == T_LIST_HIST) {
+            /* the rated history ({history}) or the liked / disliked lists, not both */
+            bool rated = count_placeholder(t->text[key], "history", NULL) > 0;
+            bool lists = count_placeholder(t->text[key], "liked", NULL) + count_placeholder(t->text[key], "disliked", NULL) > 0;
+            if (rated && lists)
+                die_at(name, key_line, "key '%s': {history} (the rated history) cannot be combined with {liked} or {disliked}",
+                       KEYS[key].name);
+            t->rated[key == T_PAIR_HIST ? TASK_PAIRWISE : TASK_LISTWISE] = rated;
+        }
     }
     for (int k = 0; k < T_COUNT; k++)
         if (!t->text[k]) die_at(name, -1, "key '%s' is missing", KEYS[k].name);
+    t->rated[TASK_POINTWISE] = true;
     const char *w = t->text[T_WRAPPER];
     long at_instr, at_input;
     if (count_placeholder(w, "instruction", &at_instr) != 1 || count_placeholder(w, "input", &at_input) != 1 ||
@@ -316,13 +326,16 @@ static void item_list(sbuf *b, const prompt_env *env, const int32_t *items, int 
     }
 }
 
+/* The task's history template with the entries h[0..n): the rated list (pointwise, and the
+ * tasks whose template shows {history}) or the liked and disliked lists. */
 static void history_part(sbuf *b, const prompt_env *env, prompt_task task, const hist_entry *h, int n) {
     const prompt_templates *t = env->t;
     char smin[16], smax[16];
     snprintf(smin, sizeof smin, "%d", env->scale_min);
     snprintf(smax, sizeof smax, "%d", env->scale_max);
     sbuf x = {0}, y = {0};
-    if (task == TASK_POINTWISE) {
+    template_key key = task == TASK_POINTWISE ? T_POINT_HIST : task == TASK_PAIRWISE ? T_PAIR_HIST : T_LIST_HIST;
+    if (task == TASK_POINTWISE || t->rated[task]) {
         int shown = 0;
         for (int k = 0; k < n; k++) {
             if (h[k].kind != HIST_RATED) continue;
@@ -337,7 +350,7 @@ static void history_part(sbuf *b, const prompt_env *env, prompt_task task, const
         }
         if (!shown) sb_str(&x, t->text[T_NONE]);
         const char *kv[] = {"history", x.p, "min", smin, "max", smax};
-        render(b, t->text[T_POINT_HIST], kv, 3);
+        render(b, t->text[key], kv, 3);
     } else {
         int32_t *liked = xmalloc(sizeof *liked * (size_t)(n + 1)), *dis = xmalloc(sizeof *dis * (size_t)(n + 1));
         int nl = 0, nd = 0;
@@ -350,7 +363,7 @@ static void history_part(sbuf *b, const prompt_env *env, prompt_task task, const
         sb_grow(&x, 0);
         sb_grow(&y, 0);
         const char *kv[] = {"liked", x.p, "disliked", y.p};
-        render(b, t->text[task == TASK_PAIRWISE ? T_PAIR_HIST : T_LIST_HIST], kv, 2);
+        render(b, t->text[key], kv, 2);
         free(liked);
         free(dis);
     }
@@ -729,12 +742,14 @@ void promptset_free(promptset *ps) {
 }
 
 /* History entries of user u (oldest first) for a task, from the user's history-part entries
- * before index `end` of ps->hist (-1: all), leaving out the items in excl[0..ne): pointwise: the
- * last `history` rated items; otherwise the last `history` liked and the last `max_dislikes`
+ * before index `end` of ps->hist (-1: all), leaving out the items in excl[0..ne): a rated
+ * history (pointwise, and pairwise/listwise when their template shows {history}): the last
+ * `history` rated items; otherwise the last `history` liked and the last `max_dislikes`
  * disliked items, merged in time order. Returns the count (h has room for all). */
 static int user_history(const promptset *ps, prompt_task task, int32_t u, int end, const int32_t *excl, int ne,
                         hist_entry *h) {
     const user_lists *L = &ps->hist;
+    bool rated = task == TASK_POINTWISE || ps->env.t->rated[task];
     int a = L->off[u], b = end >= 0 ? end : L->off[u + 1];
     int left_r = ps->history, left_l = ps->history, left_d = ps->max_dislikes;
     int n = 0;
@@ -744,7 +759,7 @@ static int user_history(const promptset *ps, prompt_task task, int32_t u, int en
             if (excl[k] == L->item[j]) skip = true;
         if (skip) continue;
         uint8_t kind;
-        if (task == TASK_POINTWISE) {
+        if (rated) {
             if (left_r <= 0) break;
             left_r--;
             kind = HIST_RATED;

@@ -13,6 +13,8 @@
  * backslash at the very end of a line continues the value on the next line (whose leading
  * blanks are skipped). Placeholders are {name}; {{ and }} stand for literal braces. Every key
  * must be present exactly once, unknown keys and placeholders a key does not offer are errors.
+ * pairwise.history and listwise.history show either the rated history ({history}, as pointwise
+ * does) or the liked and disliked lists ({liked}, {disliked}); mixing the two is an error.
  *
  * This module knows nothing of tokenizers (rec does not include llm): the caller passes a token
  * counter, or none for the byte estimate.
@@ -45,6 +47,11 @@ typedef enum {
 typedef struct {
     char *text[T_COUNT];
     char *source; /* file name */
+    /* per task: its history is the rated list ({history}: the last `history` rated items in time
+     * order, rated_item joined by rated_sep); otherwise liked and disliked lists ({liked},
+     * {disliked}). Always true for pointwise; for pairwise and listwise, true when their history
+     * template uses {history} (set by templates_parse). */
+    bool rated[TASK_COUNT];
 } prompt_templates;
 
 const char *template_key_name(template_key k);
@@ -75,7 +82,8 @@ typedef struct {
     int reserve;              /* tokens kept for the response (at least the response itself) */
 } prompt_env;
 
-/* One history entry. kind: rated (pointwise history), liked or disliked (pairwise/listwise). */
+/* One history entry. kind: rated (a rated history: pointwise, and pairwise/listwise when their
+ * template shows {history}), liked or disliked (a liked/disliked history). */
 enum { HIST_RATED = 0, HIST_LIKED = 1, HIST_DISLIKED = 2 };
 typedef struct {
     int32_t item;
@@ -151,7 +159,7 @@ typedef struct {
     const catalog *cat;
     const mf_model *mf;
     prompt_env env;
-    int history;          /* most recent rated (pointwise) / liked items shown (50) */
+    int history;          /* most recent rated (rated histories) / liked items shown (50) */
     int max_dislikes;     /* most recent disliked items shown (10) */
     double dislike;       /* ratings <= dislike are dislikes (2) */
     bool tasks[TASK_COUNT];

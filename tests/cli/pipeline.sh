@@ -94,3 +94,11 @@ same "corpus: deterministic" "$T/corpus.txt" "$T/corpus2.txt"
 # Only the train part reaches the corpus: under loo it holds no rating of 3 (those are dropped).
 ! grep -qE '": 3(; |\.)' "$T/corpus.txt" && pass "corpus: train part only (no dropped 3s under loo)" || fail "corpus: train part only"
 grep -qE '": 5(; |\.)' "$T/corpus.txt" && pass "corpus: rated windows present" || fail "corpus: rated windows present"
+# With every history rated (rated.tmpl) the corpus is the catalogue and the rated windows only:
+# exactly recranker.tmpl's corpus without its liked-list documents.
+"$B/promptgen" --quiet --templates "$ITREK_ROOT/data/prompts/rated.tmpl" --mode corpus --interactions "$T/ia.mp" \
+    --catalog "$T/items.mp" -o "$T/corpus3.txt"
+grep -c "^User's liked movies" "$T/corpus.txt" > "$T/nl1"
+[ "$(cat "$T/nl1")" -gt 0 ] && ! grep -q "liked movies" "$T/corpus3.txt" &&
+    cmp -s <(grep -v "^User's liked movies" "$T/corpus.txt") "$T/corpus3.txt" &&
+    pass "corpus: rated.tmpl writes no liked-list documents, the rest unchanged" || fail "corpus: rated.tmpl" "$(head -c 300 "$T/corpus3.txt")"

@@ -221,6 +221,74 @@ expect_fail "check: a candidate without its pointwise query" 1 "user $qu: the po
 expect_fail "check: candidates for another part" 1 "cand-valid.mp:0: field 'params.for'" \
     "$B/promptgen" --check "${CHK[@]}" --candidates "$T/cand-valid.mp" "$T/q.mp"
 
+# ---------- rated history in pairwise / listwise (data/prompts/rated.tmpl) ----------
+RT=(--templates "$ITREK_ROOT/data/prompts/rated.tmpl")
+body "$T/items.mp" > "$T/items.jsonl"
+rated_history() { # RECORDS "PARTS" N -> records (JSON lines) whose history is not the user's last N
+                  # interactions in PARTS, oldest first, shown as "User's historical movie ratings: ..."
+    awk -v parts=" $2 " -v N="$3" '
+    function num(name) { if (!match($0, "\"" name "\":[-0-9.]+")) return ""; return substr($0, RSTART + length(name) + 3, RLENGTH - length(name) - 3) }
+    FNR == 1 { f++ }
+    f == 1 { match($0, /"part":"[a-z]+"/); p = substr($0, RSTART + 8, RLENGTH - 9)
+             if (!index(parts, " " p " ")) next
+             u = num("user"); i = num("item"); n[u]++; it[u, n[u]] = i; ts[u "," i] = num("ts") + 0; rt[u "," i] = num("rating") + 0; next }
+    f == 2 { i = num("item"); match($0, /"title":"([^"\\]|\\.)*"/); title[i] = substr($0, RSTART + 9, RLENGTH - 10); next }
+    f == 3 { u = num("user")
+             match($0, /"history":\[[0-9,]*\]/); nh = split(substr($0, RSTART + 11, RLENGTH - 12), hi, ",")
+             bad = nh != (n[u] < N ? n[u] : N)
+             delete shown
+             text = "User\047s historical movie ratings: "
+             for (k = 1; k <= nh; k++) {
+                 shown[hi[k]] = 1
+                 if (k > 1 && ts[u "," hi[k]] < ts[u "," hi[k - 1]]) bad = 1
+                 text = text (k > 1 ? "; " : "") "\\\"" title[hi[k]] "\\\": " rt[u "," hi[k]]
+             }
+             if (nh == 0) text = text "None"
+             for (k = 1; k <= n[u]; k++) if (nh > 0 && !(it[u, k] in shown) && ts[u "," it[u, k]] > ts[u "," hi[1]]) bad = 1
+             if (!index($0, text ".\\n\\n")) bad = 1
+             nbad += bad }
+    END { print nbad + 0 }' "$T/ia.jsonl" "$T/items.jsonl" "$1"
+}
+expect_ok "rated.tmpl: test queries" "$B/promptgen" --quiet --mode eval "${IN[@]}" "${RT[@]}" --history 10 --candidates "$T/cand.mp" -o "$T/qr.mp"
+body "$T/qr.mp" > "$T/qr.jsonl"
+for t in pairwise listwise; do
+    grep "\"task\":\"$t\"" "$T/qr.jsonl" > "$T/qr-$t.jsonl"
+    c=$(wc -l < "$T/qr-$t.jsonl"); b=$(rated_history "$T/qr-$t.jsonl" "train valid" 10)
+    [ "$c" -gt 0 ] && [ "$b" = 0 ] && pass "rated.tmpl: $t test queries show the last 10 train/valid ratings in time order ($c)" \
+        || fail "rated.tmpl: $t test queries: rated history" "$b of $c records wrong"
+done
+c=$(rated_history "$T/qr.jsonl" "train valid" 10)
+[ "$c" = 0 ] && pass "rated.tmpl: pointwise, pairwise and listwise share that history" || fail "rated.tmpl: the tasks share the history" "$c"
+body "$T/qr.mp" | grep -q "User's liked movies" && fail "rated.tmpl: no liked/disliked lists" || pass "rated.tmpl: no liked/disliked lists"
+"$B/promptgen" --quiet --mode eval "${IN[@]}" --history 10 --candidates "$T/cand.mp" -o "$T/q10.mp"
+cmp -s <(body "$T/qr.mp" | grep '"task":"pointwise"') <(body "$T/q10.mp" | grep '"task":"pointwise"') \
+    && pass "rated.tmpl: pointwise queries as with recranker.tmpl" || fail "rated.tmpl: pointwise queries as with recranker.tmpl"
+expect_ok "rated.tmpl: test queries pass --check" "$B/promptgen" --check "${CHK[@]}" "${RT[@]}" --candidates "$T/cand.mp" "$T/qr.mp"
+expect_ok "rated.tmpl: valid queries" "$B/promptgen" --quiet --mode eval "${IN[@]}" "${RT[@]}" --history 10 --candidates "$T/cand-valid.mp" -o "$T/qrv.mp"
+c=$(rated_history <(body "$T/qrv.mp") "train" 10)
+[ "$c" = 0 ] && pass "rated.tmpl: valid queries show the last 10 train ratings only" || fail "rated.tmpl: valid queries' history" "$c"
+expect_ok "rated.tmpl: valid queries pass --check" "$B/promptgen" --check "${CHK[@]}" "${RT[@]}" --candidates "$T/cand-valid.mp" "$T/qrv.mp"
+expect_ok "rated.tmpl: train --positives next" "$B/promptgen" --quiet --mode train "${IN[@]}" "${RT[@]}" --draws 100 --positives next \
+    --hard-negatives 20 -o "$T/trr.mp"
+c=$(after_history "$T/trr.mp")
+[ "$c" = 0 ] && pass "rated.tmpl: train --positives next: answers never precede the rated history" || fail "rated.tmpl: train next: answers precede the history" "$c"
+expect_ok "rated.tmpl: train --positives next passes --check" "$B/promptgen" --check "${CHK[@]}" "${RT[@]}" "$T/trr.mp"
+expect_ok "rated.tmpl: train (random positives)" "$B/promptgen" --quiet --mode train "${IN[@]}" "${RT[@]}" --draws 100 -o "$T/trr2.mp"
+expect_ok "rated.tmpl: train: targets left out of their rated history (--check)" "$B/promptgen" --check "${CHK[@]}" "${RT[@]}" "$T/trr2.mp"
+# per task: pairwise rated, listwise liked/disliked
+sed 's/^pairwise.history = .*/pairwise.history = User'"'"'s historical movie ratings: {history}.\\n\\n/' \
+    "$ITREK_ROOT/data/prompts/recranker.tmpl" > "$T/pair-rated.tmpl"
+"$B/promptgen" --quiet --mode eval "${IN[@]}" --history 10 --templates "$T/pair-rated.tmpl" --candidates "$T/cand.mp" -o "$T/qpr.mp"
+cmp -s <(body "$T/qpr.mp" | grep -v '"task":"pairwise"') <(body "$T/q10.mp" | grep -v '"task":"pairwise"') \
+    && [ "$(body "$T/qpr.mp" | grep '"task":"pairwise"' | grep -c "User's liked movies")" = 0 ] \
+    && pass "templates: {history} in pairwise.history only: listwise keeps liked/disliked" || fail "templates: per-task rated history"
+sed 's/^listwise.history = .*/listwise.history = Rated: {history}. Liked: {liked}.\\n\\n/' "$ITREK_ROOT/data/prompts/recranker.tmpl" > "$T/mix.tmpl"
+rm -f "$T/x.mp"
+expect_fail "templates: {history} with {liked} in one history" 1 \
+    "^promptgen: error: .*mix.tmpl:[0-9]+: key 'listwise.history': \{history\} \(the rated history\) cannot be combined with \{liked\} or \{disliked\}$" \
+    "$B/promptgen" --mode train "${IN[@]}" --draws 5 --templates "$T/mix.tmpl" -o "$T/x.mp"
+[ "$(wc -l < "$T/err")" = 1 ] && [ ! -e "$T/x.mp" ] && pass "templates: mixed history: one line, no output" || fail "templates: mixed history: one line, no output" "$(cat "$T/err")"
+
 # ---------- usage ----------
 expect_ok "--help" "$B/promptgen" --help
 expect_fail "usage: --mode is required" 2 "mode" "$B/promptgen" "${IN[@]}"

@@ -98,6 +98,39 @@ printf '%s\n' '{"schema":"itrek.queries","version":1,"params":{"scheme":"loo","p
 grep -Eq '"text":"(\\"Heat \(1995\)\\"\\n\\"Babe \(1995\)\\"|\\"Babe \(1995\)\\"\\n\\"Heat \(1995\)\\")"' "$T/a2" &&
     pass "score: listwise with 2 candidates names both" || fail "score: listwise with 2 candidates" "$(cat "$T/a2")"
 
+# listwise likelihood: every title scored as the answer's first item; text = the best five by score
+expect_ok "score, --listwise likelihood" "$R" --model "$M" --decode score --listwise likelihood -o "$T/sl.mp" --quiet "$T/q.mp"
+grep -q '"listwise":"likelihood"' <("$M2J" "$T/sl.mp" | head -1) && grep -q '"listwise":"greedy"' "$T/hdr" &&
+    pass "likelihood: header names the listwise order" || fail "likelihood: header" "$("$M2J" "$T/sl.mp" | head -1)"
+# user u's candidates are TITLES[(u + j) % 8], j = 0..6: rebuild the expected top five from the scores
+bad=$("$M2J" "$T/sl.mp" | grep '"task":"listwise"' | sed 's/.*"user":\([0-9]*\),"text":"\(.*\)","scores":\[\(.*\)\]}$/\1|\2|\3/' |
+    awk -F'|' -v titles="$(printf '%s|' "${TITLES[@]}")" '
+        BEGIN { split(titles, t, "|") }
+        { u = $1; n = split($3, s, ","); if (n != 7) { bad++; next }
+          delete used; want = ""
+          for (r = 1; r <= 5; r++) { b = 0
+              for (i = 1; i <= n; i++) if (!(i in used) && (b == 0 || s[i] + 0 > s[b] + 0)) b = i
+              used[b] = 1; want = want (r > 1 ? "\\n" : "") "\\\"" t[(u + b - 1) % 8 + 1] "\\\"" }
+          if (want != $2) { bad++; print "want " want " got " $2 > "/dev/stderr" } }
+        END { print bad + 0 }')
+nl=$("$M2J" "$T/sl.mp" | grep -c '"task":"listwise"')
+[ "$bad" = 0 ] && [ "$nl" = 4 ] && pass "likelihood: 7 scores per listwise answer, text = the best five by score" || fail "likelihood: listwise" "$bad bad of $nl"
+diff <(texts "$T/s.mp" | grep -v '"task":"listwise"') <(texts "$T/sl.mp" | grep -v '"task":"listwise"') >/dev/null &&
+    pass "likelihood: pointwise and pairwise answers unchanged" || fail "likelihood: other tasks changed"
+expect_ok "likelihood, no prefix sharing, batch 3" "$R" --model "$M" --decode score --listwise likelihood --no-prefix-sharing --batch 3 -o "$T/sl_np.mp" --quiet "$T/q.mp"
+d=$(score_diff "$T/sl.mp" "$T/sl_np.mp")
+diff <(texts "$T/sl.mp") <(texts "$T/sl_np.mp") >/dev/null && awk -v d="$d" 'BEGIN { exit !(d < 1e-3) }' &&
+    pass "likelihood: same answers and scores without prefix sharing (max diff $d)" || fail "likelihood: prefix sharing" "max diff $d"
+"$R" --model "$M" --decode score --listwise likelihood --quiet "$T/q2.mp" | "$M2J" | tail -1 >"$T/a2l"
+grep -Eq '"text":"(\\"Heat \(1995\)\\"\\n\\"Babe \(1995\)\\"|\\"Babe \(1995\)\\"\\n\\"Heat \(1995\)\\")","scores":\[[^],]*,[^],]*\]' "$T/a2l" &&
+    pass "likelihood: 2 candidates, 2 scores, both named" || fail "likelihood: 2 candidates" "$(cat "$T/a2l")"
+printf '%s\n' '{"schema":"itrek.queries","version":1,"params":{"scheme":"loo","part":"test"}}' \
+    '{"id":1,"task":"listwise","user":3,"prompt":"### Response:\n","prefix_len":0,"titles":["Heat (1995)"]}' | "$J2M" >"$T/q1.mp"
+"$R" --model "$M" --decode score --listwise likelihood --quiet "$T/q1.mp" | "$M2J" | tail -1 >"$T/a1l"
+grep -Eq '"text":"\\"Heat \(1995\)\\"","scores":\[[^],]*\]' "$T/a1l" && pass "likelihood: one candidate (title + EOS), one score" || fail "likelihood: one candidate" "$(cat "$T/a1l")"
+expect_fail "usage: --listwise likelihood in generate mode" 2 "--listwise likelihood needs --decode score" "$R" --model "$M" --listwise likelihood "$T/q.mp"
+expect_fail "usage: --listwise beam" 2 "--listwise: expected greedy or likelihood" "$R" --model "$M" --decode score --listwise beam "$T/q.mp"
+
 # ---------- prefix sharing on/off
 expect_ok "score, no prefix sharing" "$R" --model "$M" --decode score --no-prefix-sharing -o "$T/s_np.mp" --quiet "$T/q.mp"
 if diff <(texts "$T/s.mp") <(texts "$T/s_np.mp") >/dev/null; then pass "score: same answers with and without prefix sharing"; else fail "score: prefix sharing changes answers"; fi
