@@ -4,52 +4,15 @@
 #include "harness.h"
 #include "llm/tokenizer.h"
 #include "rec/prompt.h"
+#include "prompt_fixture.h"
+
+#define TINY PROMPT_TINY
 
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-static const char TINY[] =
-    "# a comment line, then a blank one\n"
-    "\n"
-    "wrapper = I:{instruction}|IN:{input}|R\\n\n"
-    "item = \"{title}\"\n"
-    "rated_item = {item}={rating}\n"
-    "rated_sep = ;\n"
-    "list_sep = ,\n"
-    "none = -\n"
-    "answer_sep = /\n"
-    "pointwise.instruction = P{min}-{max}\n"
-    "pointwise.history = H[{history}]\\n\n"
-    "pointwise.query = T{target}\n"
-    "pointwise.hint = ~{hint}\n"
-    "pointwise.response = {rating}\n"
-    "pairwise.instruction = Q\n"
-    "pairwise.history = L[{liked}]D[{disliked}]\\n\n"
-    "pairwise.query = {first}>{second}?\n"
-    "pairwise.hint = ~{hint}\n"
-    "pairwise.yes = Y\n"
-    "pairwise.no = N\n"
-    "pairwise.response = {answer}\n"
-    "listwise.instruction = K{k}of{n}\n"
-    "listwise.history = L[{liked}]D[{disliked}]\\n\n"
-    "listwise.query = C[{candidates}]\n"
-    "listwise.hint = ~{hint}\n"
-    "listwise.response = {answer}\n";
 
-static catalog make_catalog(void) {
-    static const char *titles[] = {NULL, "A (2000)", "B", "C", "D", "E", "F", "G", "H", "I", "J", "K", "L"};
-    catalog c;
-    memset(&c, 0, sizeof c);
-    c.n_items = 13;
-    c.by_id = calloc(13, sizeof *c.by_id);
-    for (int i = 1; i < 13; i++) {
-        c.by_id[i].id = i;
-        c.by_id[i].title = strdup(titles[i]);
-        c.count++;
-    }
-    return c;
-}
 
 static void test_parse(void) {
     prompt_templates t;
@@ -74,10 +37,8 @@ static void test_parse(void) {
     templates_free(&t);
     free(all);
 
-    const char *root = getenv("ITREK_ROOT");
     char path[4096];
-    snprintf(path, sizeof path, "%s/data/prompts/recranker.tmpl", root ? root : ".");
-    if (access(path, R_OK) == 0) {
+    if (shipped_templates("recranker.tmpl", path, sizeof path)) {
         templates_load(&t, path);
         CHECK("shipped templates: alpaca wrapper",
               strncmp(t.text[T_WRAPPER], "Below is an instruction that describes a task, paired with an input that provides further "
@@ -101,14 +62,7 @@ static void test_layout(void) {
     catalog c = make_catalog();
     prompt_env env = tiny_env(&t, &c);
     hist_entry h[3] = {{1, 5, 10, HIST_LIKED}, {2, 1, 20, HIST_DISLIKED}, {3, 4, 30, HIST_LIKED}};
-    prompt_query q;
-    memset(&q, 0, sizeof q);
-    q.items[0] = 4;
-    q.items[1] = 5;
-    q.n_items = 2;
-    q.hint_yes = true;
-    q.has_response = true;
-    q.answer_yes = false;
+    prompt_query q = pairwise_query(4, 5);
     prompt_text out;
     bool over;
     int d = prompt_build(&env, TASK_PAIRWISE, h, 3, &q, 1, &out, &over);
@@ -168,13 +122,19 @@ static void test_layout(void) {
     catalog_free(&c);
 }
 
-static void test_budget(void) {
+/* The token budget over a pairwise history of liked lists, or (rated) of the rated history that
+ * pairwise.history shows with {history}: the same rules either way. */
+static void test_budget(bool rated) {
     prompt_templates t;
-    templates_parse(&t, TINY, strlen(TINY), "tiny");
+    char *text = rated ? with_line(TINY, "pairwise.history", "pairwise.history = L[{history}]\\n") : strdup(TINY);
+    templates_parse(&t, text, strlen(text), "tiny");
     catalog c = make_catalog();
     prompt_env env = tiny_env(&t, &c);
     hist_entry h[10];
-    for (int k = 0; k < 10; k++) h[k] = (hist_entry){1 + k, 5, 100 + k, HIST_LIKED}; /* items 1..10, oldest first */
+    for (int k = 0; k < 10; k++) /* items 1..10, oldest first */
+        h[k] = (hist_entry){1 + k, (float)(1 + k % 5), 100 + k, rated ? HIST_RATED : HIST_LIKED};
+    char name[128];
+#define BUDGET_CHECK(what, cond) do { snprintf(name, sizeof name, "%sbudget: %s", rated ? "rated " : "", what); CHECK(name, cond); } while (0)
     prompt_query q;
     memset(&q, 0, sizeof q);
     q.items[0] = 11;
@@ -186,20 +146,20 @@ static void test_budget(void) {
     env.reserve = 7;
     env.context = full.tokens + 7 - 5; /* 5 tokens too many */
     int d = prompt_build(&env, TASK_PAIRWISE, h, 10, &q, 1, &cut, &over);
-    CHECK("budget: oldest entries dropped", d > 0 && !over);
-    CHECK("budget: the shortened prompt fits with the reserve", cut.tokens + env.reserve <= env.context);
-    CHECK("budget: the newest entry stays, the oldest goes", strstr(cut.prompt, "\"J\"") && !strstr(cut.prompt, "\"A (2000)\""));
+    BUDGET_CHECK("oldest entries dropped", d > 0 && !over);
+    BUDGET_CHECK("the shortened prompt fits with the reserve", cut.tokens + env.reserve <= env.context);
+    BUDGET_CHECK("the newest entry stays, the oldest goes", strstr(cut.prompt, "\"J\"") && !strstr(cut.prompt, "\"A (2000)\""));
     prompt_text one_less;
     int ctx = env.context;
     env.context = 1 << 20;
     prompt_build(&env, TASK_PAIRWISE, h + d - 1, 10 - d + 1, &q, 1, &one_less, &over);
     env.context = ctx;
-    CHECK("budget: dropping one entry fewer would not fit", one_less.tokens + env.reserve > env.context);
+    BUDGET_CHECK("dropping one entry fewer would not fit", one_less.tokens + env.reserve > env.context);
     prompt_text_free(&one_less);
     prompt_text_free(&cut);
     env.context = 5;
     d = prompt_build(&env, TASK_PAIRWISE, h, 10, &q, 1, &cut, &over);
-    CHECK("budget: over budget even without history", over && d == 10 && strstr(cut.prompt, "L[-]") != NULL);
+    BUDGET_CHECK("over budget even without history", over && d == 10 && strstr(cut.prompt, "L[-]") != NULL);
     prompt_text_free(&cut);
     /* training: the response counts when longer than the reserve */
     env.context = full.tokens + 3;
@@ -207,15 +167,17 @@ static void test_budget(void) {
     q.has_response = true;
     q.answer_yes = true; /* "Y": 1 + ceil(1/2) = 2 tokens <= 3 */
     d = prompt_build(&env, TASK_PAIRWISE, h, 10, &q, 1, &cut, &over);
-    CHECK("budget: a short response fits without dropping", d == 0);
+    BUDGET_CHECK("a short response fits without dropping", d == 0);
     prompt_text_free(&cut);
     env.context = full.tokens + 1;
     d = prompt_build(&env, TASK_PAIRWISE, h, 10, &q, 1, &cut, &over);
-    CHECK("budget: the response's own tokens count", d > 0 && cut.tokens + 2 <= env.context);
+    BUDGET_CHECK("the response's own tokens count", d > 0 && cut.tokens + 2 <= env.context);
     prompt_text_free(&cut);
     prompt_text_free(&full);
     templates_free(&t);
     catalog_free(&c);
+    free(text);
+#undef BUDGET_CHECK
 }
 
 static void test_line(void) {
@@ -234,13 +196,15 @@ static int count_llama(void *ctx, const char *s, size_t n) {
     return tok_encode(ctx, s, 1, 0, NULL, 0);
 }
 
-static void test_token_boundary(void) {
-    const char *shared = getenv("SHARED"), *root = getenv("ITREK_ROOT");
-    char tp[4096], mp[4096];
+/* A shipped templates file (data/prompts/NAME) with the LLaMA-2 tokenizer: the shared prefix
+ * ends on a token boundary in all three tasks. all_rated: every task shows the rated history
+ * (rated.tmpl), checked in the prompt text too. */
+static void test_token_boundary(const char *name, bool all_rated) {
+    const char *shared = getenv("SHARED");
+    char tp[4096], mp[4096], label[256];
     snprintf(tp, sizeof tp, "%s/models/llama2-tokenizer/tokenizer.model", shared ? shared : "../shared");
-    snprintf(mp, sizeof mp, "%s/data/prompts/recranker.tmpl", root ? root : ".");
-    if (access(tp, R_OK) != 0 || access(mp, R_OK) != 0) {
-        printf("PASS token boundary: skipped (no LLaMA-2 tokenizer or templates)\n");
+    if (access(tp, R_OK) != 0 || !shipped_templates(name, mp, sizeof mp)) {
+        printf("PASS %s token boundary: skipped (no LLaMA-2 tokenizer or templates)\n", name);
         return;
     }
     char err[256];
@@ -268,7 +232,8 @@ static void test_token_boundary(void) {
         for (int k = 0; k < 5; k++) q.hint_top[k] = 5 + k;
         prompt_text out;
         bool over;
-        prompt_build(&env, (prompt_task)task, task == TASK_POINTWISE ? hr : h, 4, &q, 1, &out, &over);
+        prompt_build(&env, (prompt_task)task, task == TASK_POINTWISE || all_rated ? hr : h, 4, &q, 1, &out, &over);
+        if (all_rated) ok &= strstr(out.prompt, "User's historical movie ratings: \"Usual Suspects, The (1995)\": 5; ") != NULL;
         int n = tok_encode(tok, out.prompt, 1, 0, ids, 4096);
         char *prefix = strndup(out.prompt, out.prefix_len);
         int np = tok_encode(tok, prefix, 1, 0, pids, 4096);
@@ -276,7 +241,9 @@ static void test_token_boundary(void) {
         free(prefix);
         prompt_text_free(&out);
     }
-    CHECK("token boundary: LLaMA-2 tokens of the prefix begin the prompt's tokens (3 tasks)", ok);
+    snprintf(label, sizeof label, "%s token boundary: LLaMA-2 tokens of the prefix begin the prompt's tokens (3 tasks%s)", name,
+             all_rated ? ", the rated history in each" : "");
+    CHECK(label, ok);
     templates_free(&t);
     catalog_free(&c);
     tok_free(tok);
@@ -285,8 +252,10 @@ static void test_token_boundary(void) {
 int main(void) {
     test_parse();
     test_layout();
-    test_budget();
+    test_budget(false);
+    test_budget(true);
     test_line();
-    test_token_boundary();
+    test_token_boundary("recranker.tmpl", false);
+    test_token_boundary("rated.tmpl", true);
     return 0;
 }
