@@ -34,7 +34,13 @@ BOOTSTRAP      ?= $(or $(BOOTSTRAP_$(PROFILE)),1000)
 CAND_N         ?= 10
 SHARED         ?= ../shared
 DEVICE         ?= cpu
-TEMPLATES      ?= data/prompts/recranker.tmpl
+# The prompts' wording (docs/prompts.md). small shows every task the rated history in time
+# order (data/prompts/rated.tmpl, chosen on valid: docs/results.md, log 4); tiny and paper keep
+# RecRanker's liked/disliked lists.
+TEMPLATES_tiny  := data/prompts/recranker.tmpl
+TEMPLATES_small := data/prompts/rated.tmpl
+TEMPLATES_paper := data/prompts/recranker.tmpl
+TEMPLATES      ?= $(TEMPLATES_$(PROFILE))
 DEVICE_ARG      = $(if $(filter-out cpu,$(DEVICE)),--device $(DEVICE))
 
 # --- the language model per profile.
@@ -89,10 +95,12 @@ LORA_ARGS      ?= $(LORA_ARGS_$(PROFILE))
 # The own-backbone profiles score the answers (every answer parses); paper decodes as the seed
 # does (temperature 0.1, top-k 10, top-p 0.1, at most 300 new tokens: rank's defaults).
 RANK_ARGS_tiny  := --decode score --batch 16
-RANK_ARGS_small := --decode score --batch 16
+RANK_ARGS_small := --decode score --batch 16 --listwise likelihood
 RANK_ARGS_paper := --decode generate --batch 32
 RANK_ARGS      ?= $(RANK_ARGS_$(PROFILE))
-FUSE_ARGS      ?=
+# hybrid weights: RecRanker's equal thirds, except small's, chosen on valid (docs/results.md, log 4)
+FUSE_ARGS_small := --lambda 0$$(comma)1$$(comma)10
+FUSE_ARGS      ?= $(FUSE_ARGS_$(PROFILE))
 MF_PARAMS       = $(strip $(MF_ARGS) --seed $(SEED) --threads $(THREADS))
 
 .PHONY: base results llm valid data FORCE
@@ -138,6 +146,9 @@ $(ART)/$(1)/candgen.params: FORCE
 	$$(call stamp,$$@,-n $(CAND_N))
 $(ART)/$(1)/metrics.params: FORCE
 	$$(call stamp,$$@,--bootstrap $(BOOTSTRAP) --seed $(SEED))
+# which templates file: another file (not only a newer one) redoes the prompts and the corpus
+$(ART)/$(1)/templates.params: FORCE
+	$$(call stamp,$$@,$(TEMPLATES))
 
 $(ART)/$(1)/interactions.mp: $(ML100K)/u.data $(ART)/$(1)/split.params $(BINDIR)/split
 	$(BINDIR)/split $(Q) $$$$(cat $(ART)/$(1)/split.params) -o $$@
@@ -161,10 +172,10 @@ $(ART)/$(1)/backbone.params: FORCE
 	$$(call stamp,$$@,vocab $(VOCAB) shape $(SHAPE) ctx $(CTX) pretrain $(strip $(PRETRAIN_ARGS) --seed $(SEED) --threads $(THREADS)) prompts $(strip $(PRETRAIN_PROMPT_ARGS)))
 $(ART)/$(1)/pretrain-prompts.params: FORCE
 	$$(call stamp,$$@,$(strip $(if $(PRETRAIN_PROMPT_ARGS),$(PROMPT_ARGS) --context $(CTX) --threads $(THREADS) $(PRETRAIN_PROMPT_ARGS) --seed $(PRETRAIN_PROMPT_SEED))))
-$(ART)/$(1)/corpus.txt: $(ART)/$(1)/interactions.mp $(ART)/$(1)/items.mp $(ART)/$(1)/corpus.params $(TEMPLATES) $(BINDIR)/promptgen
+$(ART)/$(1)/corpus.txt: $(ART)/$(1)/interactions.mp $(ART)/$(1)/items.mp $(ART)/$(1)/corpus.params $(TEMPLATES) $(ART)/$(1)/templates.params $(BINDIR)/promptgen
 	$(BINDIR)/promptgen $(Q) --templates $(TEMPLATES) --mode corpus --interactions $(ART)/$(1)/interactions.mp --catalog $(ART)/$(1)/items.mp \
 	  --symbols $(ART)/$(1)/symbols.txt $$$$(cat $(ART)/$(1)/corpus.params) -o $$@
-$(ART)/$(1)/tok/tokenizer.model: $(ART)/$(1)/corpus.txt $(ART)/$(1)/backbone.params $(TEMPLATES)
+$(ART)/$(1)/tok/tokenizer.model: $(ART)/$(1)/corpus.txt $(ART)/$(1)/backbone.params $(TEMPLATES) $(ART)/$(1)/templates.params
 	rm -rf $$(@D); mkdir -p $$(@D)
 	$(call timed,$(1),spm_train,spm_train --input=$(ART)/$(1)/corpus.txt$(comma)$(TEMPLATES) --model_prefix=$$(@D)/tokenizer \
 	  --model_type=bpe --vocab_size=$(VOCAB) --byte_fallback=true --character_coverage=1.0 \
@@ -174,7 +185,7 @@ $(ART)/$(1)/tok/tokenizer.model: $(ART)/$(1)/corpus.txt $(ART)/$(1)/backbone.par
 # The prompt formats for pretraining (only when PRETRAIN_PROMPT_ARGS is set): drawn like the
 # training instructions, leakage-checked, tokenised with the backbone's tokenizer for --context.
 $(ART)/$(1)/pretrain-prompts.mp: $(ART)/$(1)/interactions.mp $(ART)/$(1)/items.mp $(ART)/$(1)/mf.mp $(ART)/$(1)/tok/tokenizer.model \
-		$(ART)/$(1)/pretrain-prompts.params $(TEMPLATES) $(BINDIR)/promptgen
+		$(ART)/$(1)/pretrain-prompts.params $(TEMPLATES) $(ART)/$(1)/templates.params $(BINDIR)/promptgen
 	$(call timed,$(1),promptgen-pretrain,$(BINDIR)/promptgen $(Q) --templates $(TEMPLATES) --mode train --interactions $(ART)/$(1)/interactions.mp \
 	  --catalog $(ART)/$(1)/items.mp --mf $(ART)/$(1)/mf.mp --tokenizer $(ART)/$(1)/tok/tokenizer.model \
 	  $$$$(cat $(ART)/$(1)/pretrain-prompts.params) -o $$@.new)
@@ -203,14 +214,14 @@ $(ART)/$(1)/fuse.params: FORCE
 
 # Training instructions and test queries; the leakage check runs on each before it is kept.
 $(ART)/$(1)/instructions.mp: $(ART)/$(1)/interactions.mp $(ART)/$(1)/items.mp $(ART)/$(1)/mf.mp $(call base_of,$(1))/config.json \
-		$(ART)/$(1)/promptgen.params $(ART)/$(1)/promptgen-train.params $(TEMPLATES) $(BINDIR)/promptgen
+		$(ART)/$(1)/promptgen.params $(ART)/$(1)/promptgen-train.params $(TEMPLATES) $(ART)/$(1)/templates.params $(BINDIR)/promptgen
 	$(call timed,$(1),promptgen-train,$(BINDIR)/promptgen $(Q) --templates $(TEMPLATES) --mode train --interactions $(ART)/$(1)/interactions.mp \
 	  --catalog $(ART)/$(1)/items.mp --mf $(ART)/$(1)/mf.mp --tokenizer $(call base_of,$(1))/tokenizer.model \
 	  $$$$(cat $(ART)/$(1)/promptgen.params $(ART)/$(1)/promptgen-train.params) -o $$@.new)
 	$(BINDIR)/promptgen --check --templates $(TEMPLATES) --interactions $(ART)/$(1)/interactions.mp --catalog $(ART)/$(1)/items.mp $$@.new
 	mv $$@.new $$@
 $(ART)/$(1)/queries-%.mp: $(ART)/$(1)/cand-%.mp $(ART)/$(1)/interactions.mp $(ART)/$(1)/items.mp $(ART)/$(1)/mf.mp \
-		$(call base_of,$(1))/config.json $(ART)/$(1)/promptgen.params $(TEMPLATES) $(BINDIR)/promptgen
+		$(call base_of,$(1))/config.json $(ART)/$(1)/promptgen.params $(TEMPLATES) $(ART)/$(1)/templates.params $(BINDIR)/promptgen
 	$(call timed,$(1),promptgen-eval-$$*,$(BINDIR)/promptgen $(Q) --templates $(TEMPLATES) --mode eval --for $$* --candidates $$< \
 	  --interactions $(ART)/$(1)/interactions.mp --catalog $(ART)/$(1)/items.mp --mf $(ART)/$(1)/mf.mp \
 	  --tokenizer $(call base_of,$(1))/tokenizer.model $$$$(cat $(ART)/$(1)/promptgen.params) -o $$@.new)
@@ -248,7 +259,7 @@ $(RES)/$(1).md: $(ART)/$(1)/llm.md $(ART)/$(1)/rankings-test.mp
 	  echo "Base model \`$(call base_of,$(1))\`, device \`$(DEVICE)\`; made by \`make results PROFILE=$(PROFILE)\`."; echo; \
 	  cat $(ART)/$(1)/llm.md; echo; echo "## Answers that did not parse (fuse)"; echo; \
 	  sed 's/^/    /' $(ART)/$(1)/fuse-test.log; echo; echo "## Parameters"; echo; \
-	  for f in split mf candgen $(if $(OWN_BACKBONE),corpus backbone) promptgen promptgen-train lora rank fuse metrics; do printf -- '- %s: `%s`\n' $$$$f "$$$$(cat $(ART)/$(1)/$$$$f.params)"; done; \
+	  for f in split mf candgen templates $(if $(OWN_BACKBONE),corpus backbone) promptgen promptgen-train lora rank fuse metrics; do printf -- '- %s: `%s`\n' $$$$f "$$$$(cat $(ART)/$(1)/$$$$f.params)"; done; \
 	  echo; echo "## Wall time per stage (seconds, this run)"; echo; \
 	  cat $(ART)/$(1)/times/* | sed 's/^/    /'; } > $$@.tmp && mv $$@.tmp $$@
 $(RES)/$(1).json: $(ART)/$(1)/llm.json
