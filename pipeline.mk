@@ -74,6 +74,9 @@ PRETRAIN_PROMPT_ARGS_tiny  :=
 PRETRAIN_PROMPT_ARGS_small := --tasks pairwise$$(comma)listwise --draws 3000 --positives next --hard-negatives 50
 PRETRAIN_PROMPT_ARGS ?= $(PRETRAIN_PROMPT_ARGS_$(PROFILE))
 PRETRAIN_PROMPT_SEED ?= $(shell echo $$(($(SEED) + 1)))
+# the backbone's initialisation and batch order: SEED unless set, so that a replicate can vary
+# the backbone alone (same split, MF, candidates and prompts; docs/results.md, log 5)
+PRETRAIN_SEED  ?= $(SEED)
 CTX_tiny       := 512
 CTX_small      := 512
 CTX_paper      := 1024
@@ -169,7 +172,7 @@ $(ART)/$(1)/items.mp: $(ML100K)/u.data $(BINDIR)/split
 $(ART)/$(1)/corpus.params: FORCE
 	$$(call stamp,$$@,$(strip $(CORPUS_ARGS) --seed $(SEED)))
 $(ART)/$(1)/backbone.params: FORCE
-	$$(call stamp,$$@,vocab $(VOCAB) shape $(SHAPE) ctx $(CTX) pretrain $(strip $(PRETRAIN_ARGS) --seed $(SEED) --threads $(THREADS)) prompts $(strip $(PRETRAIN_PROMPT_ARGS)))
+	$$(call stamp,$$@,vocab $(VOCAB) shape $(SHAPE) ctx $(CTX) pretrain $(strip $(PRETRAIN_ARGS) --seed $(PRETRAIN_SEED) --threads $(THREADS)) prompts $(strip $(PRETRAIN_PROMPT_ARGS)))
 $(ART)/$(1)/pretrain-prompts.params: FORCE
 	$$(call stamp,$$@,$(strip $(if $(PRETRAIN_PROMPT_ARGS),$(PROMPT_ARGS) --context $(CTX) --threads $(THREADS) $(PRETRAIN_PROMPT_ARGS) --seed $(PRETRAIN_PROMPT_SEED))))
 $(ART)/$(1)/corpus.txt: $(ART)/$(1)/interactions.mp $(ART)/$(1)/items.mp $(ART)/$(1)/corpus.params $(TEMPLATES) $(ART)/$(1)/templates.params $(BINDIR)/promptgen
@@ -197,7 +200,7 @@ $(ART)/$(1)/backbone/config.json: $(ART)/$(1)/tok/tokenizer.model $(ART)/$(1)/co
 	set -- $(SHAPE); printf '{"architectures":["LlamaForCausalLM"],"model_type":"llama","hidden_size":%d,"num_hidden_layers":%d,"num_attention_heads":%d,"num_key_value_heads":%d,"intermediate_size":%d,"vocab_size":%d,"max_position_embeddings":%d,"rms_norm_eps":1e-5,"rope_theta":10000.0,"tie_word_embeddings":true,"bos_token_id":1,"eos_token_id":2}\n' \
 	  $$$$1 $$$$2 $$$$3 $$$$4 $$$$5 $(VOCAB) $(CTX) > $(ART)/$(1)/backbone-config.json
 	$(call timed,$(1),pretrain,$(BINDIR)/lora-train $(PROGRESS) --full --init $(ART)/$(1)/backbone-config.json --tokenizer $(ART)/$(1)/tok/tokenizer.model \
-	  --text $(ART)/$(1)/corpus.txt $(if $(PRETRAIN_PROMPT_ARGS),$(ART)/$(1)/pretrain-prompts.mp) --out $$(@D).tmp --log $(ART)/$(1)/pretrain-log.jsonl $(strip $(PRETRAIN_ARGS) --seed $(SEED) --threads $(THREADS)))
+	  --text $(ART)/$(1)/corpus.txt $(if $(PRETRAIN_PROMPT_ARGS),$(ART)/$(1)/pretrain-prompts.mp) --out $$(@D).tmp --log $(ART)/$(1)/pretrain-log.jsonl $(strip $(PRETRAIN_ARGS) --seed $(PRETRAIN_SEED) --threads $(THREADS)))
 	rm -rf $$(@D).tmp/checkpoint-*
 	mv $$(@D).tmp $$(@D)
 

@@ -74,6 +74,12 @@ mk base 2>&1 | grep -E 'bin/(split|mf-train|candgen|metrics) ' > "$T/make2.log"
 [ ! -s "$T/make2.log" ] && pass "second make base does nothing" || fail "second make base does nothing" "$(cat "$T/make2.log")"
 mk base CAND_N=20 2>&1 | grep -oE 'bin/(split|mf-train|candgen|metrics) ' | sort -u | awk '{printf "%s ", $1}' > "$T/make3.log"
 [ "$(cat "$T/make3.log")" = "bin/candgen bin/metrics " ] && pass "changing CAND_N reruns candgen and metrics only" || fail "changing CAND_N reruns candgen and metrics only" "$(cat "$T/make3.log")"
+# PRETRAIN_SEED varies the backbone alone: the pretraining stamp gets it, MF and LoRA keep SEED
+# (docs/results.md, log 5).
+mk -n results PRETRAIN_SEED=7 > "$T/seeds.log" 2>&1
+grep -E '/mf\.params$' "$T/seeds.log" | grep -q -- '--seed 1 ' && grep -E '/lora\.params$' "$T/seeds.log" | grep -q -- '--seed 1 ' &&
+    grep -E '/backbone\.params$' "$T/seeds.log" | grep -q -- '--seed 7 --threads' &&
+    pass "PRETRAIN_SEED reaches pretraining, not MF or LoRA" || fail "PRETRAIN_SEED reaches pretraining, not MF or LoRA" "$(grep -E 'params$' "$T/seeds.log" | cut -c1-200)"
 # A method may come from two inputs when they agree (fuse's base and the candidates), not otherwise.
 "$B/mp2json" "$T/c1.mp" | awk 'NR==1{print "{\"schema\":\"itrek.rankings\",\"version\":1,\"params\":{\"scheme\":\"loo\"}}"; next}
   {sub(/,"scores":\[[^]]*\]/,""); sub(/\{"user"/,"{\"method\":\"base\",\"user\""); print}' | "$B/json2mp" > "$T/fusedbase.mp"
