@@ -107,6 +107,21 @@ RANK_ARGS      ?= $(RANK_ARGS_$(PROFILE))
 FUSE_ARGS_small := --lambda 0$$(comma)1$$(comma)10
 FUSE_ARGS      ?= $(FUSE_ARGS_$(PROFILE))
 MF_PARAMS       = $(strip $(MF_ARGS) --seed $(SEED) --threads $(THREADS))
+# REFIT=1: the test run's models are refit on train + valid (`split --refit`), so that the test
+# task is the valid task one step later (docs/protocols.md): MF trains for the epoch count its
+# early-stopped run chose on valid (artifacts in <scheme>/select/), and the corpus, tokenizer,
+# backbone, instructions and adapter are built from the merged split. `make valid` needs
+# REFIT=0: with REFIT=1 there is no valid part to rank.
+REFIT          ?= 0
+ifeq ($(filter $(REFIT),0 1),)
+  $(error REFIT must be 0 or 1, not '$(REFIT)')
+endif
+refit          := $(filter 1,$(REFIT))
+ifneq ($(refit),)
+ifneq ($(filter valid,$(MAKECMDGOALS)),)
+  $(error make valid needs REFIT=0: REFIT=1 merges the valid part into train)
+endif
+endif
 
 .PHONY: base results llm valid data FORCE
 FORCE:
@@ -144,7 +159,7 @@ endif
 # --- per-scheme rules (a template instantiated for each scheme)
 define SCHEME_RULES
 $(ART)/$(1)/split.params: FORCE
-	$$(call stamp,$$@,--scheme $(1) --ml100k $(ML100K))
+	$$(call stamp,$$@,--scheme $(1) --ml100k $(ML100K)$(if $(refit), --refit))
 $(ART)/$(1)/mf.params: FORCE
 	$$(call stamp,$$@,$(MF_PARAMS))
 $(ART)/$(1)/candgen.params: FORCE
@@ -157,8 +172,8 @@ $(ART)/$(1)/templates.params: FORCE
 
 $(ART)/$(1)/interactions.mp: $(ML100K)/u.data $(ART)/$(1)/split.params $(BINDIR)/split
 	$(BINDIR)/split $(Q) $$$$(cat $(ART)/$(1)/split.params) -o $$@
-$(ART)/$(1)/mf.mp: $(ART)/$(1)/interactions.mp $(ART)/$(1)/mf.params $(BINDIR)/mf-train
-	$(BINDIR)/mf-train $(Q) $$$$(cat $(ART)/$(1)/mf.params) $$< -o $$@
+$(ART)/$(1)/mf.mp: $(ART)/$(1)/interactions.mp $(ART)/$(1)/mf.params $(BINDIR)/mf-train $(if $(refit),$(ART)/$(1)/select/mf.mp $(BINDIR)/mp2json)
+	$(BINDIR)/mf-train $(Q) $$$$(cat $(ART)/$(1)/mf.params) $(if $(refit),--epochs $$$$($(BINDIR)/mp2json --head 0 $(ART)/$(1)/select/mf.mp | sed -n 's/.*"best_epoch":\([0-9]*\).*/\1/p')) $$< -o $$@
 $(ART)/$(1)/cand-%.mp: $(ART)/$(1)/mf.mp $(ART)/$(1)/interactions.mp $(ART)/$(1)/candgen.params $(BINDIR)/candgen
 	$(BINDIR)/candgen $(Q) --threads $(THREADS) --mf $$< --for $$* $$$$(cat $(ART)/$(1)/candgen.params) $(ART)/$(1)/interactions.mp -o $$@
 $(ART)/$(1)/base.md: $(ART)/$(1)/cand-test.mp $(ART)/$(1)/interactions.mp $(ART)/$(1)/metrics.params $(BINDIR)/metrics
@@ -167,6 +182,18 @@ $(ART)/$(1)/base.json: $(ART)/$(1)/cand-test.mp $(ART)/$(1)/interactions.mp $(AR
 	$(BINDIR)/metrics --format json $$$$(cat $(ART)/$(1)/metrics.params) --interactions $(ART)/$(1)/interactions.mp --candidates $$< -o $$@
 $(ART)/$(1)/valid.md: $(ART)/$(1)/cand-valid.mp $(ART)/$(1)/interactions.mp $(ART)/$(1)/metrics.params $(BINDIR)/metrics
 	$(BINDIR)/metrics --part valid $$$$(cat $(ART)/$(1)/metrics.params) --interactions $(ART)/$(1)/interactions.mp --candidates $$< -o $$@
+# REFIT=1: model selection's split and MF (early-stopped on valid), whose best epoch the refit
+# MF trains for, and the valid row of the base table.
+$(ART)/$(1)/select/split.params: FORCE
+	$$(call stamp,$$@,--scheme $(1) --ml100k $(ML100K))
+$(ART)/$(1)/select/interactions.mp: $(ML100K)/u.data $(ART)/$(1)/select/split.params $(BINDIR)/split
+	$(BINDIR)/split $(Q) $$$$(cat $(ART)/$(1)/select/split.params) -o $$@
+$(ART)/$(1)/select/mf.mp: $(ART)/$(1)/select/interactions.mp $(ART)/$(1)/mf.params $(BINDIR)/mf-train
+	$(BINDIR)/mf-train $(Q) $$$$(cat $(ART)/$(1)/mf.params) $$< -o $$@
+$(ART)/$(1)/select/cand-valid.mp: $(ART)/$(1)/select/mf.mp $(ART)/$(1)/select/interactions.mp $(ART)/$(1)/candgen.params $(BINDIR)/candgen
+	$(BINDIR)/candgen $(Q) --threads $(THREADS) --mf $$< --for valid $$$$(cat $(ART)/$(1)/candgen.params) $(ART)/$(1)/select/interactions.mp -o $$@
+$(ART)/$(1)/select/valid.md: $(ART)/$(1)/select/cand-valid.mp $(ART)/$(1)/select/interactions.mp $(ART)/$(1)/metrics.params $(BINDIR)/metrics
+	$(BINDIR)/metrics --part valid $$$$(cat $(ART)/$(1)/metrics.params) --interactions $(ART)/$(1)/select/interactions.mp --candidates $$< -o $$@
 
 $(ART)/$(1)/items.mp: $(ML100K)/u.data $(BINDIR)/split
 	$(BINDIR)/split $(Q) --ml100k $(ML100K) --catalog $$@ > /dev/null
@@ -261,7 +288,7 @@ $(ART)/$(1)/llm-valid.md: $(ART)/$(1)/rankings-valid.mp $(ART)/$(1)/cand-valid.m
 $(RES)/$(1).md: $(ART)/$(1)/llm.md $(ART)/$(1)/rankings-test.mp
 	@mkdir -p $$(@D)
 	{ echo "# ITREK results: ML-100K, scheme \`$(1)\`, profile \`$(PROFILE)\`"; echo; \
-	  echo "Base model \`$(call base_of,$(1))\`, device \`$(DEVICE)\`; made by \`make results PROFILE=$(PROFILE)\`."; echo; \
+	  echo "Base model \`$(call base_of,$(1))\`, device \`$(DEVICE)\`; made by \`make results PROFILE=$(PROFILE)$(if $(refit), REFIT=1)\`."; echo; \
 	  cat $(ART)/$(1)/llm.md; echo; echo "## Answers that did not parse (fuse)"; echo; \
 	  sed 's/^/    /' $(ART)/$(1)/fuse-test.log; echo; echo "## Parameters"; echo; \
 	  for f in split mf candgen templates $(if $(OWN_BACKBONE),corpus backbone) promptgen promptgen-train lora rank fuse metrics; do printf -- '- %s: `%s`\n' $$$$f "$$$$(cat $(ART)/$(1)/$$$$f.params)"; done; \
@@ -277,11 +304,11 @@ $(RES)/$(1)-loss.svg: $(ART)/$(1)/adapter/adapter_model.safetensors $(if $(OWN_B
 	sh docs/plot-results.sh loss $(if $(OWN_BACKBONE),$(ART)/$(1)/pretrain-log.jsonl,none) $(ART)/$(1)/lora-log.jsonl $$@
 $(RES)/$(1)-metrics.svg: $(RES)/$(1).json docs/plot-results.sh
 	sh docs/plot-results.sh metrics $$< $$@
-$(RES)/$(1)-base.md: $(ART)/$(1)/base.md $(ART)/$(1)/valid.md
+$(RES)/$(1)-base.md: $(ART)/$(1)/base.md $(ART)/$(1)/$(if $(refit),select/)valid.md
 	@mkdir -p $$(@D)
 	{ echo "# ITREK results: ML-100K, scheme \`$(1)\`, profile \`$(PROFILE)\`"; echo; \
-	  echo "Test part (made by \`make results PROFILE=$(PROFILE)\`; MF: \`mf-train $(MF_PARAMS)\`)."; echo; \
-	  cat $(ART)/$(1)/base.md; echo; echo "## Valid part (model selection only)"; echo; cat $(ART)/$(1)/valid.md; } > $$@.tmp && mv $$@.tmp $$@
+	  echo "Test part (made by \`make results PROFILE=$(PROFILE)$(if $(refit), REFIT=1)\`; MF: \`mf-train $(MF_PARAMS)\`$(if $(refit), refit on train + valid for the valid run's best epoch count))."; echo; \
+	  cat $(ART)/$(1)/base.md; echo; echo "## Valid part (model selection only$(if $(refit),; its MF trained on train alone))"; echo; cat $(ART)/$(1)/$(if $(refit),select/)valid.md; } > $$@.tmp && mv $$@.tmp $$@
 $(RES)/$(1)-base.json: $(ART)/$(1)/base.json
 	@mkdir -p $$(@D)
 	cp $$< $$@.tmp && mv $$@.tmp $$@

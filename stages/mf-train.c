@@ -10,7 +10,8 @@
 static const char USAGE[] =
     "usage: mf-train [options] [INTERACTIONS] [-o OUT]\n"
     "Trains BPR-MF on the train part of an itrek.interactions stream (stdin by default),\n"
-    "early-stopped on the valid part; writes itrek.mf.\n"
+    "early-stopped on the valid part (without one, e.g. after split --refit, exactly --epochs\n"
+    "epochs, the last kept); writes itrek.mf.\n"
     "  --dim N            latent dimension (default 64)\n"
     "  --lr X             SGD learning rate (default 0.1)\n"
     "  --reg X            L2 on user and item vectors (default 0.01)\n"
@@ -88,9 +89,15 @@ int main(int argc, char **argv) {
     mf_train(&m, &ia, &p);
     mf_write(&m, &p, out, zstd, ia.source);
     if (!cc.quiet)
-        fprintf(stderr, "mf-train: %d epochs, best epoch %d, valid %s %.5f, %.2f s, %.0f triples/s\n", m.epochs_run,
-                m.best_epoch, p.metric == MF_METRIC_HR10 ? "HR@10" : "NDCG@10", m.best_valid, m.train_seconds,
-                m.train_seconds > 0 ? m.triples / m.train_seconds : 0);
+    {
+        if (m.best_epoch > 0)
+            fprintf(stderr, "mf-train: %d epochs, best epoch %d, valid %s %.5f, %.2f s, %.0f triples/s\n", m.epochs_run,
+                    m.best_epoch, p.metric == MF_METRIC_HR10 ? "HR@10" : "NDCG@10", m.best_valid, m.train_seconds,
+                    m.train_seconds > 0 ? m.triples / m.train_seconds : 0);
+        else
+            fprintf(stderr, "mf-train: %d epochs, no valid part (last epoch kept), %.2f s, %.0f triples/s\n", m.epochs_run,
+                    m.train_seconds, m.train_seconds > 0 ? m.triples / m.train_seconds : 0);
+    }
     mf_free(&m);
     interactions_free(&ia);
     close_stdout();

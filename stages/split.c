@@ -16,11 +16,13 @@ static const char USAGE[] =
     "  --ratio A,B,C      train,valid,test fractions for ratio (default 0.8,0.1,0.1)\n"
     "  --like R           ratings >= R are positives (default 4)\n"
     "  --dislike R        ratings <= R are dislikes, kept by loo when early (default 2)\n"
+    "  --refit            valid ratings join train (empty valid part): the test run's split,\n"
+    "                     once model selection on valid is done\n"
     "  --catalog FILE     also write the catalogue (itrek.items) to FILE (needs --ml100k)\n"
     "  -o, --output PATH  output (default stdout); a .zst name compresses\n"
     "  -z, --zstd         compress the output\n" CLI_COMMON_USAGE;
 
-enum { OPT_ML100K = OPT_FIRST_STAGE, OPT_RATINGS, OPT_SCHEME, OPT_RATIO, OPT_LIKE, OPT_DISLIKE, OPT_CATALOG };
+enum { OPT_ML100K = OPT_FIRST_STAGE, OPT_RATINGS, OPT_SCHEME, OPT_RATIO, OPT_LIKE, OPT_DISLIKE, OPT_CATALOG, OPT_REFIT };
 
 static void write_catalog(const char *path, const char *dir, bool zstd) {
     catalog c;
@@ -56,12 +58,13 @@ int main(int argc, char **argv) {
     cli_common_init(&cc);
     const char *ml100k = NULL, *table = NULL, *out = NULL, *catalog_out = NULL;
     bool zstd = false;
-    split_params p = {SPLIT_RATIO, {0.8, 0.1, 0.1}, 4, 2};
+    split_params p = {SPLIT_RATIO, {0.8, 0.1, 0.1}, 4, 2, false};
     static const struct option opts[] = {
         {"ml100k", required_argument, 0, OPT_ML100K}, {"ratings", required_argument, 0, OPT_RATINGS},
         {"scheme", required_argument, 0, OPT_SCHEME}, {"ratio", required_argument, 0, OPT_RATIO},
         {"like", required_argument, 0, OPT_LIKE},     {"dislike", required_argument, 0, OPT_DISLIKE},
-        {"catalog", required_argument, 0, OPT_CATALOG}, {"output", required_argument, 0, 'o'},
+        {"catalog", required_argument, 0, OPT_CATALOG}, {"refit", no_argument, 0, OPT_REFIT},
+        {"output", required_argument, 0, 'o'},
         {"zstd", no_argument, 0, 'z'},                CLI_COMMON_OPTIONS, {0, 0, 0, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "ho:z", opts, NULL)) != -1) {
@@ -84,6 +87,7 @@ int main(int argc, char **argv) {
         case OPT_LIKE: p.like = cli_double("--like", optarg, -1e9, 1e9, USAGE); break;
         case OPT_DISLIKE: p.dislike = cli_double("--dislike", optarg, -1e9, 1e9, USAGE); break;
         case OPT_CATALOG: catalog_out = optarg; break;
+        case OPT_REFIT: p.refit = true; break;
         case 'o': out = optarg; break;
         case 'z': zstd = true; break;
         default: cli_common_opt(c, optarg, &cc, USAGE);
@@ -109,13 +113,14 @@ int main(int argc, char **argv) {
     msgpack_pack_map(pk, 7);
     sw_header_common(w, "itrek.interactions", 1);
     pk_str(pk, "params");
-    msgpack_pack_map(pk, 4);
+    msgpack_pack_map(pk, p.refit ? 5 : 4); /* "refit" only when set: older streams stay byte-identical */
     pk_kv_str(pk, "scheme", p.scheme == SPLIT_RATIO ? "ratio" : "loo");
     pk_str(pk, "ratio");
     msgpack_pack_array(pk, 3);
     for (int k = 0; k < 3; k++) msgpack_pack_double(pk, p.ratio[k]);
     pk_kv_num(pk, "like", p.like);
     pk_kv_num(pk, "dislike", p.dislike);
+    if (p.refit) pk_kv_bool(pk, "refit", true);
     pk_str(pk, "inputs");
     msgpack_pack_map(pk, 1);
     pk_kv_str(pk, "ratings", source);
@@ -142,8 +147,8 @@ int main(int argc, char **argv) {
     }
     sw_close(w);
     if (!cc.quiet)
-        fprintf(stderr, "split: %s: %d users, %d items; train %zu, valid %zu, test %zu, dropped %zu; %d users with a test positive\n",
-                p.scheme == SPLIT_RATIO ? "ratio" : "loo", st.users, st.items, st.count[0], st.count[1], st.count[2],
+        fprintf(stderr, "split: %s%s: %d users, %d items; train %zu, valid %zu, test %zu, dropped %zu; %d users with a test positive\n",
+                p.scheme == SPLIT_RATIO ? "ratio" : "loo", p.refit ? " (refit)" : "", st.users, st.items, st.count[0], st.count[1], st.count[2],
                 st.dropped, st.users_with_test_pos);
     free(part);
     ratings_free(&r);

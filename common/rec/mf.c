@@ -302,6 +302,9 @@ void mf_train(mf_model *m, const interactions *ia, const mf_params *p) {
     user_lists_build(&train_all, ia, PART_BIT(PART_TRAIN), -INFINITY);
     user_lists_build(&valid_pos, ia, PART_BIT(PART_VALID), ia->like);
     const user_lists *excl[1] = {&train_all};
+    /* No valid part (split --refit): nothing to early-stop on, so exactly p->epochs epochs are
+     * trained and the last weights kept; the epoch count comes from the run that had one. */
+    bool has_valid = valid_pos.off[valid_pos.n_users] > 0;
 
     /* Per-user seen items sorted by id, for negative rejection. */
     int32_t *seen_item = xmalloc(sizeof(int32_t) * (size_t)(train_all.off[train_all.n_users] + 1));
@@ -375,7 +378,7 @@ void mf_train(mf_model *m, const interactions *ia, const mf_params *p) {
         m->epochs_run = epoch;
         char extra[96];
         snprintf(extra, sizeof extra, "loss %.4f", tri ? loss / tri : 0);
-        if (epoch % p->eval_every == 0 || epoch == p->epochs) {
+        if (has_valid && (epoch % p->eval_every == 0 || epoch == p->epochs)) {
             double v = mf_evaluate(m, &valid_pos, excl, 1, p->metric, T);
             snprintf(extra, sizeof extra, "loss %.4f valid %s %.5f", tri ? loss / tri : 0,
                      p->metric == MF_METRIC_HR10 ? "HR@10" : "NDCG@10", v);
@@ -394,7 +397,8 @@ void mf_train(mf_model *m, const interactions *ia, const mf_params *p) {
         progress_update(&pr, (uint64_t)epoch, extra);
     }
     char extra[96];
-    snprintf(extra, sizeof extra, "best epoch %d valid %.5f", m->best_epoch, m->best_valid);
+    if (has_valid) snprintf(extra, sizeof extra, "best epoch %d valid %.5f", m->best_epoch, m->best_valid);
+    else snprintf(extra, sizeof extra, "no valid part: the last epoch kept");
     progress_done(&pr, (uint64_t)m->epochs_run, extra);
     if (m->best_epoch > 0) {
         memcpy(m->P, bestP, sizeof(float) * (size_t)m->n_users * D);
@@ -440,7 +444,8 @@ void mf_write(const mf_model *m, const mf_params *p, const char *path, bool zstd
     pk_kv_int(pk, "threads", p->threads);
     pk_str(pk, "valid");
     msgpack_pack_map(pk, 4);
-    pk_kv_num(pk, "best", m->best_valid);
+    if (m->best_epoch > 0) pk_kv_num(pk, "best", m->best_valid);
+    else { pk_str(pk, "best"); msgpack_pack_nil(pk); } /* no valid part: nothing was selected */
     pk_kv_int(pk, "best_epoch", m->best_epoch);
     pk_kv_int(pk, "epochs_run", m->epochs_run);
     pk_kv_str(pk, "metric", p->metric == MF_METRIC_HR10 ? "HR@10" : "NDCG@10");

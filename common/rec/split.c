@@ -135,13 +135,15 @@ void split_assign(ratings *r, const split_params *p, uint8_t *part, split_stats 
             size_t b1 = (size_t)llround(n * p->ratio[0]);
             size_t b2 = (size_t)llround(n * (p->ratio[0] + p->ratio[1]));
             if (b2 > n) b2 = n;
+            if (p->refit) b1 = b2;
             for (size_t k = 0; k < n; k++) part[a + k] = k < b1 ? PART_TRAIN : k < b2 ? PART_VALID : PART_TEST;
         } else {
             /* Liked ratings in time order: last -> test, second last -> valid, rest -> train. */
             size_t liked = 0, last = (size_t)-1, second = (size_t)-1;
             for (size_t k = a; k < b; k++)
                 if (r->v[k].rating >= p->like) { liked++; second = last; last = k; }
-            size_t cutoff = liked >= 2 ? second : liked == 1 ? last : b; /* first index a dislike may not reach */
+            if (p->refit) second = (size_t)-1; /* the valid item is a train item like the others */
+            size_t cutoff = second != (size_t)-1 ? second : liked >= 1 ? last : b; /* first index a dislike may not reach */
             for (size_t k = a; k < b; k++) {
                 float x = r->v[k].rating;
                 if (x >= p->like) part[k] = k == last ? PART_TEST : k == second ? PART_VALID : PART_TRAIN;

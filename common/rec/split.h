@@ -7,6 +7,11 @@
  *          before it valid, the rest train. Dislikes (<= dislike) dated before the user's
  *          valid item (test item when there is no valid one) stay in train; later dislikes
  *          and ratings strictly between the thresholds are dropped.
+ * refit      (either scheme) the valid ratings join train and the valid part is empty: the
+ *          models of the test run are refit on everything before the test part, so that the
+ *          test task is the valid task one step later (docs/protocols.md). Under loo the
+ *          dislikes dated before the test item stay in train, as those before the valid item
+ *          do without refit.
  */
 #ifndef ITREK_REC_SPLIT_H
 #define ITREK_REC_SPLIT_H
@@ -31,6 +36,7 @@ typedef struct {
     double ratio[3];
     double like;    /* ratings >= like are positives */
     double dislike; /* ratings <= dislike are dislikes (loo keeps early ones) */
+    bool refit;     /* valid ratings go to train; the valid part is empty */
 } split_params;
 
 typedef struct {

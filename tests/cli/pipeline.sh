@@ -18,6 +18,13 @@ cmp -s "$T/mf1.mp" "$T/mf5.mp" && fail "mf-train: another seed, other bytes" || 
 "$B/mf-train" --quiet --threads 2 --epochs 20 --recency 0 "$T/ia.mp" -o "$T/mf0.mp"
 cmp -s "$T/mf0.mp" "$T/mf1.mp" && fail "mf-train: --recency changes the model" || pass "mf-train: --recency changes the model"
 "$B/mp2json" --head 0 "$T/mf1.mp" | grep -q '"recency":5' && pass "mf-train: recency in the header params" || fail "mf-train: recency in the header params"
+# Without a valid part (split --refit) mf-train trains exactly --epochs epochs and keeps the last.
+"$B/split" --quiet --ml100k "$ML" --scheme loo --refit -o "$T/ia-refit.mp"
+"$B/mf-train" --quiet --threads 2 --epochs 7 "$T/ia-refit.mp" -o "$T/mf-refit.mp" 2> "$T/mf-refit.err"
+h=$("$B/mp2json" --head 0 "$T/mf-refit.mp")
+[[ $h == *'"valid":{"best":null,"best_epoch":0,"epochs_run":7,'* ]] && pass "mf-train: no valid part, exactly --epochs" || fail "mf-train: no valid part, exactly --epochs" "$h $(cat "$T/mf-refit.err")"
+"$B/mf-train" --quiet --threads 2 --epochs 6 "$T/ia-refit.mp" -o "$T/mf-refit6.mp"
+cmp -s "$T/mf-refit.mp" "$T/mf-refit6.mp" && fail "mf-train: no valid part, the last epoch kept" || pass "mf-train: no valid part, the last epoch kept"
 "$B/candgen" --quiet --threads 2 --mf "$T/mf1.mp" "$T/ia.mp" -o "$T/c1.mp"
 "$B/candgen" --quiet --threads 1 --mf "$T/mf1.mp" "$T/ia.mp" -o "$T/c2.mp"
 same "candgen: same result on 1 and 2 threads" "$T/c1.mp" "$T/c2.mp"
@@ -80,6 +87,17 @@ mk -n results PRETRAIN_SEED=7 > "$T/seeds.log" 2>&1
 grep -E '/mf\.params$' "$T/seeds.log" | grep -q -- '--seed 1 ' && grep -E '/lora\.params$' "$T/seeds.log" | grep -q -- '--seed 1 ' &&
     grep -E '/backbone\.params$' "$T/seeds.log" | grep -q -- '--seed 7 --threads' &&
     pass "PRETRAIN_SEED reaches pretraining, not MF or LoRA" || fail "PRETRAIN_SEED reaches pretraining, not MF or LoRA" "$(grep -E 'params$' "$T/seeds.log" | cut -c1-200)"
+# REFIT=1: the test run's split gets --refit, model selection's does not, and the refit MF
+# trains for the selection MF's best epoch count; by default no stamp mentions refit.
+mk -n results REFIT=1 > "$T/refit.log" 2>&1
+grep -qE "'--scheme loo --ml100k [^']* --refit' > [^ ]*/art/loo/split.params" "$T/refit.log" &&
+    grep -qE "'--scheme loo --ml100k [^']*' > [^ ]*/art/loo/select/split.params" "$T/refit.log" &&
+    grep -E 'bin/mf-train ' "$T/refit.log" | grep -q -- '--epochs $(.*mp2json --head 0 [^ ]*/select/mf.mp .*best_epoch' &&
+    pass "REFIT=1: refit split, selection split, MF epochs from selection" || fail "REFIT=1: refit split, selection split, MF epochs from selection" "$(grep -E 'split|mf-train' "$T/refit.log" | cut -c1-200)"
+mk -n results > "$T/norefit.log" 2>&1
+! grep -q -- '--refit\|/select/' "$T/norefit.log" && pass "REFIT=0 (default): nothing refit" || fail "REFIT=0 (default): nothing refit"
+expect_fail "make valid with REFIT=1" 2 "make valid needs REFIT=0" mk valid REFIT=1
+expect_fail "REFIT must be 0 or 1" 2 "REFIT must be 0 or 1, not 'yes'" mk base REFIT=yes
 # A method may come from two inputs when they agree (fuse's base and the candidates), not otherwise.
 "$B/mp2json" "$T/c1.mp" | awk 'NR==1{print "{\"schema\":\"itrek.rankings\",\"version\":1,\"params\":{\"scheme\":\"loo\"}}"; next}
   {sub(/,"scores":\[[^]]*\]/,""); sub(/\{"user"/,"{\"method\":\"base\",\"user\""); print}' | "$B/json2mp" > "$T/fusedbase.mp"

@@ -69,6 +69,30 @@ cmp -s <(parts "$T/syn-dat.mp") <(parts "$T/syn-loo.mp") && pass "'::' separated
 "$B/split" --quiet --ratings "$T/syn.tsv" --scheme loo -o "$T/syn-loo2.mp"
 same "split is deterministic" "$T/syn-loo.mp" "$T/syn-loo2.mp"
 
+# --refit (the test run's split once model selection is done): valid joins train. Synthetic,
+# by hand: user 1 under loo keeps test 110, 108 becomes train, and every dislike dated before
+# the test item (103 106 109) stays; 104 (a 3) is still dropped. user 2: 201 202 train, 203
+# test. ratio: user 1 9 / 0 / 1; user 2 round(2.7)=3 train, 0 test; user 3 2 train.
+"$B/split" --quiet --ratings "$T/syn.tsv" --scheme loo --refit -o "$T/syn-loo-refit.mp"
+got=$(parts "$T/syn-loo-refit.mp" | tr '\n' ' ')
+want="1 101 train 1 102 train 1 103 train 1 105 train 1 106 train 1 107 train 1 108 train 1 109 train 1 110 test 2 201 train 2 202 train 2 203 test 3 301 train 3 302 train "
+[ "$got" = "$want" ] && pass "synthetic loo --refit parts" || fail "synthetic loo --refit parts" "$got"
+h=$(hdr "$T/syn-loo-refit.mp")
+[[ $h == *'"refit":true'* && $h == *'"counts":{"train":12,"valid":0,"test":2,"dropped":1}'* ]] && pass "synthetic loo --refit header" || fail "synthetic loo --refit header" "$h"
+[[ $(hdr "$T/syn-loo.mp") != *refit* ]] && pass "no refit key without --refit" || fail "no refit key without --refit"
+"$B/split" --quiet --ratings "$T/syn.tsv" --refit -o "$T/syn-ratio-refit.mp"
+got=$(parts "$T/syn-ratio-refit.mp" | awk '{c[$1" "$3]++} END{for(k in c) print k, c[k]}' | sort | tr '\n' ' ')
+want="1 test 1 1 train 9 2 train 3 3 train 2 "
+[ "$got" = "$want" ] && pass "synthetic ratio --refit parts" || fail "synthetic ratio --refit parts" "$got"
+# On ML-100K: train = train + valid (+ the 702 loo dislikes dated between valid and test items).
+h=$("$B/split" --quiet --ml100k "$ML" --scheme loo --refit | "$B/mp2json" --head 0)
+[[ $h == *'"counts":{"train":70672,"valid":0,"test":942,"dropped":28386}'* ]] && pass "loo --refit: ML-100K counts" || fail "loo --refit: ML-100K counts" "$h"
+h=$("$B/split" --quiet --ml100k "$ML" --refit | "$B/mp2json" --head 0)
+[[ $h == *'"counts":{"train":90058,"valid":0,"test":9942,"dropped":0}'* ]] && pass "ratio --refit: ML-100K counts" || fail "ratio --refit: ML-100K counts" "$h"
+# Test items and parts other than valid are the same with and without --refit.
+cmp -s <(parts "$T/loo.mp" | grep -v ' train$' | sed 's/ valid$/ train/' | grep test) <(parts <("$B/split" --quiet --ml100k "$ML" --scheme loo --refit) | grep test) &&
+    pass "loo --refit: the same test items" || fail "loo --refit: the same test items"
+
 # Bad inputs.
 printf '1\t2\tfive\t3\n' > "$T/bad1.tsv"
 expect_fail "non-numeric rating" 1 "^split: error: .*bad1.tsv:1: field 'rating': not a number: 'five'$" "$B/split" --ratings "$T/bad1.tsv"
