@@ -110,12 +110,11 @@ MF_PARAMS       = $(strip $(MF_ARGS) --seed $(SEED) --threads $(THREADS))
 # REFIT=1: the test run's models are refit on train + valid (`split --refit`), so that the test
 # task is the valid task one step later (docs/protocols.md): MF trains for the epoch count its
 # early-stopped run chose on valid (artifacts in <scheme>/select/), and the corpus, tokenizer,
-# backbone, instructions and adapter are built from the merged split. small refits (decided on
-# that principle before any refit result was seen: docs/results.md); tiny keeps CI's plumbing
-# check on the plain split. `make valid` ranks the valid part, so it never refits (REFIT=1
-# given with it is an error).
-REFIT_small    := 1
-REFIT          ?= $(if $(filter valid,$(MAKECMDGOALS)),0,$(or $(REFIT_$(PROFILE)),0))
+# backbone, instructions and adapter are built from the merged split. Off in every profile:
+# DESIGN.md section 3 fixes the protocol (training never sees valid items; MF trained on train),
+# so refit is a comparison run, never a committed table. `make valid` ranks the valid part and
+# never refits (REFIT=1 given with it is an error).
+REFIT          ?= 0
 ifeq ($(filter $(REFIT),0 1),)
   $(error REFIT must be 0 or 1, not '$(REFIT)')
 endif
