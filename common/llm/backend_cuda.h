@@ -25,6 +25,10 @@ const llm_backend *llm_backend_cuda(char *err, size_t errlen);
  * high-water mark since the last reset, and cudaMemGetInfo's free and total. -1 without CUDA. */
 int llm_cuda_mem_stats(size_t *in_use, size_t *peak, size_t *dev_free, size_t *dev_total);
 void llm_cuda_reset_peak(void);
+/* Training attention's path: 1 for the warp-per-row kernels (attention.cu), 0 for cuBLAS's
+ * batched products (attention_gemm.cu, the default; ITREK_CUDA_ATTN=warp|gemm at start).
+ * Sets it when warp >= 0; returns the previous one (-1 without CUDA). For tests. */
+int llm_cuda_attention_path(int warp);
 /* "NVIDIA H100 80GB HBM3, 132 SMs, cc 9.0" into buf; -1 without CUDA. */
 int llm_cuda_device_name(char *buf, size_t n);
 

@@ -17,6 +17,11 @@ int llm_cuda_mem_stats(size_t *in_use, size_t *peak, size_t *dev_free, size_t *d
 
 void llm_cuda_reset_peak(void) {}
 
+int llm_cuda_attention_path(int warp) {
+    (void)warp;
+    return -1;
+}
+
 int llm_cuda_device_name(char *buf, size_t n) {
     if (n) buf[0] = 0;
     return -1;

@@ -33,15 +33,20 @@ if [ $rc -ne 0 ]; then
     exit 0
 fi
 
-# a GPU: the same greedy tokens and close logits (fp32 on both sides)
+# a GPU: the same greedy tokens, and logits within the bound tests/gpu/test_cuda.c gives a
+# whole pass with bf16 activations (the CUDA backend's; the CPU's are fp32): relative error
+# max|cuda - cpu| / max|cpu| under 3e-2
 "$LLM" generate --model "$T/hf" --ids 1 -n 20 --print-ids --device cpu >"$T/cpu.out" 2>/dev/null
 same cuda-greedy-tokens "$T/cpu.out" "$T/cuda.out"
 "$LLM" logits --model "$T/hf" --ids "1 403 407 261" --device cpu >"$T/l.cpu" 2>/dev/null
 "$LLM" logits --model "$T/hf" --ids "1 403 407 261" --device cuda >"$T/l.cuda" 2>/dev/null
-if paste "$T/l.cpu" "$T/l.cuda" | awk '{d=$1-$2; if (d<0) d=-d; if (d>m) m=d} END {exit !(NR==512 && m<1e-3)}'; then
+rel=$(paste "$T/l.cpu" "$T/l.cuda" | awk '{d=$1-$2; if (d<0) d=-d; if (d>m) m=d; a=$1<0?-$1:$1; if (a>r) r=a}
+    END {if (NR != 512 || r == 0) print "nan"; else printf "%.3e", m / r}')
+echo "INFO cuda-logits: relative error $rel over $(wc -l <"$T/l.cuda") logits"
+if awk -v r="$rel" 'BEGIN {exit !(r != "nan" && r + 0 < 3e-2)}'; then
     pass cuda-logits
 else
-    fail cuda-logits "max |diff| over $(wc -l <"$T/l.cuda") logits too large"
+    fail cuda-logits "relative error $rel over $(wc -l <"$T/l.cuda") logits (bound 3e-2)"
 fi
 expect_ok cuda-int8 "$LLM" generate --model "$T/hf" --ids 1 -n 8 --print-ids --int8 --device cuda
 expect_ok cuda-bench "$LLM" bench --model "$T/hf" --device cuda --threads 1

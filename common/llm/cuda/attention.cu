@@ -327,7 +327,16 @@ static att_desc train_desc(const llm_train_attn *a, int *rows_out) {
     return d;
 }
 
+void cu_att_rowdot(float *D, const act_t *dout, const act_t *out, int rows, int nh, int hd) {
+    att_dot_k<<<warp_blocks((size_t)rows * nh), 256, 0, cu_stream()>>>(D, dout, out, rows, nh, hd);
+    CUDA_LAUNCH_CHECK();
+}
+
 void cu_attention_train(const llm_train_attn *a) {
+    if (cu_attn_gemm()) {
+        cu_attention_train_gemm(a);
+        return;
+    }
     int rows;
     att_desc d = train_desc(a, &rows);
     if (rows == 0) return;
@@ -337,6 +346,10 @@ void cu_attention_train(const llm_train_attn *a) {
 }
 
 void cu_attention_backward(const llm_train_attn *a) {
+    if (cu_attn_gemm()) {
+        cu_attention_backward_gemm(a);
+        return;
+    }
     int rows;
     att_desc d = train_desc(a, &rows);
     if (rows == 0) return;

@@ -54,6 +54,7 @@ static struct {
     int capture_failed;        /* a scratch slot should have grown during the capture */
     size_t scratch_want[CU_N_SCRATCH]; /* the sizes it should have grown to */
     int sync_upload; /* ITREK_CUDA_SYNC_UPLOAD=1: no staging ring */
+    int attn_warp;   /* ITREK_CUDA_ATTN=warp: training attention by attention.cu's warp kernels */
 } cu;
 
 /* cuBLAS workspace: 32 MiB, what NVIDIA recommends for Hopper (4 MiB elsewhere). */
@@ -71,6 +72,8 @@ static struct {
 } stage;
 
 cublasHandle_t cu_blas(void) { return cu.blas; }
+int cu_attn_gemm(void) { return !cu.attn_warp; }
+
 cudaStream_t cu_stream(void) { return cu.stream; }
 
 /* ---------------------------------------------------------------- cuBLAS, opened at run time */
@@ -84,9 +87,21 @@ static struct {
                               const void *, cudaDataType, int, const void *, cudaDataType, int, const void *, void *,
                               cudaDataType, int, cublasComputeType_t, cublasGemmAlgo_t);
     decltype(&cublasGetStatusString) status;
+    cublasStatus_t (*gemm_sb)(cublasHandle_t, cublasOperation_t, cublasOperation_t, int, int, int, const void *,
+                              const void *, cudaDataType, int, long long, const void *, cudaDataType, int, long long,
+                              const void *, void *, cudaDataType, int, long long, int, cublasComputeType_t,
+                              cublasGemmAlgo_t);
 } blas;
 
 const char *cu_blas_status(cublasStatus_t s) { return blas.status ? blas.status(s) : "cuBLAS not loaded"; }
+
+cublasStatus_t cu_gemm_strided_batched(cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
+                                       const float *alpha, const void *A, cudaDataType at, int lda, long long sa,
+                                       const void *B, cudaDataType bt, int ldb, long long sb, const float *beta,
+                                       void *C, cudaDataType ct, int ldc, long long sc, int batch) {
+    return blas.gemm_sb(cu.blas, ta, tb, m, n, k, alpha, A, at, lda, sa, B, bt, ldb, sb, beta, C, ct, ldc, sc, batch,
+                        CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+}
 
 static int blas_open(char *err, size_t errlen) {
     if (blas.gemm_ex) return 0;
@@ -108,6 +123,7 @@ static int blas_open(char *err, size_t errlen) {
     SYM(set_workspace, "cublasSetWorkspace_v2");
     SYM(sgemm, "cublasSgemm_v2");
     SYM(status, "cublasGetStatusString");
+    SYM(gemm_sb, "cublasGemmStridedBatchedEx");
     SYM(gemm_ex, "cublasGemmEx");
 #undef SYM
     return 0;
@@ -430,6 +446,12 @@ static int cu_init(char *err, size_t errlen) {
     for (int i = 0; i < CU_NSTAGE; i++) CUDA_CHECK(cudaEventCreateWithFlags(&stage.ev[i], cudaEventDisableTiming));
     const char *su = getenv("ITREK_CUDA_SYNC_UPLOAD");
     cu.sync_upload = su && su[0] && strcmp(su, "0") != 0;
+    const char *at = getenv("ITREK_CUDA_ATTN");
+    if (at && at[0] && strcmp(at, "warp") != 0 && strcmp(at, "gemm") != 0) {
+        snprintf(err, errlen, "ITREK_CUDA_ATTN: expected warp or gemm, not '%s'", at);
+        return -1;
+    }
+    cu.attn_warp = at && strcmp(at, "warp") == 0;
     cu.ready = 1;
     return 0;
 }
@@ -451,6 +473,12 @@ extern "C" int llm_cuda_mem_stats(size_t *in_use, size_t *peak, size_t *dev_free
     if (dev_free) *dev_free = fr;
     if (dev_total) *dev_total = tot;
     return 0;
+}
+
+extern "C" int llm_cuda_attention_path(int warp) {
+    int was = cu.attn_warp;
+    if (warp >= 0) cu.attn_warp = warp != 0;
+    return was;
 }
 
 extern "C" void llm_cuda_reset_peak(void) {

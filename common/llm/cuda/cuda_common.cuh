@@ -53,9 +53,17 @@ __device__ __forceinline__ void st(__nv_bfloat16 *p, float v) { *p = __float2bfl
 
 /* Scratch buffers of the backend (grown on demand, stream-ordered): slot ids. FA, FB, FC: fp32
  * copies of bf16 operands (A, B, C) of the products that compute in fp32. */
-enum { CU_S_XB, CU_S_WB, CU_S_DESC, CU_S_D, CU_S_MISC, CU_S_FA, CU_S_FB, CU_S_FC, CU_N_SCRATCH };
+enum { CU_S_XB, CU_S_WB, CU_S_DESC, CU_S_D, CU_S_MISC, CU_S_FA, CU_S_FB, CU_S_FC, CU_S_ATT_S, CU_S_ATT_P, CU_N_SCRATCH };
 void *cu_scratch(int slot, size_t bytes);
 cublasHandle_t cu_blas(void);
+/* cublasGemmStridedBatchedEx (opened at run time with the rest of cuBLAS), fp32 compute */
+cublasStatus_t cu_gemm_strided_batched(cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
+                                       const float *alpha, const void *A, cudaDataType at, int lda, long long sa,
+                                       const void *B, cudaDataType bt, int ldb, long long sb, const float *beta,
+                                       void *C, cudaDataType ct, int ldc, long long sc, int batch);
+/* Training attention through cuBLAS (attention_gemm.cu) rather than the warp kernels of
+ * attention.cu: 1 unless ITREK_CUDA_ATTN=warp (or llm_cuda_attention_path(1)) */
+int cu_attn_gemm(void);
 /* The backend's stream (non-blocking, created at start): every launch, cuBLAS call, copy and
  * memset goes to it, since a graph can only be captured from such a stream. */
 cudaStream_t cu_stream(void);
@@ -92,6 +100,12 @@ void cu_kv_append(void *const *kdst, void *const *vdst, const int *start, const 
 void cu_attention(const llm_attn_item *items, int n_items, int n_heads, int n_kv_heads, int head_dim);
 void cu_attention_train(const llm_train_attn *a);
 void cu_attention_backward(const llm_train_attn *a);
+/* D[row * nh + h] = dout . out over the head's hd values (rows x nh warps) */
+void cu_att_rowdot(float *D, const __nv_bfloat16 *dout, const __nv_bfloat16 *out, int rows, int nh, int hd);
+
+/* attention_gemm.cu */
+void cu_attention_train_gemm(const llm_train_attn *a);
+void cu_attention_backward_gemm(const llm_train_attn *a);
 size_t cu_attn_pack(void *dst, const llm_attn_item *items, int n_items);
 void cu_attention_packed(const void *desc, int n_items, int n_spans, int rows, int n_heads, int n_kv_heads,
                          int head_dim);

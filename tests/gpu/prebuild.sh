@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# tests/gpu/prebuild.sh DIR - everything tests/gpu/run.sh needs on a device machine that has the
+# CUDA driver but not this project's Debian -dev packages: builds here (make, with nvcc), then
+# copies into DIR the programs (DIR/bin), tests/gpu/test_cuda (DIR/test_cuda), the shared
+# libraries they load that are not part of CUDA or glibc (DIR/lib), the stories260K test model
+# (DIR/shared/models/stories260K) and the commit (DIR/commit). On the device machine:
+#   ITREK_GPU_PREBUILT=DIR bash tests/gpu/run.sh
+set -eu
+dir=${1:?usage: tests/gpu/prebuild.sh DIR}
+cd "$(dirname "$0")/../.."
+SHARED=${SHARED:-$(cd .. && pwd)/shared}
+make -j"$(nproc)" >/dev/null
+NV=/usr/local/cuda/lib64
+mkdir -p build/rel/tests
+cc -Icommon -D_GNU_SOURCE -I/usr/include/x86_64-linux-gnu/openblas-pthread -DITREK_HAVE_CUDA=1 \
+    -std=c11 -O2 -g -Wall -Wextra -Werror -pthread -o build/rel/tests/test_cuda tests/gpu/test_cuda.c \
+    build/rel/libitrek.a -L$NV -Wl,-rpath,$NV -lcudart -lstdc++ -ldl -lmsgpackc -lzstd -ljansson -lopenblas -lm
+rm -rf "$dir"
+mkdir -p "$dir/bin" "$dir/lib" "$dir/shared/models"
+cp bin/* "$dir/bin/"
+cp build/rel/tests/test_cuda "$dir/test_cuda"
+cp -r "$SHARED/models/stories260K" "$dir/shared/models/"
+# the libraries our programs load, by the name the loader asks for, minus glibc's, the C++
+# runtime's and CUDA's own (the device machine's driver must match its CUDA runtime)
+ldd "$dir/test_cuda" "$dir"/bin/* | awk '$2 == "=>" && $3 ~ /^\// {print $1, $3}' | sort -u |
+    grep -Ev '^(libc|libm|libdl|libpthread|librt|libstdc\+\+|libgcc_s|libcudart)\.so' |
+    while read -r name path; do cp -L "$path" "$dir/lib/$name"; done
+git rev-parse HEAD >"$dir/commit"
+du -sh "$dir"
