@@ -26,7 +26,6 @@
 set -u
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
-PREBUILT=${ITREK_GPU_PREBUILT:-}
 QUICK=${ITREK_GPU_QUICK:-0}
 OUT=${OUT:-${TMPDIR:-/tmp}/itrek-gpu}
 mkdir -p "$OUT"
@@ -45,26 +44,14 @@ step() { # NAME LIMIT_S CMD... : run with a time limit, output into the log
 T0=$(date +%s)
 nvidia-smi --query-gpu=name,memory.total,clocks.max.sm,driver_version --format=csv >>"$LOG" 2>&1 || true
 
-# cuBLAS is opened with dlopen: where the loader does not know it, look in the usual places
-if ! ldconfig -p 2>/dev/null | grep -q 'libcublas\.so'; then
-    cub=$(find /usr/local /opt /usr/lib -name 'libcublas.so.1[0-9]*' 2>/dev/null | head -1)
-    [ -n "$cub" ] && export LD_LIBRARY_PATH=$(dirname "$cub")${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
-    say "cuBLAS: ${cub:-not found}"
-fi
-if [ -n "$PREBUILT" ]; then
-    PREBUILT=$(cd "$PREBUILT" && pwd)
-    export LD_LIBRARY_PATH=$PREBUILT/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
-    export SHARED=$PREBUILT/shared
-    BIN=$PREBUILT/bin TC=$PREBUILT/test_cuda
-    say "prebuilt: $PREBUILT ($(cat "$PREBUILT/commit" 2>/dev/null))"
-else
+. tests/gpu/env.sh
+if [ -z "$PREBUILT" ]; then
     step build 240 make -j16 || { say "build failed"; tail -30 "$LOG"; exit 1; }
     NV=/usr/local/cuda/lib64
     step build-test 60 cc -Icommon -D_GNU_SOURCE -I/usr/include/x86_64-linux-gnu/openblas-pthread -DITREK_HAVE_CUDA=1 \
         -std=c11 -O2 -g -Wall -Wextra -Werror -pthread -o build/rel/tests/test_cuda tests/gpu/test_cuda.c \
         build/rel/libitrek.a -L$NV -Wl,-rpath,$NV -lcudart -lstdc++ -ldl -lmsgpackc -lzstd -ljansson -lopenblas -lm ||
         { tail -30 "$LOG"; exit 1; }
-    BIN=$ROOT/bin TC=build/rel/tests/test_cuda
 fi
 
 if timeout -k 5 150 "$TC" check >"$OUT/check.txt" 2>&1; then check_rc=0; else check_rc=$?; fi
