@@ -14,6 +14,18 @@ PREFIX  ?= /usr/local
 CC      ?= cc
 NVCC    ?= $(shell command -v nvcc 2>/dev/null || { test -x /usr/local/cuda/bin/nvcc && echo /usr/local/cuda/bin/nvcc; })
 
+# OpenBLAS picks its kernels for the CPU it finds when a program starts. Debian 12's 0.3.21 does
+# not know recent Intel Xeons (CPU family 6, model 207 on the machines this project runs on) and
+# falls back to its Prescott (SSE3) kernels, at half the speed of its AVX2 ones there
+# (pretraining 1,783 against 3,269 tokens/s). Every recipe and test runs with the AVX2 (Haswell)
+# kernels pinned wherever the CPU has AVX2 and FMA: faster, and the same arithmetic on every such
+# machine whatever OpenBLAS would detect, so the committed tables reproduce. A value in the
+# environment wins; without AVX2 OpenBLAS chooses. docs/ARCHITECTURE.md, "BLAS kernels".
+OPENBLAS_CORETYPE ?= $(shell grep -qw avx2 /proc/cpuinfo 2>/dev/null && grep -qw fma /proc/cpuinfo && echo Haswell)
+ifneq ($(OPENBLAS_CORETYPE),)
+  export OPENBLAS_CORETYPE
+endif
+
 ifeq ($(SAN),1)
   BUILD  := build/san
   BINDIR := build/san/bin
