@@ -5,16 +5,20 @@
 # Models: 4 layers, 4 heads, intermediate 3 x hidden, vocab 4096 (a BPE tokenizer trained with
 # spm_train on the repository's docs and sources), hidden 128 and 256 (1.4M and 4.5M params).
 #
-# Usage: BINDIR=bin [REFDIR=DIR] tests/bench/train-bench.sh [THREADS (2)] [STEPS (4)] [REPS (2)]
+# Usage: BINDIR=bin [REFDIR=DIR | REFCORE=NAME] tests/bench/train-bench.sh [THREADS (2)] [STEPS (4)] [REPS (2)]
 #   REFDIR: a directory with another build's lora-train (e.g. a copy of bin/ made before a
 #   change); each figure is then compared with it, run interleaved in the same invocation.
-#   Without REFDIR the reference is the same binary at --threads 1 (the threading gain).
+#   REFCORE: the reference is the same binary, same threads, with OPENBLAS_CORETYPE=REFCORE
+#   (e.g. Prescott, the SSE3 fallback Debian's OpenBLAS picks on CPUs it does not know; the
+#   measured side keeps the environment's choice, the Makefile's Haswell under `make`).
+#   Without either the reference is the same binary at --threads 1 (the threading gain).
 # A figure is the best per-update tokens/s over updates 2..STEPS of REPS runs (the first
 # update grows the buffers). Prints one line per configuration and the ratio new / reference.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 B=${BINDIR:-$ROOT/bin}
 REF=${REFDIR:-}
+REFCORE=${REFCORE:-}
 THR=${1:-2} STEPS=${2:-4} REPS=${3:-2}
 t=$(mktemp -d); trap 'rm -rf "$t"' EXIT
 
@@ -52,18 +56,22 @@ run() {
                 --eval-every 1000000 --val-frac 0.01 --quiet --log "$t/log")
     if [ "$4" = full ]; then args+=(--full --text "$t/text.txt"); else args+=("$t/ins.mp"); fi
     rm -rf "$t/out"
-    "$1/lora-train" "${args[@]}" 2>/dev/null
+    env ${CORE:+OPENBLAS_CORETYPE=$CORE} "$1/lora-train" "${args[@]}" 2>/dev/null
     awk -F'"tokens_per_s":' 'NR > 1 { split($2, a, /[,}]/); if (a[1] > m) m = a[1] } END { printf "%.0f", m }' "$t/log"
 }
 
-if [ -n "$REF" ]; then echo "reference: $REF/lora-train at --threads $THR"; else echo "reference: the same binary at --threads 1"; fi
+if [ -n "$REF" ]; then echo "reference: $REF/lora-train at --threads $THR"
+elif [ -n "$REFCORE" ]; then echo "reference: the same binary at --threads $THR with OPENBLAS_CORETYPE=$REFCORE (measured: ${OPENBLAS_CORETYPE:-the detected kernels})"
+else echo "reference: the same binary at --threads 1"; fi
 printf '%-6s %-5s %4s %10s %10s %6s\n' model mode ctx "tok/s" "ref tok/s" ratio
 for m in m128 m256; do
     for mode in full lora; do
         for ctx in 256 512; do
             best=0 rbest=0
             for ((r = 0; r < REPS; r++)); do
-                if [ -n "$REF" ]; then x=$(run "$REF" "$THR" $m $mode $ctx); else x=$(run "$B" 1 $m $mode $ctx); fi
+                if [ -n "$REF" ]; then x=$(run "$REF" "$THR" $m $mode $ctx)
+                elif [ -n "$REFCORE" ]; then x=$(CORE=$REFCORE run "$B" "$THR" $m $mode $ctx)
+                else x=$(run "$B" 1 $m $mode $ctx); fi
                 [ "$x" -gt "$rbest" ] && rbest=$x
                 x=$(run "$B" "$THR" $m $mode $ctx)
                 [ "$x" -gt "$best" ] && best=$x
