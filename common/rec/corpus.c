@@ -130,32 +130,77 @@ void corpus_write(FILE *out, const char *out_name, const interactions *ia, const
 
 static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
-long corpus_write_symbols(FILE *out, const char *out_name, const catalog *cat, const prompt_templates *t) {
-    char **sym = xcalloc((size_t)cat->n_items + 1, sizeof *sym);
-    long n = 0;
+/* text with spaces as U+2581, the form SentencePiece matches user-defined symbols in */
+static char *spm_form(const char *text) {
+    size_t m = strlen(text);
+    char *s = xmalloc(3 * m + 1), *o = s;
+    for (size_t k = 0; k < m; k++) {
+        if (text[k] == ' ') { *o++ = (char)0xE2; *o++ = (char)0x96; *o++ = (char)0x81; }
+        else *o++ = text[k];
+    }
+    *o = 0;
+    return s;
+}
+
+long corpus_write_symbols(FILE *out, const char *out_name, const catalog *cat, const prompt_templates *t,
+                          const interactions *entries) {
+    /* items, then at most 2 per distinct rating and the list separator */
+    size_t cap = (size_t)cat->n_items + 1, n_sym = 0;
+    char **sym = xcalloc(cap, sizeof *sym);
+#define ADD_SYM(text)                                                                  \
+    do {                                                                               \
+        if (n_sym == cap) sym = xrealloc(sym, sizeof *sym * (cap *= 2));               \
+        sym[n_sym++] = spm_form(text);                                                 \
+    } while (0)
     for (int32_t i = 0; i < cat->n_items; i++) {
         if (!cat->by_id[i].title) continue;
         char *item = prompt_item_text(t, cat->by_id[i].title);
-        /* spaces as U+2581, the form SentencePiece matches user-defined symbols in */
-        size_t m = strlen(item);
-        char *s = xmalloc(3 * m + 1), *o = s;
-        for (size_t k = 0; k < m; k++) {
-            if (item[k] == ' ') { *o++ = (char)0xE2; *o++ = (char)0x96; *o++ = (char)0x81; }
-            else *o++ = item[k];
-        }
-        *o = 0;
+        ADD_SYM(item);
         free(item);
-        sym[n++] = s;
     }
-    qsort(sym, (size_t)n, sizeof *sym, cmp_str);
+    if (entries) {
+        /* The rated history's fixed text (": 5; " between entries, ": 5" before the history's
+         * closing text) and the list separator as whole tokens: otherwise a history entry costs
+         * 6 tokens for its 1 title token (SentencePiece never merges across a space), and the
+         * backbone sees a third as many items per pretraining step. */
+        const char *sep = t->text[T_RATED_SEP];
+        size_t n_ratings = 0;
+        float *ratings = xmalloc(sizeof *ratings * (entries->n + 1));
+        for (size_t k = 0; k < entries->n; k++) {
+            if (entries->v[k].part != PART_TRAIN) continue;
+            size_t j = 0;
+            while (j < n_ratings && ratings[j] != entries->v[k].rating) j++;
+            if (j == n_ratings) ratings[n_ratings++] = entries->v[k].rating;
+        }
+        for (size_t j = 0; j < n_ratings; j++) {
+            char r[32];
+            prompt_format_rating(r, sizeof r, ratings[j]);
+            char *suffix = prompt_rated_suffix(t, r);
+            if (!suffix) die("--entry-symbols: the templates' rated_item does not begin with {item}");
+            if (suffix[0]) {
+                size_t ls = strlen(suffix), lp = strlen(sep);
+                char *joined = xmalloc(ls + lp + 1);
+                memcpy(joined, suffix, ls);
+                memcpy(joined + ls, sep, lp + 1);
+                ADD_SYM(suffix);
+                if (sep[0]) ADD_SYM(joined);
+                free(joined);
+            }
+            free(suffix);
+        }
+        free(ratings);
+        if (t->text[T_LIST_SEP][0]) ADD_SYM(t->text[T_LIST_SEP]);
+    }
+#undef ADD_SYM
+    qsort(sym, n_sym, sizeof *sym, cmp_str);
     long written = 0;
-    for (long k = 0; k < n; k++) {
+    for (size_t k = 0; k < n_sym; k++) {
         if (k == 0 || strcmp(sym[k], sym[k - 1]) != 0) {
             if (fprintf(out, "%s\n", sym[k]) < 0) die_at(out_name, -1, "write failed: %s", strerror(errno));
             written++;
         }
     }
-    for (long k = 0; k < n; k++) free(sym[k]);
+    for (size_t k = 0; k < n_sym; k++) free(sym[k]);
     free(sym);
     return written;
 }

@@ -35,7 +35,10 @@ typedef struct {
 
 void corpus_write(FILE *out, const char *out_name, const interactions *ia, const catalog *cat,
                   const prompt_templates *t, const corpus_params *p, corpus_stats *st);
-/* Returns the number of distinct symbols written. */
-long corpus_write_symbols(FILE *out, const char *out_name, const catalog *cat, const prompt_templates *t);
+/* Writes each item's text; with `entries` (NULL: items only) also the rated history's fixed
+ * text per rating value of its train part (": 5; " and ": 5") and the list separator (", "),
+ * so that a history entry is 2 tokens rather than 6. Returns the number of distinct symbols. */
+long corpus_write_symbols(FILE *out, const char *out_name, const catalog *cat, const prompt_templates *t,
+                          const interactions *entries);
 
 #endif

@@ -150,6 +150,34 @@ void leakcheck_stream(const char *path, const leak_inputs *in, leak_report *rep)
             if (pl < 0 || pl > plen) sr_fail(r, "field 'prefix_len': %lld is outside the prompt (%u bytes)", (long long)pl, plen);
             region = (size_t)pl;
         }
+        char *blanked = NULL;
+        if (in->cat && queries && task == TASK_LISTWISE && it->size > 0) {
+            /* A listwise instruction may show the candidates (rated-last.tmpl), before the
+             * history: that list, rendered exactly as prompt.c renders it, is not history. */
+            const char *sep = in->tmpl->text[T_LIST_SEP];
+            size_t cap = 1, len = 0;
+            for (uint32_t k = 0; k < it->size; k++) {
+                int64_t x = sr_elem_int(r, it, k, "items");
+                cap += (x >= 0 && x < in->cat->n_items && needles[x] ? strlen(needles[x]) : 0) + strlen(sep);
+            }
+            char *list = xmalloc(cap);
+            bool whole = true;
+            for (uint32_t k = 0; k < it->size && whole; k++) {
+                int64_t x = sr_elem_int(r, it, k, "items");
+                if (x < 0 || x >= in->cat->n_items || !needles[x]) { whole = false; break; }
+                if (k) { memcpy(list + len, sep, strlen(sep)); len += strlen(sep); }
+                memcpy(list + len, needles[x], strlen(needles[x]));
+                len += strlen(needles[x]);
+            }
+            const char *at = whole ? memmem(prompt, region, list, len) : NULL;
+            if (at) {
+                blanked = xmalloc(region + 1);
+                memcpy(blanked, prompt, region);
+                memset(blanked + (at - prompt), ' ', len);
+            }
+            free(list);
+        }
+        const char *checked = blanked ? blanked : prompt;
         if (in->cat) {
             uint32_t rl = 0;
             const char *resp = !queries ? sr_str(r, rec, "response", &rl) : NULL;
@@ -159,13 +187,14 @@ void leakcheck_stream(const char *path, const leak_inputs *in, leak_report *rep)
                 rep->title_checks++;
                 const char *title = in->cat->by_id[v].title;
                 const char *what = part_bits(ia, pm, u, v) & PART_BIT(PART_TEST) ? "test" : "valid";
-                if (title_leaks(in->cat, needles[v], title, prompt, region, hist, n_shown))
+                if (title_leaks(in->cat, needles[v], title, checked, region, hist, n_shown))
                     sr_fail(r, "field 'prompt': the title of %s item %d of user %d (%s) is in the %s", what, v, u, needles[v],
                             queries ? "history" : "prompt");
                 if (resp && title_leaks(in->cat, needles[v], title, resp, rl, hist, n_shown))
                     sr_fail(r, "field 'response': the title of %s item %d of user %d (%s) is in the response", what, v, u, needles[v]);
             }
         }
+        free(blanked);
         if (!queries) continue;
         /* queries: one prefix per user and task */
         user_state *s = &st[u];

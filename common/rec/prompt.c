@@ -77,7 +77,7 @@ static const key_spec KEYS[T_COUNT] = {
     [T_PAIR_YES] = {"pairwise.yes", ""},
     [T_PAIR_NO] = {"pairwise.no", ""},
     [T_PAIR_RESP] = {"pairwise.response", "answer"},
-    [T_LIST_INSTR] = {"listwise.instruction", "k n"},
+    [T_LIST_INSTR] = {"listwise.instruction", "k n candidates"},
     [T_LIST_HIST] = {"listwise.history", "history liked disliked"},
     [T_LIST_QUERY] = {"listwise.query", "candidates k n"},
     [T_LIST_HINT] = {"listwise.hint", "hint k"},
@@ -307,12 +307,21 @@ char *prompt_item_text(const prompt_templates *t, const char *title) {
     return sb_take(&b);
 }
 
+char *prompt_rated_suffix(const prompt_templates *t, const char *rating) {
+    const char *tmpl = t->text[T_RATED_ITEM];
+    if (strncmp(tmpl, "{item}", 6) != 0) return NULL;
+    sbuf b = {0};
+    const char *kv[] = {"item", "", "rating", rating};
+    render(&b, tmpl + 6, kv, 2);
+    return sb_take(&b);
+}
+
 static void add_item(sbuf *b, const prompt_env *env, int32_t item) {
     const char *kv[] = {"title", prompt_title(env->cat, item)};
     render(b, env->t->text[T_ITEM], kv, 1);
 }
 
-static void fmt_rating(char *buf, size_t n, double r) {
+void prompt_format_rating(char *buf, size_t n, double r) {
     if (r == floor(r) && fabs(r) < 1e9) snprintf(buf, n, "%d", (int)r);
     else snprintf(buf, n, "%g", r);
 }
@@ -343,7 +352,7 @@ static void history_part(sbuf *b, const prompt_env *env, prompt_task task, const
             sbuf it = {0};
             add_item(&it, env, h[k].item);
             char r[32];
-            fmt_rating(r, sizeof r, h[k].rating);
+            prompt_format_rating(r, sizeof r, h[k].rating);
             const char *kv[] = {"item", it.p, "rating", r};
             render(&x, t->text[T_RATED_ITEM], kv, 2);
             free(it.p);
@@ -448,9 +457,15 @@ static char *instruction_text(const prompt_env *env, prompt_task task, const pro
     snprintf(smax, sizeof smax, "%d", env->scale_max);
     snprintf(sk, sizeof sk, "%d", PROMPT_TOP < q->n_items ? PROMPT_TOP : q->n_items);
     snprintf(sn, sizeof sn, "%d", q->n_items);
-    const char *kv[] = {"min", smin, "max", smax, "k", sk, "n", sn};
-    render(&b, t->text[task == TASK_POINTWISE ? T_POINT_INSTR : task == TASK_PAIRWISE ? T_PAIR_INSTR : T_LIST_INSTR], kv, 4);
+    /* the listwise instruction may show the candidates, so that the history comes last and
+     * the answer follows it (data/prompts/rated-last.tmpl) */
+    sbuf c = {0};
+    if (task == TASK_LISTWISE) item_list(&c, env, q->items, q->n_items, t->text[T_LIST_SEP]);
+    sb_grow(&c, 0);
+    const char *kv[] = {"min", smin, "max", smax, "k", sk, "n", sn, "candidates", c.p};
+    render(&b, t->text[task == TASK_POINTWISE ? T_POINT_INSTR : task == TASK_PAIRWISE ? T_PAIR_INSTR : T_LIST_INSTR], kv, 5);
     sb_grow(&b, 0);
+    free(c.p);
     return sb_take(&b);
 }
 

@@ -129,6 +129,12 @@ void prompt_text_free(prompt_text *p);
 char *template_render(const char *tmpl, const char *const *kv, int nkv);
 /* The title of an item as the templates show it (the `item` key applied), newly allocated. */
 char *prompt_item_text(const prompt_templates *t, const char *title);
+/* What a rated history entry writes after its item for the rating text `rating` (`rated_item`
+ * = `{item}: {rating}` gives ": 5"), newly allocated; NULL when `rated_item` does not begin
+ * with {item}. */
+/* A rating as the prompts write it: "5" for whole numbers, else %g. */
+void prompt_format_rating(char *buf, size_t n, double r);
+char *prompt_rated_suffix(const prompt_templates *t, const char *rating);
 /* An item's catalogue title; dies when the catalogue lacks the item. */
 const char *prompt_title(const catalog *cat, int32_t item);
 

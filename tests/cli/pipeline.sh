@@ -130,3 +130,38 @@ grep -c "^User's liked movies" "$T/corpus.txt" > "$T/nl1"
 [ "$(cat "$T/nl1")" -gt 0 ] && ! grep -q "liked movies" "$T/corpus3.txt" &&
     cmp -s <(grep -v "^User's liked movies" "$T/corpus.txt") "$T/corpus3.txt" &&
     pass "corpus: rated.tmpl writes no liked-list documents, the rest unchanged" || fail "corpus: rated.tmpl" "$(head -c 300 "$T/corpus3.txt")"
+# --entry-symbols: the rated history's fixed text per rating of the train part (loo: 1, 2, 4,
+# 5; no 3s) with and without the separator, and the list separator; the items as before.
+"$B/promptgen" --quiet --templates "$ITREK_ROOT/data/prompts/rated.tmpl" --mode corpus --interactions "$T/ia.mp" \
+    --catalog "$T/items.mp" --symbols "$T/sym2.txt" --entry-symbols -o "$T/corpus4.txt"
+printf '%s\n' ':▁1' ':▁1;▁' ':▁2' ':▁2;▁' ':▁4' ':▁4;▁' ':▁5' ':▁5;▁' ',▁' | sort > "$T/entry.want"
+grep -v '^"' "$T/sym2.txt" | sort > "$T/entry.got"
+same "corpus --entry-symbols: ': R; ', ': R' per train rating and ', '" "$T/entry.want" "$T/entry.got"
+cmp -s <(grep '^"' "$T/sym2.txt") "$T/sym.txt" && same "corpus --entry-symbols: corpus unchanged" "$T/corpus3.txt" "$T/corpus4.txt" ||
+    fail "corpus --entry-symbols: item symbols unchanged"
+if command -v spm_train > /dev/null; then
+    # With them a rated entry is 2 tokens (title, ": 5; "); our tokenizer agrees with spm_encode.
+    spm_train --input="$T/corpus4.txt" --model_prefix="$T/es" --model_type=bpe --vocab_size=2000 --byte_fallback=true \
+        --character_coverage=1.0 --normalization_rule_name=identity --remove_extra_whitespaces=false --split_digits=true \
+        --user_defined_symbols_file="$T/sym2.txt" --max_sentence_length=100000 --unk_id=0 --bos_id=1 --eos_id=2 --pad_id=-1 \
+        --num_threads=1 --minloglevel=2 > "$T/es.log" 2>&1
+    line='User'"'"'s historical movie ratings: "Babe (1995)": 4; "Annie Hall (1977)": 5; "Heat (1995)": 1.'
+    spm_encode --model "$T/es.model" <<< "$line" > "$T/es.pieces"
+    grep -q '"Babe▁(1995)" :▁4;▁ "Annie▁Hall▁(1977)" :▁5;▁ "Heat▁(1995)" :▁1 \.$' "$T/es.pieces" &&
+        pass "corpus --entry-symbols: an entry is 2 tokens" || fail "corpus --entry-symbols: an entry is 2 tokens" "$(cat "$T/es.pieces")"
+    printf '{"architectures":["LlamaForCausalLM"],"model_type":"llama","hidden_size":16,"num_hidden_layers":1,"num_attention_heads":2,"num_key_value_heads":2,"intermediate_size":32,"vocab_size":2000,"max_position_embeddings":64,"rms_norm_eps":1e-5,"rope_theta":10000.0,"tie_word_embeddings":true,"bos_token_id":1,"eos_token_id":2}\n' > "$T/es.json"
+    "$B/llm" init --config "$T/es.json" --tokenizer "$T/es.model" "$T/esm" > /dev/null 2>&1
+    if "$B/llm" tokenize --model "$T/esm" --text "$line" > "$T/es.ours" 2> "$T/es.err"; then
+        spm_encode --model "$T/es.model" --output_format=id <<< "$line" > "$T/es.ref"
+        cmp -s <(tr -s ' \n' '  ' < "$T/es.ours" | sed 's/ $//') <(tr -s ' \n' '  ' < "$T/es.ref" | sed 's/ $//') &&
+            pass "corpus --entry-symbols: bin/llm tokenize = spm_encode" || fail "corpus --entry-symbols: bin/llm tokenize = spm_encode" "$(cat "$T/es.ours") vs $(cat "$T/es.ref")"
+    else
+        fail "corpus --entry-symbols: bin/llm tokenize" "$(cat "$T/es.err")"
+    fi
+fi
+sed 's/^rated_item = .*/rated_item = {rating} stars for {item}/' "$ITREK_ROOT/data/prompts/rated.tmpl" > "$T/stars.tmpl"
+expect_fail "promptgen: --entry-symbols with a rated_item not beginning with {item}" 1 "stars.tmpl: field 'rated_item': --entry-symbols needs it to begin with \{item\}" \
+    "$B/promptgen" --templates "$T/stars.tmpl" --mode corpus --interactions "$T/ia.mp" --catalog "$T/items.mp" --symbols "$T/sym3.txt" --entry-symbols -o "$T/x.txt"
+[ ! -e "$T/x.txt" ] && [ ! -e "$T/sym3.txt" ] && pass "promptgen: nothing written after that error" || fail "promptgen: nothing written after that error"
+expect_fail "promptgen: --entry-symbols without --symbols" 2 "--entry-symbols needs --symbols F" \
+    "$B/promptgen" --templates "$ITREK_ROOT/data/prompts/rated.tmpl" --mode corpus --interactions "$T/ia.mp" --catalog "$T/items.mp" --entry-symbols -o "$T/x.txt"

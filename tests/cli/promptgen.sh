@@ -268,6 +268,27 @@ expect_ok "rated.tmpl: valid queries" "$B/promptgen" --quiet --mode eval "${IN[@
 c=$(rated_history <(body "$T/qrv.mp") "train" 10)
 [ "$c" = 0 ] && pass "rated.tmpl: valid queries show the last 10 train ratings only" || fail "rated.tmpl: valid queries' history" "$c"
 expect_ok "rated.tmpl: valid queries pass --check" "$B/promptgen" --check "${CHK[@]}" "${RT[@]}" --candidates "$T/cand-valid.mp" "$T/qrv.mp"
+# rated-last.tmpl: the listwise candidates in the instruction, the history last before the question
+RL=(--templates "$ITREK_ROOT/data/prompts/rated-last.tmpl")
+expect_ok "rated-last.tmpl: valid queries" "$B/promptgen" --quiet --mode eval "${IN[@]}" "${RL[@]}" --history 10 --candidates "$T/cand-valid.mp" -o "$T/qlv.mp"
+body "$T/qlv.mp" | grep '"task":"listwise"' > "$T/qlv-list.jsonl"
+c=$(awk '{ p = index($0, "Candidate movies: "); h = index($0, "User'"'"'s historical movie ratings: "); q = index($0, "\\n\\nQuestion: ")
+           if (!(p > 0 && p < h && h < q)) bad++ } END { print bad + 0 }' "$T/qlv-list.jsonl")
+[ -s "$T/qlv-list.jsonl" ] && [ "$c" = 0 ] && pass "rated-last.tmpl: listwise shows candidates, then the history, then the question" || fail "rated-last.tmpl: listwise layout" "$c"
+cmp -s <(body "$T/qlv.mp" | grep -v '"task":"listwise"') <(body "$T/qrv.mp" | grep -v '"task":"listwise"') &&
+    pass "rated-last.tmpl: pointwise and pairwise as rated.tmpl's" || fail "rated-last.tmpl: pointwise and pairwise as rated.tmpl's"
+# valid films among the candidates (in the instruction, before the history) are no leak
+n=$(awk 'NR==FNR { v[$1] = $2; next } { u = $0; sub(/.*"user":/, "", u); sub(/,.*/, "", u); it = $0; sub(/.*"items":\[/, "", it); sub(/\].*/, "", it)
+         if (("," it ",") ~ ("," v[u] ",")) n++ } END { print n + 0 }' "$T/valid-items" "$T/qlv-list.jsonl")
+[ "$n" -gt 0 ] && pass "rated-last.tmpl: $n listwise queries list their valid film" || fail "rated-last.tmpl: some listwise query lists its valid film"
+expect_ok "rated-last.tmpl: valid queries pass --check" "$B/promptgen" --check "${CHK[@]}" "${RL[@]}" --candidates "$T/cand-valid.mp" "$T/qlv.mp"
+# ... but the same title inside the history is one
+lrec=$(grep -n '"task":"listwise"' <(body "$T/qlv.mp") | head -1 | cut -d: -f1)
+lu=$(sed -n "${lrec}p" <(body "$T/qlv.mp") | sed 's/.*"user":\([0-9]*\),.*/\1/'); lv=$(awk -v u="$lu" '$1==u{print $2}' "$T/valid-items")
+lvt=$(title_of "$lv" | sed 's/[&/\]/\\&/g')
+craft "$T/qlv.mp" "$T/leak-rl.mp" "$lrec" "/User's historical movie ratings: /User's historical movie ratings: \\\\\"$lvt\\\\\": 5; /"
+expect_fail "rated-last.tmpl: a valid film's title in a listwise query's history" 1 "leak-rl.mp:$lrec: field 'prompt': the title of valid item $lv of user $lu .* is in the history$" \
+    "$B/promptgen" --check "${CHK[@]}" "${RL[@]}" "$T/leak-rl.mp"
 expect_ok "rated.tmpl: train --positives next" "$B/promptgen" --quiet --mode train "${IN[@]}" "${RT[@]}" --draws 100 --positives next \
     --hard-negatives 20 -o "$T/trr.mp"
 c=$(after_history "$T/trr.mp")

@@ -109,6 +109,21 @@ static void test_layout(void) {
     prompt_text_free(&po);
     prompt_text_free(&out);
     templates_free(&t);
+
+    /* the candidates in the instruction (rated-last.tmpl): the history is the last variable
+     * text before the answer, and the prefix still ends after it */
+    char *s2 = with_line(s, "listwise.instruction", "listwise.instruction = K{k}of{n}:{candidates}");
+    char *s3 = with_line(s2, "listwise.query", "listwise.query = Q?");
+    templates_parse(&t, s3, strlen(s3), "tiny-last");
+    prompt_build(&env, TASK_LISTWISE, r, 3, &lq, 1, &out, &over);
+    const char *want_last = "I:K5of6:\"D\",\"E\",\"F\",\"G\",\"H\",\"I\"|IN:H[\"A (2000)\"=5;\"B\"=1.5;\"C\"=4]\nQ?|R\n";
+    CHECK("listwise candidates in the instruction: exact prompt", strcmp(out.prompt, want_last) == 0);
+    CHECK("listwise candidates in the instruction: prefix ends after the history",
+          out.prefix_len == strlen(want_last) - strlen("Q?|R\n"));
+    prompt_text_free(&out);
+    templates_free(&t);
+    free(s3);
+    free(s2);
     free(s);
     catalog_free(&c);
 }
