@@ -35,10 +35,11 @@ CAND_N         ?= 10
 SHARED         ?= ../shared
 DEVICE         ?= cpu
 # The prompts' wording (docs/prompts.md). small shows every task the rated history in time
-# order (data/prompts/rated.tmpl, chosen on valid: docs/results.md, log 4); tiny and paper keep
-# RecRanker's liked/disliked lists.
+# order (data/prompts/rated.tmpl, chosen on valid: docs/results.md, log 4) and asks listwise
+# "which movies will the user watch next?" with the candidates as the decoding constraint, not in
+# the text (data/prompts/rated-next.tmpl, log 7); tiny and paper keep RecRanker's lists.
 TEMPLATES_tiny  := data/prompts/recranker.tmpl
-TEMPLATES_small := data/prompts/rated.tmpl
+TEMPLATES_small := data/prompts/rated-next.tmpl
 TEMPLATES_paper := data/prompts/recranker.tmpl
 TEMPLATES      ?= $(TEMPLATES_$(PROFILE))
 DEVICE_ARG      = $(if $(filter-out cpu,$(DEVICE)),--device $(DEVICE))

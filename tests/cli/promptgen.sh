@@ -289,6 +289,23 @@ lvt=$(title_of "$lv" | sed 's/[&/\]/\\&/g')
 craft "$T/qlv.mp" "$T/leak-rl.mp" "$lrec" "/User's historical movie ratings: /User's historical movie ratings: \\\\\"$lvt\\\\\": 5; /"
 expect_fail "rated-last.tmpl: a valid film's title in a listwise query's history" 1 "leak-rl.mp:$lrec: field 'prompt': the title of valid item $lv of user $lu .* is in the history$" \
     "$B/promptgen" --check "${CHK[@]}" "${RL[@]}" "$T/leak-rl.mp"
+# rated-next.tmpl: the listwise question names no candidate; the record still carries them
+RN=(--templates "$ITREK_ROOT/data/prompts/rated-next.tmpl")
+# (without hints: the listwise hint lists the base's top five)
+expect_ok "rated-next.tmpl: valid queries" "$B/promptgen" --quiet --mode eval "${IN[@]}" "${RN[@]}" --history 10 --no-hint --candidates "$T/cand-valid.mp" -o "$T/qnv.mp"
+"$B/promptgen" --quiet --mode eval "${IN[@]}" "${RT[@]}" --history 10 --no-hint --candidates "$T/cand-valid.mp" -o "$T/qrv-nohint.mp"
+body "$T/qnv.mp" | grep '"task":"listwise"' > "$T/qnv-list.jsonl"
+c=$(awk '{ p = $0; sub(/.*"prompt":"/, "", p); sub(/","prefix_len".*/, "", p)
+           t = $0; sub(/.*"titles":\["/, "", t); sub(/"\].*/, "", t); n = split(t, a, "\",\"")
+           if (n != 10 || index(p, "\\n\\nQuestion: Which movies will the user watch next?\\n\\n### Response:\\n") == 0) bad++
+           for (k = 1; k <= n; k++) if (index(p, a[k]) > 0) bad++ } END { print bad + 0 }' "$T/qnv-list.jsonl")
+[ -s "$T/qnv-list.jsonl" ] && [ "$c" = 0 ] && pass "rated-next.tmpl: listwise asks for the next films, lists no candidate, carries 10 titles" || fail "rated-next.tmpl: listwise layout" "$c"
+cmp -s <(body "$T/qnv.mp" | grep -v '"task":"listwise"') <(body "$T/qrv-nohint.mp" | grep -v '"task":"listwise"') &&
+    pass "rated-next.tmpl: pointwise and pairwise as rated.tmpl's" || fail "rated-next.tmpl: pointwise and pairwise as rated.tmpl's"
+expect_ok "rated-next.tmpl: valid queries pass --check" "$B/promptgen" --check "${CHK[@]}" "${RN[@]}" --candidates "$T/cand-valid.mp" "$T/qnv.mp"
+expect_ok "rated-next.tmpl: train --positives next" "$B/promptgen" --quiet --mode train "${IN[@]}" "${RN[@]}" --draws 100 --positives next \
+    --hard-negatives 20 -o "$T/trn.mp"
+expect_ok "rated-next.tmpl: train --positives next passes --check" "$B/promptgen" --check "${CHK[@]}" "${RN[@]}" "$T/trn.mp"
 expect_ok "rated.tmpl: train --positives next" "$B/promptgen" --quiet --mode train "${IN[@]}" "${RT[@]}" --draws 100 --positives next \
     --hard-negatives 20 -o "$T/trr.mp"
 c=$(after_history "$T/trr.mp")
