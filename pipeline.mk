@@ -69,6 +69,12 @@ CORPUS_ARGS    ?= --window 50 --stride 25 --repeat 2
 PRETRAIN_ARGS_tiny  := --steps 30 --warmup 5 --lr 3e-3 --batch 8 --accum 1 --ctx 256 --eval-every 15
 PRETRAIN_ARGS_small := --steps 980 --warmup 30 --lr 2e-3 --batch 8 --accum 1 --ctx 256 --eval-every 100
 PRETRAIN_ARGS  ?= $(PRETRAIN_ARGS_$(PROFILE))
+# the title tokens' embeddings start from PPMI item vectors of the train split's transitions
+# (promptgen --item-vectors, lora-train --init-embeddings; docs/backbone.md) scaled to this
+# standard deviation; empty = from noise like every other weight (docs/results.md, log 11).
+ITEM_INIT_STD_tiny  :=
+ITEM_INIT_STD_small :=
+ITEM_INIT_STD  ?= $(ITEM_INIT_STD_$(PROFILE))
 # the prompt formats in the pretraining text: promptgen --mode train instructions (prompt +
 # response, train split only, drawn with the next seed so they differ from the LoRA set) added
 # to the corpus as documents; empty = none. small's chosen on valid (docs/results.md, log 3).
@@ -204,12 +210,16 @@ $(ART)/$(1)/items.mp: $(ML100K)/u.data $(BINDIR)/split
 $(ART)/$(1)/corpus.params: FORCE
 	$$(call stamp,$$@,$(strip $(CORPUS_ARGS) --seed $(SEED)))
 $(ART)/$(1)/backbone.params: FORCE
-	$$(call stamp,$$@,vocab $(VOCAB) shape $(SHAPE) ctx $(CTX) pretrain $(strip $(PRETRAIN_ARGS) --seed $(PRETRAIN_SEED) --threads $(THREADS)) prompts $(strip $(PRETRAIN_PROMPT_ARGS)))
+	$$(call stamp,$$@,vocab $(VOCAB) shape $(SHAPE) ctx $(CTX) pretrain $(strip $(PRETRAIN_ARGS) --seed $(PRETRAIN_SEED) --threads $(THREADS)) prompts $(strip $(PRETRAIN_PROMPT_ARGS))$(if $(ITEM_INIT_STD), item-init $(ITEM_INIT_STD)))
 $(ART)/$(1)/pretrain-prompts.params: FORCE
 	$$(call stamp,$$@,$(strip $(if $(PRETRAIN_PROMPT_ARGS),$(PROMPT_ARGS) --context $(CTX) --threads $(THREADS) $(PRETRAIN_PROMPT_ARGS) --seed $(PRETRAIN_PROMPT_SEED))))
 $(ART)/$(1)/corpus.txt: $(ART)/$(1)/interactions.mp $(ART)/$(1)/items.mp $(ART)/$(1)/corpus.params $(TEMPLATES) $(ART)/$(1)/templates.params $(BINDIR)/promptgen
 	$(BINDIR)/promptgen $(Q) --templates $(TEMPLATES) --mode corpus --interactions $(ART)/$(1)/interactions.mp --catalog $(ART)/$(1)/items.mp \
 	  --symbols $(ART)/$(1)/symbols.txt $$$$(cat $(ART)/$(1)/corpus.params) -o $$@
+# PPMI item vectors for the title embeddings (only when ITEM_INIT_STD is set); the text goes nowhere
+$(ART)/$(1)/itemvecs.mp: $(ART)/$(1)/interactions.mp $(ART)/$(1)/items.mp $(TEMPLATES) $(ART)/$(1)/templates.params $(BINDIR)/promptgen
+	$(BINDIR)/promptgen $(Q) --templates $(TEMPLATES) --mode corpus --interactions $(ART)/$(1)/interactions.mp --catalog $(ART)/$(1)/items.mp \
+	  --item-vectors $$@ > /dev/null
 $(ART)/$(1)/tok/tokenizer.model: $(ART)/$(1)/corpus.txt $(ART)/$(1)/backbone.params $(TEMPLATES) $(ART)/$(1)/templates.params
 	rm -rf $$(@D); mkdir -p $$(@D)
 	$(call timed,$(1),spm_train,spm_train --input=$(ART)/$(1)/corpus.txt$(comma)$(TEMPLATES) --model_prefix=$$(@D)/tokenizer \
@@ -227,12 +237,12 @@ $(ART)/$(1)/pretrain-prompts.mp: $(ART)/$(1)/interactions.mp $(ART)/$(1)/items.m
 	$(BINDIR)/promptgen --check --templates $(TEMPLATES) --interactions $(ART)/$(1)/interactions.mp --catalog $(ART)/$(1)/items.mp $$@.new
 	mv $$@.new $$@
 $(ART)/$(1)/backbone/config.json: $(ART)/$(1)/tok/tokenizer.model $(ART)/$(1)/corpus.txt $(ART)/$(1)/backbone.params $(BINDIR)/lora-train \
-		$(if $(PRETRAIN_PROMPT_ARGS),$(ART)/$(1)/pretrain-prompts.mp)
+		$(if $(PRETRAIN_PROMPT_ARGS),$(ART)/$(1)/pretrain-prompts.mp) $(if $(ITEM_INIT_STD),$(ART)/$(1)/itemvecs.mp)
 	rm -rf $$(@D) $$(@D).tmp
 	set -- $(SHAPE); printf '{"architectures":["LlamaForCausalLM"],"model_type":"llama","hidden_size":%d,"num_hidden_layers":%d,"num_attention_heads":%d,"num_key_value_heads":%d,"intermediate_size":%d,"vocab_size":%d,"max_position_embeddings":%d,"rms_norm_eps":1e-5,"rope_theta":10000.0,"tie_word_embeddings":true,"bos_token_id":1,"eos_token_id":2}\n' \
 	  $$$$1 $$$$2 $$$$3 $$$$4 $$$$5 $(VOCAB) $(CTX) > $(ART)/$(1)/backbone-config.json
 	$(call timed,$(1),pretrain,$(BINDIR)/lora-train $(PROGRESS) --full --init $(ART)/$(1)/backbone-config.json --tokenizer $(ART)/$(1)/tok/tokenizer.model \
-	  --text $(ART)/$(1)/corpus.txt $(if $(PRETRAIN_PROMPT_ARGS),$(ART)/$(1)/pretrain-prompts.mp) --out $$(@D).tmp --log $(ART)/$(1)/pretrain-log.jsonl $(strip $(PRETRAIN_ARGS) --seed $(PRETRAIN_SEED) --threads $(THREADS)))
+	  $(if $(ITEM_INIT_STD),--init-embeddings $(ART)/$(1)/itemvecs.mp --init-embeddings-std $(ITEM_INIT_STD)) --text $(ART)/$(1)/corpus.txt $(if $(PRETRAIN_PROMPT_ARGS),$(ART)/$(1)/pretrain-prompts.mp) --out $$(@D).tmp --log $(ART)/$(1)/pretrain-log.jsonl $(strip $(PRETRAIN_ARGS) --seed $(PRETRAIN_SEED) --threads $(THREADS)))
 	rm -rf $$(@D).tmp/checkpoint-*
 	mv $$(@D).tmp $$(@D)
 

@@ -2,6 +2,7 @@
 #include "io/cli.h"
 #include "io/err.h"
 #include "io/stream.h"
+#include "llm/embedinit.h"
 #include "llm/lora.h"
 #include "llm/model.h"
 #include "llm/trainrun.h"
@@ -26,6 +27,9 @@ static const char USAGE[] =
     "  --init CONFIG      with --full: start from random weights for this config.json\n"
     "  --init-std S       standard deviation of the random weights (default 0.02)\n"
     "  --tokenizer FILE   tokenizer.model (with --init; default: the model's)\n"
+    "  --init-embeddings F  with --init: itrek.itemvecs (promptgen --item-vectors); each vector,\n"
+    "                     rescaled, becomes the first entries of its symbol's token embedding\n"
+    "  --init-embeddings-std S  standard deviation of those vectors (default 0.05)\n"
     "  --text FILE        plain text, one document per line, packed into --ctx chunks (loss on all);\n"
     "                     an INSTRUCTIONS file beside it adds each record (prompt + response) as a document\n"
     "  --int8             hold the frozen base's linear layers in int8 (LoRA only)\n"
@@ -54,7 +58,7 @@ static const char USAGE[] =
 
 enum { O_MODEL = OPT_FIRST_STAGE, O_OUT, O_FULL, O_INIT, O_INIT_STD, O_TOK, O_TEXT, O_INT8, O_TARGETS, O_RANK, O_ALPHA,
        O_DROPOUT, O_LR, O_WARMUP, O_STEPS, O_BATCH, O_ACCUM, O_CTX, O_LOSS_ON, O_WD, O_CLIP, O_RECOMPUTE, O_VAL_FRAC,
-       O_EVAL_EVERY, O_CKPT_EVERY, O_KEEP, O_RESUME, O_LOG, O_DEVICE };
+       O_EVAL_EVERY, O_CKPT_EVERY, O_KEEP, O_RESUME, O_LOG, O_DEVICE, O_INIT_EMB, O_INIT_EMB_STD };
 
 static volatile sig_atomic_t stop_flag;
 static void on_signal(int sig) { stop_flag = sig; }
@@ -97,7 +101,8 @@ int main(int argc, char **argv) {
     cli_common cc;
     cli_common_init(&cc);
     const char *model = NULL, *out = NULL, *init = NULL, *tokf = NULL, *text = NULL, *targets_s = "q_proj,k_proj,v_proj,o_proj";
-    const char *device = NULL;
+    const char *device = NULL, *init_emb = NULL;
+    double init_emb_std = 0.05;
     int full = 0, int8 = 0, rank = 16, loss_all = 0, recompute = 0, ctx = 1024;
     float alpha = 16, dropout = 0.05f, init_std = 0.02f;
     double val_frac = 0.02;
@@ -106,6 +111,7 @@ int main(int argc, char **argv) {
     static const struct option opts[] = {
         {"model", 1, 0, O_MODEL},     {"out", 1, 0, O_OUT},         {"full", 0, 0, O_FULL},
         {"init", 1, 0, O_INIT},       {"init-std", 1, 0, O_INIT_STD}, {"tokenizer", 1, 0, O_TOK},
+        {"init-embeddings", 1, 0, O_INIT_EMB}, {"init-embeddings-std", 1, 0, O_INIT_EMB_STD},
         {"text", 1, 0, O_TEXT},       {"int8", 0, 0, O_INT8},       {"targets", 1, 0, O_TARGETS},
         {"rank", 1, 0, O_RANK},       {"alpha", 1, 0, O_ALPHA},     {"dropout", 1, 0, O_DROPOUT},
         {"lr", 1, 0, O_LR},           {"warmup", 1, 0, O_WARMUP},   {"steps", 1, 0, O_STEPS},
@@ -124,6 +130,8 @@ int main(int argc, char **argv) {
         case O_FULL: full = 1; break;
         case O_INIT: init = optarg; break;
         case O_INIT_STD: init_std = (float)cli_double("--init-std", optarg, 0, 10, USAGE); break;
+        case O_INIT_EMB: init_emb = optarg; break;
+        case O_INIT_EMB_STD: init_emb_std = cli_double("--init-embeddings-std", optarg, 0, 10, USAGE); break;
         case O_TOK: tokf = optarg; break;
         case O_TEXT: text = optarg; break;
         case O_INT8: int8 = 1; break;
@@ -168,6 +176,7 @@ int main(int argc, char **argv) {
     if (!!model + !!init != 1) die_usage(USAGE, "give exactly one of --model and --init");
     if (init && !full) die_usage(USAGE, "--init needs --full");
     if (init && !tokf) die_usage(USAGE, "--init needs --tokenizer");
+    if (init_emb && !init) die_usage(USAGE, "--init-embeddings needs --init (a fresh model)");
     if (full && int8) die_usage(USAGE, "--full trains fp32 weights; --int8 is for a frozen LoRA base");
     if (full && device && strcmp(device, "cuda") == 0) die_usage(USAGE, "--full runs on the CPU only; --device cuda is for LoRA");
     if (text && !full) die_usage(USAGE, "--text is for --full (pretraining); LoRA tuning reads itrek.instructions");
@@ -199,6 +208,10 @@ int main(int argc, char **argv) {
         if (stat(model, &sb) != 0 || !S_ISDIR(sb.st_mode)) tok_path[0] = 0;
     }
     if (!tok) die_at(model, -1, "the model has no tokenizer.model (give --tokenizer)");
+    if (init_emb) {
+        long rows = llm_init_embeddings(m, tok, init_emb, init_emb_std);
+        if (!cc.quiet) fprintf(stderr, "lora-train: %ld token embeddings from %s (std %g)\n", rows, init_emb, init_emb_std);
+    }
     if (ctx > m->cfg.max_seq_len) ctx = m->cfg.max_seq_len;
 
     /* the data */

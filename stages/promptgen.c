@@ -8,6 +8,7 @@
 #include "llm/tokenizer.h"
 #include "rec/leakcheck.h"
 #include "rec/corpus.h"
+#include "rec/itemvec.h"
 #include "rec/prompt.h"
 #include "rec/sampling.h"
 
@@ -22,7 +23,7 @@
 
 static const char USAGE[] =
     "usage: promptgen --mode train|eval --interactions F --catalog F --mf F [options] [-o OUT]\n"
-    "       promptgen --mode corpus --interactions F --catalog F [--symbols F] [-o OUT]\n"
+    "       promptgen --mode corpus --interactions F --catalog F [--symbols F] [--item-vectors F] [-o OUT]\n"
     "       promptgen --check --interactions F [--candidates F] [--catalog F] STREAM\n"
     "Writes RecRanker's pointwise, pairwise and listwise prompts (alpaca-wrapped): training\n"
     "instructions for sampled users (itrek.instructions), or evaluation queries over each user's\n"
@@ -63,6 +64,9 @@ static const char USAGE[] =
     "  --entry-symbols    with --symbols: also the rated history's text after each title\n"
     "                     (\": 5; \" and \": 5\" per rating) and the list separator, so that\n"
     "                     a history entry costs 2 tokens instead of 6\n"
+    "  --item-vectors F   also write itrek.itemvecs: each item's PPMI vector of train-split\n"
+    "                     transitions (docs/backbone.md), for lora-train --init-embeddings\n"
+    "  --item-dim N       their length (default 64)\n"
     "  --window N         history items per document (default 50)\n"
     "  --stride N         step between history windows (default 25)\n"
     "  --repeat N         passes over the users, each at another window offset (default 2)\n"
@@ -72,7 +76,7 @@ static const char USAGE[] =
 enum {
     O_MODE = OPT_FIRST_STAGE, O_IA, O_CAT, O_MF, O_CAND, O_FOR, O_TMPL, O_TOK, O_CONTEXT, O_RESERVE, O_HISTORY,
     O_MAXDIS, O_DISLIKE, O_SCALE, O_TASKS, O_NOHINT, O_DRAWS, O_SAMPLING, O_PENALTY, O_CLUSTERS, O_POOL, O_POSITIVES, O_HARD, O_CHECK,
-    O_SYMBOLS, O_ENTRY_SYMBOLS, O_WINDOW, O_STRIDE, O_REPEAT
+    O_SYMBOLS, O_ENTRY_SYMBOLS, O_WINDOW, O_STRIDE, O_REPEAT, O_ITEMVECS, O_ITEMDIM
 };
 
 /* A text output (the corpus): stdout, or PATH written to PATH.tmp.PID and renamed at close. */
@@ -191,8 +195,9 @@ int main(int argc, char **argv) {
     const char *ia_path = NULL, *cat_path = NULL, *mf_path = NULL, *cand_path = NULL, *tmpl_path = NULL, *tok_path = NULL,
                *out = NULL;
     int mode = -1; /* 0 train, 1 eval, 2 corpus */
-    const char *symbols_path = NULL;
+    const char *symbols_path = NULL, *itemvecs_path = NULL;
     bool entry_symbols = false;
+    itemvec_params ivp = {.window = 5, .dim = 64};
     corpus_params cp = {.window = 50, .stride = 25, .repeat = 2};
     int for_part = -1;
     bool zstd = false, check = false, hint = true, next_positives = false;
@@ -207,6 +212,7 @@ int main(int argc, char **argv) {
     static const struct option opts[] = {
         {"mode", 1, 0, O_MODE},         {"symbols", 1, 0, O_SYMBOLS}, {"entry-symbols", 0, 0, O_ENTRY_SYMBOLS}, {"window", 1, 0, O_WINDOW},
         {"stride", 1, 0, O_STRIDE},     {"repeat", 1, 0, O_REPEAT},         {"interactions", 1, 0, O_IA}, {"catalog", 1, 0, O_CAT},
+        {"item-vectors", 1, 0, O_ITEMVECS}, {"item-dim", 1, 0, O_ITEMDIM},
         {"mf", 1, 0, O_MF},             {"candidates", 1, 0, O_CAND}, {"for", 1, 0, O_FOR},
         {"templates", 1, 0, O_TMPL},    {"tokenizer", 1, 0, O_TOK},   {"context", 1, 0, O_CONTEXT},
         {"reserve", 1, 0, O_RESERVE},   {"history", 1, 0, O_HISTORY}, {"max-dislikes", 1, 0, O_MAXDIS},
@@ -282,6 +288,8 @@ int main(int argc, char **argv) {
         case O_WINDOW: cp.window = (int)cli_long("--window", optarg, 2, 100000, USAGE); break;
         case O_STRIDE: cp.stride = (int)cli_long("--stride", optarg, 1, 100000, USAGE); break;
         case O_REPEAT: cp.repeat = (int)cli_long("--repeat", optarg, 1, 1000, USAGE); break;
+        case O_ITEMVECS: itemvecs_path = optarg; break;
+        case O_ITEMDIM: ivp.dim = (int)cli_long("--item-dim", optarg, 1, 4096, USAGE); break;
         case 'o': out = optarg; break;
         case 'z': zstd = true; break;
         default: cli_common_opt(c, optarg, &cc, USAGE);
@@ -333,6 +341,12 @@ int main(int argc, char **argv) {
         catalog_load(&cat, cat_path);
         prompt_templates tm;
         templates_load(&tm, tmpl_path);
+        float *ivec = NULL;
+        unsigned char *ivpresent = NULL;
+        if (itemvecs_path) { /* computed before anything is written, so a failure leaves no file */
+            char err[256];
+            if (!(ivec = itemvec_ppmi(&ia, &ivp, &ivpresent, err, sizeof err))) die_at(ia_path, -1, "--item-vectors: %s", err);
+        }
         if (entry_symbols) { /* checked before anything is written */
             char *suffix = prompt_rated_suffix(&tm, "5");
             if (!suffix) die_at(tmpl_path, -1, "field 'rated_item': --entry-symbols needs it to begin with {item}");
@@ -348,6 +362,11 @@ int main(int argc, char **argv) {
             text_output so = text_open(symbols_path);
             nsym = corpus_write_symbols(so.fp, so.name, &cat, &tm, entry_symbols ? &ia : NULL);
             text_close(&so);
+        }
+        if (itemvecs_path) {
+            itemvec_write(itemvecs_path, zstd, ivec, ivpresent, ia.n_items, &cat, &tm, &ivp, ia_path);
+            free(ivec);
+            free(ivpresent);
         }
         if (!cc.quiet)
             fprintf(stderr, "promptgen: corpus: %ld documents (%ld catalogue, %ld rated windows, %ld liked windows), %ld bytes%s",

@@ -142,6 +142,12 @@ static char *spm_form(const char *text) {
     return s;
 }
 
+char *corpus_item_symbol(const prompt_templates *t, const char *title) {
+    char *item = prompt_item_text(t, title), *sym = spm_form(item);
+    free(item);
+    return sym;
+}
+
 long corpus_write_symbols(FILE *out, const char *out_name, const catalog *cat, const prompt_templates *t,
                           const interactions *entries) {
     /* items, then at most 2 per distinct rating and the list separator */
@@ -154,9 +160,8 @@ long corpus_write_symbols(FILE *out, const char *out_name, const catalog *cat, c
     } while (0)
     for (int32_t i = 0; i < cat->n_items; i++) {
         if (!cat->by_id[i].title) continue;
-        char *item = prompt_item_text(t, cat->by_id[i].title);
-        ADD_SYM(item);
-        free(item);
+        if (n_sym == cap) sym = xrealloc(sym, sizeof *sym * (cap *= 2));
+        sym[n_sym++] = corpus_item_symbol(t, cat->by_id[i].title);
     }
     if (entries) {
         /* The rated history's fixed text (": 5; " between entries, ": 5" before the history's

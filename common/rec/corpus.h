@@ -40,5 +40,7 @@ void corpus_write(FILE *out, const char *out_name, const interactions *ia, const
  * so that a history entry is 2 tokens rather than 6. Returns the number of distinct symbols. */
 long corpus_write_symbols(FILE *out, const char *out_name, const catalog *cat, const prompt_templates *t,
                           const interactions *entries);
+/* One item's symbol: the templates' item text for title, spaces as U+2581 (the caller frees). */
+char *corpus_item_symbol(const prompt_templates *t, const char *title);
 
 #endif

@@ -130,6 +130,23 @@ grep -c "^User's liked movies" "$T/corpus.txt" > "$T/nl1"
 [ "$(cat "$T/nl1")" -gt 0 ] && ! grep -q "liked movies" "$T/corpus3.txt" &&
     cmp -s <(grep -v "^User's liked movies" "$T/corpus.txt") "$T/corpus3.txt" &&
     pass "corpus: rated.tmpl writes no liked-list documents, the rest unchanged" || fail "corpus: rated.tmpl" "$(head -c 300 "$T/corpus3.txt")"
+# --item-vectors: PPMI vectors of the train transitions (rec/itemvec.h; numbers checked in
+# tests/unit/test_itemvec.c), one per item with a train transition, each symbol one of
+# --symbols' lines; an impossible --item-dim fails before any file is written.
+"$B/promptgen" --quiet --templates "$ITREK_ROOT/data/prompts/recranker.tmpl" --mode corpus --interactions "$T/ia.mp" \
+    --catalog "$T/items.mp" --item-vectors "$T/iv.mp" > /dev/null
+"$B/mp2json" "$T/iv.mp" > "$T/iv.jsonl"
+head -1 "$T/iv.jsonl" | grep -q '"schema":"itrek.itemvecs".*"method":"ppmi-transitions","dim":64,"params":{"window":5}' &&
+    pass "corpus --item-vectors: header" || fail "corpus --item-vectors: header" "$(head -c 300 "$T/iv.jsonl")"
+nv=$(($(wc -l < "$T/iv.jsonl") - 1))
+[ "$nv" -gt 1500 ] && [ "$nv" -le 1682 ] && pass "corpus --item-vectors: one per item in a train history ($nv)" || fail "corpus --item-vectors: count" "$nv"
+sed -n '2,$s/.*"symbol":"\(.*\)","vec".*/\1/p' "$T/iv.jsonl" | sed 's/\\"/"/g' | sort -u > "$T/iv.sym"
+[ "$(comm -23 "$T/iv.sym" <(sort "$T/sym.txt") | wc -l)" = 0 ] && [ -s "$T/iv.sym" ] &&
+    pass "corpus --item-vectors: every symbol is a --symbols line" || fail "corpus --item-vectors: symbols" "$(comm -23 "$T/iv.sym" <(sort "$T/sym.txt") | head -3)"
+expect_fail "corpus --item-vectors: more dimensions than items" 1 "ia.mp: --item-vectors: $nv items with a train transition, fewer than the 4000 dimensions" \
+    "$B/promptgen" --templates "$ITREK_ROOT/data/prompts/recranker.tmpl" --mode corpus --interactions "$T/ia.mp" --catalog "$T/items.mp" \
+    --item-vectors "$T/iv2.mp" --item-dim 4000 -o "$T/corpus-iv2.txt"
+[ ! -e "$T/iv2.mp" ] && [ ! -e "$T/corpus-iv2.txt" ] && pass "corpus --item-vectors: failure leaves no file" || fail "corpus --item-vectors: failure leaves no file"
 # --entry-symbols: the rated history's fixed text per rating of the train part (loo: 1, 2, 4,
 # 5; no 3s) with and without the separator, and the list separator; the items as before.
 "$B/promptgen" --quiet --templates "$ITREK_ROOT/data/prompts/rated.tmpl" --mode corpus --interactions "$T/ia.mp" \

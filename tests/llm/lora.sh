@@ -94,6 +94,39 @@ if awk -F'"loss":' 'NR==1 {split($2,a,","); first=a[1]} END {split($2,b,","); ex
     pass pretrain-loss-falls; else fail pretrain-loss-falls "$(cat "$T/pre.log")"; fi
 expect_ok pretrained-generates "$LLM" generate --model "$T/pre" --prompt "Once" -n 5
 expect_ok full-init-direct "$LT" --full --init "$T/cfg.json" --tokenizer "$T/hf/tokenizer.model" --text "$T/text.txt" --out "$T/pre2" --steps 2 --ctx 64 --threads 2 --quiet
+# --init-embeddings: vectors (itrek.itemvecs) become the first entries of their tokens' rows,
+# rescaled to --init-embeddings-std over all entries: [1,0,-1,2] twice has sd sqrt(1.25), so at
+# std 0.05 the row of "▁the" starts 0.0447214 0 -0.0447214 0.0894427 and the rest stays random
+V4=$(printf '\x00\x00\x80\x3f\x00\x00\x00\x00\x00\x00\x80\xbf\x00\x00\x00\x40' | base64 -w0)
+ivecs() { # DIM SYMBOL1 [VEC]
+    echo "{\"schema\":\"itrek.itemvecs\",\"version\":1,\"method\":\"test\",\"dim\":$1,\"params\":{\"window\":5},\"inputs\":{}}"
+    echo "{\"item\":1,\"symbol\":\"$2\",\"vec\":{\"\$bin\":\"${3:-$V4}\"}}"
+    echo "{\"item\":2,\"symbol\":\"▁a\",\"vec\":{\"\$bin\":\"${3:-$V4}\"}}"
+}
+ivecs 4 ▁the | "$BINDIR/json2mp" -o "$T/iv.mp"
+IE=(--full --init "$T/cfg.json" --tokenizer "$T/hf/tokenizer.model" --text "$T/text.txt" --steps 0 --ctx 64 --threads 2)
+expect_ok init-embeddings "$LT" "${IE[@]}" --init-embeddings "$T/iv.mp" --out "$T/ie"
+grep -q '2 token embeddings from' "$T/err" && pass init-embeddings-count || fail init-embeddings-count "$(cat "$T/err")"
+row_of() { # MODEL_DIR TOKEN_ID N: the first N floats of the token's embedding row
+    local hl; hl=$(od -An -t u8 -N8 "$1/model.safetensors" | tr -d ' ')
+    local start; start=$(dd if="$1/model.safetensors" bs=1 skip=8 count="$hl" 2>/dev/null | jq '."model.embed_tokens.weight".data_offsets[0]')
+    od -An -t f4 -j $((8 + hl + start + $2 * 32 * 4)) -N $((4 * $3)) "$1/model.safetensors" | xargs
+}
+the=$("$LLM" tokenize --model "$T/hf" --text "the")
+got=$(row_of "$T/ie" "$the" 4)
+if awk -v g="$got" 'BEGIN { split(g, v, " "); w[1] = 0.0447214; w[2] = 0; w[3] = -0.0447214; w[4] = 0.0894427
+    for (k = 1; k <= 4; k++) if ((v[k] - w[k]) ^ 2 > 1e-12) exit 1 }'; then pass init-embeddings-row; else fail init-embeddings-row "got $got"; fi
+expect_ok init-plain "$LT" "${IE[@]}" --out "$T/ip"
+[ "$(row_of "$T/ip" 300 6)" = "$(row_of "$T/ie" 300 6)" ] && [ "$(row_of "$T/ip" "$the" 8 | cut -d' ' -f5-)" = "$(row_of "$T/ie" "$the" 8 | cut -d' ' -f5-)" ] &&
+    pass init-embeddings-rest-unchanged || fail init-embeddings-rest-unchanged
+ivecs 4 ▁zzqx | "$BINDIR/json2mp" -o "$T/iv-bad1.mp"
+expect_fail init-embeddings-unknown-symbol 1 "iv-bad1.mp:1: field 'symbol': '▁zzqx' is not a token" "$LT" "${IE[@]}" --init-embeddings "$T/iv-bad1.mp" --out "$T/ieb1"
+[ ! -e "$T/ieb1" ] && pass init-embeddings-bad-no-output || fail init-embeddings-bad-no-output "$T/ieb1 exists"
+ivecs 40 ▁the | "$BINDIR/json2mp" -o "$T/iv-bad2.mp"
+expect_fail init-embeddings-too-wide 1 "iv-bad2.mp.*header field 'dim': 40 is more than the model's hidden size 32" "$LT" "${IE[@]}" --init-embeddings "$T/iv-bad2.mp" --out "$T/ieb2"
+ivecs 5 ▁the | "$BINDIR/json2mp" -o "$T/iv-bad3.mp"
+expect_fail init-embeddings-short-vector 1 "iv-bad3.mp:1: field 'vec': 16 bytes, expected 5 float32" "$LT" "${IE[@]}" --init-embeddings "$T/iv-bad3.mp" --out "$T/ieb3"
+expect_fail init-embeddings-needs-init 2 'init-embeddings needs --init' "$LT" --full --model "$T/hf" --init-embeddings "$T/iv.mp" --text "$T/text.txt" --out "$T/ieb4"
 # --text with an instructions file: each record (prompt + response) is one more document
 tokens_of() { sed -n 's/^lora-train: [0-9]* training examples (\([0-9]*\) tokens.*/\1/p' "$T/err"; }
 expect_ok text-only "$LT" --full --model "$T/hf" --text "$T/text.txt" --out "$T/to" --steps 1 --ctx 64 --threads 2
