@@ -101,6 +101,14 @@ make -C "$ITREK_ROOT" --no-print-directory -n results PROFILE=small SCHEMES=loo 
 grep -q "/sart/loo/split.params" "$T/srefit.log" && ! grep -q -- '--refit\|/select/' "$T/srefit.log" &&
     pass "small: no refit by default" || fail "small: no refit by default" "$(grep split.params "$T/srefit.log" | cut -c1-200)"
 expect_fail "make valid with REFIT=1" 2 "make valid needs REFIT=0" mk valid REFIT=1
+! grep -q -- '--item-vectors\|--init-embeddings' "$T/srefit.log" && pass "small: title embeddings from noise by default" ||
+    fail "small: title embeddings from noise by default" "$(grep -- '--init-embeddings' "$T/srefit.log" | cut -c1-200)"
+make -C "$ITREK_ROOT" --no-print-directory -n results PROFILE=small SCHEMES=loo ML100K="$ML" ART="$T/iart" RES="$T/ires" BINDIR="$BINDIR" \
+    ITEM_INIT_STD=0.05 > "$T/iinit.log" 2>&1
+grep -q -- "--item-vectors $T/iart/loo/itemvecs.mp" "$T/iinit.log" &&
+    grep -q -- "--init-embeddings $T/iart/loo/itemvecs.mp --init-embeddings-std 0.05 --text" "$T/iinit.log" &&
+    grep -q "item-init 0.05" "$T/iinit.log" &&
+    pass "ITEM_INIT_STD=0.05: item vectors made, given to the pretraining, stamped" || fail "ITEM_INIT_STD=0.05" "$(grep -- 'init-embeddings\|item-vectors' "$T/iinit.log" | cut -c1-300)"
 expect_fail "REFIT must be 0 or 1" 2 "REFIT must be 0 or 1, not 'yes'" mk base REFIT=yes
 # A method may come from two inputs when they agree (fuse's base and the candidates), not otherwise.
 "$B/mp2json" "$T/c1.mp" | awk 'NR==1{print "{\"schema\":\"itrek.rankings\",\"version\":1,\"params\":{\"scheme\":\"loo\"}}"; next}
