@@ -41,7 +41,7 @@ endif
 CPPFLAGS += -Icommon -D_GNU_SOURCE -DITREK_VERSION='"$(VERSION)"' -I/usr/include/x86_64-linux-gnu/openblas-pthread
 CFLAGS   += -std=c11 $(OPT) -Wall -Wextra -Werror -pthread $(SANFLAGS)
 LDFLAGS  += -pthread $(SANFLAGS)
-LDLIBS   += -lmsgpackc -lzstd -ljansson -lopenblas -lm
+LDLIBS   += -lmsgpackc -lzstd -ljansson -lpcre2-8 -ldnnl -lopenblas -lm
 
 LIB_SRCS   := $(sort $(wildcard common/*/*.c common/*/*/*.c))
 LIB_OBJS   := $(LIB_SRCS:%.c=$(BUILD)/%.o)
@@ -108,7 +108,7 @@ clean:
 	rm -rf build bin
 
 # Debian packages the build and the pipeline need.
-DEB_PKGS := build-essential libmsgpack-dev libzstd-dev libopenblas-dev libjansson-dev sentencepiece curl unzip gnuplot-nox jq
+DEB_PKGS := build-essential libmsgpack-dev libzstd-dev libopenblas-dev libjansson-dev libpcre2-dev libdnnl-dev sentencepiece curl unzip gnuplot-nox jq python3-pip
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -z "$$missing" ]; then echo "deps: all present"; \

@@ -21,6 +21,7 @@ typedef struct {
     char *s;
     int arr_type;
     uint64_t arr_len;
+    size_t arr_pos; /* offset of the array's first element in the file */
 } gguf_kv;
 
 struct gguf_file {
@@ -105,6 +106,7 @@ gguf_file *gguf_open(const char *path, char *err, size_t errlen) {
         if (kv->type == G_ARR) {
             kv->arr_type = (int)rd_u(&r, 4);
             kv->arr_len = rd_u(&r, 8);
+            kv->arr_pos = r.pos;
             if (kv->arr_type == G_STR) {
                 for (uint64_t j = 0; j < kv->arr_len && !r.bad; j++) {
                     uint64_t n = rd_u(&r, 8);
@@ -220,4 +222,39 @@ const char *gguf_get_str(const gguf_file *g, const char *key) {
 long gguf_get_arr_len(const gguf_file *g, const char *key) {
     const gguf_kv *kv = find_kv(g, key);
     return kv && kv->type == G_ARR ? (long)kv->arr_len : -1;
+}
+
+int gguf_get_arr_type(const gguf_file *g, const char *key) {
+    const gguf_kv *kv = find_kv(g, key);
+    return kv && kv->type == G_ARR ? kv->arr_type : -1;
+}
+
+long gguf_get_arr_strs(const gguf_file *g, const char *key, const char **s, size_t *len, long n) {
+    const gguf_kv *kv = find_kv(g, key);
+    if (!kv || kv->type != G_ARR || kv->arr_type != G_STR) return -1;
+    /* the lengths were checked against the file when it was opened */
+    rd r = {g->map, kv->arr_pos, g->size, 0};
+    long i = 0;
+    for (; i < (long)kv->arr_len && i < n && !r.bad; i++) {
+        uint64_t m = rd_u(&r, 8);
+        if (!need(&r, (size_t)m)) break;
+        s[i] = (const char *)r.p + r.pos;
+        len[i] = (size_t)m;
+        r.pos += (size_t)m;
+    }
+    return r.bad ? -1 : i;
+}
+
+long gguf_get_arr_f64(const gguf_file *g, const char *key, double *out, long n) {
+    const gguf_kv *kv = find_kv(g, key);
+    if (!kv || kv->type != G_ARR || kv->arr_type == G_STR || kv->arr_type == G_ARR)
+        return -1;
+    rd r = {g->map, kv->arr_pos, g->size, 0};
+    long i = 0;
+    for (; i < (long)kv->arr_len && i < n && !r.bad; i++) {
+        gguf_kv e = {0};
+        rd_scalar(&r, kv->arr_type, &e);
+        out[i] = kv->arr_type == G_F32 || kv->arr_type == G_F64 ? e.f : (double)e.i;
+    }
+    return r.bad ? -1 : i;
 }

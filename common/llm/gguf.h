@@ -26,5 +26,12 @@ int gguf_get_float(const gguf_file *g, const char *key, double *out); /* float o
 const char *gguf_get_str(const gguf_file *g, const char *key);        /* NULL if absent */
 /* Length of an array value, or -1. */
 long gguf_get_arr_len(const gguf_file *g, const char *key);
+/* GGUF element type code of an array value (8: string, 0-7 and 10-12: numbers), or -1. */
+int gguf_get_arr_type(const gguf_file *g, const char *key);
+/* The first n strings of a string array as views into the file (not NUL-terminated): s[i],
+ * len[i]. Returns how many were written, or -1 when key is not a string array. */
+long gguf_get_arr_strs(const gguf_file *g, const char *key, const char **s, size_t *len, long n);
+/* The first n elements of a numeric array, converted to double. How many, or -1. */
+long gguf_get_arr_f64(const gguf_file *g, const char *key, double *out, long n);
 
 #endif
