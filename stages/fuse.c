@@ -4,6 +4,7 @@
 #include "rec/fuse.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static const char USAGE[] =
@@ -18,10 +19,13 @@ static const char USAGE[] =
     "  --lambda L1,L2,L3    hybrid weights of U_point, U_pair, U_list (default 1/3 each)\n"
     "  --point-score MODE   pointwise score from log-probabilities: expected (default) or argmax\n"
     "  --allow-missing      a query without an answer counts as unparsed (default: an error)\n"
+    "  --label TEXT         prefix each reranked method's name with TEXT and a space (e.g.\n"
+    "                       'zero-shot' writes 'zero-shot hybrid'); base keeps its name\n"
+    "  --methods LIST       write only these methods (base,pointwise,pairwise,listwise,hybrid)\n"
     "  -o, --output PATH    output (default stdout); a .zst name compresses\n"
     "  -z, --zstd           compress the output\n" CLI_COMMON_USAGE;
 
-enum { O_QUERIES = OPT_FIRST_STAGE, O_C1, O_C2, O_C3, O_LAMBDA, O_POINT_SCORE, O_ALLOW_MISSING };
+enum { O_QUERIES = OPT_FIRST_STAGE, O_C1, O_C2, O_C3, O_LAMBDA, O_POINT_SCORE, O_ALLOW_MISSING, O_LABEL, O_METHODS };
 
 int main(int argc, char **argv) {
     err_set_prog(argv[0]);
@@ -37,6 +41,8 @@ int main(int argc, char **argv) {
                                          {"lambda", 1, 0, O_LAMBDA},
                                          {"point-score", 1, 0, O_POINT_SCORE},
                                          {"allow-missing", 0, 0, O_ALLOW_MISSING},
+                                         {"label", 1, 0, O_LABEL},
+                                         {"methods", 1, 0, O_METHODS},
                                          {"output", 1, 0, 'o'},
                                          {"zstd", 0, 0, 'z'},
                                          CLI_COMMON_OPTIONS,
@@ -60,6 +66,23 @@ int main(int argc, char **argv) {
             else die_usage(USAGE, "--point-score: expected 'expected' or 'argmax', got '%s'", optarg);
             break;
         case O_ALLOW_MISSING: p.allow_missing = true; break;
+        case O_LABEL:
+            if (!optarg[0] || strlen(optarg) > 20) die_usage(USAGE, "--label: 1 to 20 bytes, got '%s'", optarg);
+            p.label = optarg;
+            break;
+        case O_METHODS: {
+            char *copy = xstrdup(optarg), *save = NULL;
+            for (char *m = strtok_r(copy, ",", &save); m; m = strtok_r(NULL, ",", &save)) {
+                int k = 0;
+                while (k < FUSE_NMETHODS && strcmp(m, fuse_method_name(k)) != 0) k++;
+                if (k == FUSE_NMETHODS)
+                    die_usage(USAGE, "--methods: unknown method '%s' (base, pointwise, pairwise, listwise, hybrid)", m);
+                p.methods |= 1u << k;
+            }
+            free(copy);
+            if (!p.methods) die_usage(USAGE, "--methods: empty list");
+            break;
+        }
         case 'o': io.output = optarg; break;
         case 'z': io.zstd = true; break;
         default: cli_common_opt(c, optarg, &cc, USAGE);

@@ -577,11 +577,16 @@ static void read_answers(query_set *qs, query **by_id, const char *path, const f
     sr_close(r);
 }
 
-static void pack_ranking(msgpack_packer *pk, int32_t user, int method, const int32_t *item, const int *order, int n,
-                         const double *u) {
+static void pack_ranking(msgpack_packer *pk, int32_t user, int method, const char *label, const int32_t *item,
+                         const int *order, int n, const double *u) {
     msgpack_pack_map(pk, u ? 4 : 3);
     pk_kv_int(pk, "user", user);
-    pk_kv_str(pk, "method", METHOD_NAMES[method]);
+    if (label && method != FUSE_M_BASE) {
+        char name[64];
+        snprintf(name, sizeof name, "%s %s", label, METHOD_NAMES[method]);
+        pk_kv_str(pk, "method", name);
+    } else
+        pk_kv_str(pk, "method", METHOD_NAMES[method]);
     pk_str(pk, "items");
     msgpack_pack_array(pk, (size_t)n);
     for (int k = 0; k < n; k++) msgpack_pack_int64(pk, item[order ? order[k] : k]);
@@ -666,7 +671,8 @@ void fuse_run(const fuse_io *io, const fuse_params *p) {
     msgpack_pack_map(pk, 7);
     sw_header_common(w, "itrek.rankings", 1);
     pk_str(pk, "params");
-    msgpack_pack_map(pk, 7);
+    /* label and methods only when given, so default outputs keep their bytes */
+    msgpack_pack_map(pk, 7 + (p->label != NULL) + (p->methods != 0));
     pk_kv_str(pk, "scheme", qs.scheme);
     pk_kv_str(pk, "part", qs.part);
     pk_kv_num(pk, "c1", p->c1);
@@ -676,6 +682,15 @@ void fuse_run(const fuse_io *io, const fuse_params *p) {
     msgpack_pack_array(pk, 3);
     for (int k = 0; k < 3; k++) msgpack_pack_double(pk, p->lambda[k]);
     pk_kv_str(pk, "point_score", fuse_point_score_name(p->point_score));
+    if (p->label) pk_kv_str(pk, "label", p->label);
+    if (p->methods) {
+        int nm = 0;
+        for (int k = 0; k < FUSE_NMETHODS; k++) nm += (p->methods >> k) & 1;
+        pk_str(pk, "methods");
+        msgpack_pack_array(pk, (size_t)nm);
+        for (int k = 0; k < FUSE_NMETHODS; k++)
+            if (p->methods & 1u << k) pk_str(pk, METHOD_NAMES[k]);
+    }
 
     /* the per-user pass computes the pair fallbacks the header needs; rankings are kept */
     int max_n = 1;
@@ -738,10 +753,13 @@ void fuse_run(const fuse_io *io, const fuse_params *p) {
     for (int k = 0; k < n_users; k++) {
         user_view *v = &uv[k];
         int n = v->n;
-        pack_ranking(pk, v->user, FUSE_M_BASE, v->item, NULL, n, NULL);
-        sw_end_record(w);
+        if (!p->methods || p->methods & 1u << FUSE_M_BASE) {
+            pack_ranking(pk, v->user, FUSE_M_BASE, p->label, v->item, NULL, n, NULL);
+            sw_end_record(w);
+        }
         for (int mth = 0; mth < 4; mth++) {
-            pack_ranking(pk, v->user, FUSE_M_POINTWISE + mth, v->item, orders + 4 * off + (size_t)mth * n, n,
+            if (p->methods && !(p->methods & 1u << (FUSE_M_POINTWISE + mth))) continue;
+            pack_ranking(pk, v->user, FUSE_M_POINTWISE + mth, p->label, v->item, orders + 4 * off + (size_t)mth * n, n,
                          utils + 4 * off + (size_t)mth * n);
             sw_end_record(w);
         }

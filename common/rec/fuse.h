@@ -32,6 +32,11 @@ typedef struct {
     double lambda[3];
     fuse_point_score point_score;
     bool allow_missing; /* a query without an answer counts as unparsed instead of an error */
+    /* Output naming and selection, so that several fusions of one run sit in one table:
+     * label (NULL: none) is prepended to each reranked method's name with a space ("zero-shot
+     * hybrid"); base keeps its name. methods: bit (1 << FUSE_M_*) per method written; 0: all. */
+    const char *label;
+    unsigned methods;
 } fuse_params;
 
 /* c1 0.05, c2 0.5, c3 0.025, lambda 1/3 each, expected score, missing answers are errors. */

@@ -119,6 +119,15 @@ rankings "$T/am.mp" | grep '^2 hybrid' | grep -q '^2 hybrid 24,21,22,23$' && pas
 rankings "$T/l.mp" > "$T/l.txt"
 cmp -s <(grep hybrid "$T/l.txt" | sed 's/hybrid/X/') <(grep listwise "$T/l.txt" | sed 's/listwise/X/') && pass "--lambda 0,0,1: hybrid = listwise" || fail "--lambda 0,0,1"
 cmp -s <(grep pairwise "$T/l.txt" | sed 's/pairwise/X/') <(grep base "$T/l.txt" | sed 's/base/X/') && pass "--c2 0: pairwise = base" || fail "--c2 0"
+# --label / --methods: the same rankings under other names, only the methods asked for
+"$B/fuse" --quiet --label zero-shot --queries "$T/q.mp" "$T/a.mp" -o "$T/lab.mp"
+"$B/mp2json" "$T/lab.mp" | tail -n +2 | sed 's/.*"user":\([0-9]*\),"method":"\([a-z -]*\)","items":\[\([0-9,]*\)\].*/\1 \2 \3/' > "$T/lab.txt"
+cmp -s <(sed 's/ zero-shot / /' "$T/lab.txt") "$T/want" && pass "--label: same rankings, names prefixed" || fail "--label" "$(head -3 "$T/lab.txt")"
+grep -q '^1 base ' "$T/lab.txt" && ! grep -q 'zero-shot base' "$T/lab.txt" && pass "--label: base keeps its name" || fail "--label base"
+"$B/fuse" --quiet --methods hybrid --label seed --queries "$T/q.mp" "$T/a.mp" -o "$T/hy.mp"
+"$B/mp2json" "$T/hy.mp" | tail -n +2 | grep -vc '"method":"seed hybrid"' | grep -qx 0 && pass "--methods hybrid: only hybrid records" || fail "--methods hybrid"
+"$B/mp2json" --head 0 "$T/hy.mp" | grep -q '"label":"seed","methods":\["hybrid"\]' && pass "--label, --methods in the header" || fail "--label/--methods header" "$("$B/mp2json" --head 0 "$T/hy.mp")"
+"$B/mp2json" --head 0 "$T/r.mp" | grep -q '"label"' && fail "default header has no label" || pass "default header has no label"
 # --c1 1 makes base rank dominate pointwise for user 1: U_point 3+4, 5+3, 4+2, 3+1 -> 12 11 13 14
 "$B/fuse" --quiet --c1 1 --queries "$T/q.mp" "$T/a.mp" -o "$T/c1.mp"
 rankings "$T/c1.mp" | grep -q '^1 pointwise 12,11,13,14$' && pass "--c1 1" || fail "--c1 1" "$(rankings "$T/c1.mp" | grep '^1 pointwise')"
@@ -234,5 +243,7 @@ expect_fail "answers given as queries" 1 "field 'schema': expected itrek.queries
 expect_fail "--queries is required" 2 '^fuse: --queries FILE is required$' "$B/fuse" "$T/a.mp"
 expect_fail "bad --point-score" 2 "^fuse: --point-score: expected 'expected' or 'argmax', got 'mean'$" "$B/fuse" --queries "$T/q.mp" --point-score mean
 expect_fail "bad --lambda" 2 '^fuse: --lambda: expected three weights' "$B/fuse" --queries "$T/q.mp" --lambda 0.5,0.5
+expect_fail "bad --methods" 2 "^fuse: --methods: unknown method 'best'" "$B/fuse" --queries "$T/q.mp" --methods hybrid,best
+expect_fail "empty --label" 2 "^fuse: --label: 1 to 20 bytes" "$B/fuse" --queries "$T/q.mp" --label ''
 expect_ok "--help" "$B/fuse" --help
 grep -q '^usage: fuse --queries FILE' "$T/out" && pass "--help prints usage to stdout" || fail "--help prints usage to stdout"
