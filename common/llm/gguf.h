@@ -1,8 +1,13 @@
-/* gguf.h - read GGUF (version 2 and 3) files: metadata and F32 / F16 / BF16 / Q8_0 tensors.
+/* gguf.h - read GGUF (version 2 and 3) files: metadata and tensors of types F32, F16, BF16 and
+ * the GGML block-quantised Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K (what
+ * llama.cpp's Q4_K_M, Q5_K_M, Q6_K, Q8_0 ... files hold); llm_tensor_to_f32 dequantises them.
  *
  * The file is memory-mapped; tensors are handed out as llm_tensor views with their shape
  * reversed to row-major order (GGUF lists ne0, the innermost dimension, first). Every
- * offset and count is checked against the file size, so a truncated file gives a reason.
+ * offset and count is checked against the file size, so a truncated file gives a reason; a
+ * tensor of another type (the IQ* types, Q8_1, I8 ...) gives one line naming the tensor and the
+ * GGUF type code and name, and a block-quantised tensor whose innermost dimension is not a
+ * multiple of its block (32 or 256 values) is refused with its name.
  * Note on LLaMA q/k layout: llama.cpp's GGUF keeps Meta's interleaved RoPE rows (its
  * converters undo Hugging Face's permutation); model.c permutes them back to HF order.
  */

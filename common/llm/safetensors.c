@@ -229,7 +229,7 @@ int st_write(const char *path, const llm_tensor *ts, int n, const char *const *m
     for (int i = 0; i < n; i++) {
         const llm_tensor *t = &ts[i];
         const char *dn = llm_dtype_name(t->dtype);
-        if (!dn || t->dtype == LLM_Q8_0 || t->nbytes != llm_dtype_bytes(t->dtype, llm_tensor_numel(t))) {
+        if (!dn || llm_dtype_block(t->dtype) != 1 || t->nbytes != llm_dtype_bytes(t->dtype, llm_tensor_numel(t))) {
             snprintf(err, errlen, "%s: tensor %s: bad dtype or size", path, t->name);
             json_decref(h);
             return -1;

