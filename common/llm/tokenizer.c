@@ -23,8 +23,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "io/err.h"
+#include "llm/bpe.h"
+#include "llm/gguf.h"
 #include "llm/spm_proto.h"
 
 #define WS "\xe2\x96\x81"   /* U+2581 LOWER ONE EIGHTH BLOCK, SentencePiece's visible space */
@@ -37,6 +41,7 @@ typedef struct {
 } piece_map;
 
 struct llm_tokenizer {
+    bpe_tokenizer *bpe;      /* the byte-level BPE kind (bpe.c) when set; every tok_* defers to it */
     spm_model m;             /* the model as read (or synthesised); what tok_save_model writes */
     int n;                   /* vocabulary size */
     piece_map normal;        /* NORMAL, USER_DEFINED, UNUSED: the pieces BPE merges may form */
@@ -436,6 +441,7 @@ static void bpe(bpe_ctx *c, size_t n) {
 
 int tok_encode(const llm_tokenizer *t, const char *text, int add_bos, int add_eos,
                int *ids, int max_ids) {
+    if (t->bpe) return bpe_encode(t->bpe, text, add_bos, add_eos, ids, max_ids);
     bpe_ctx c;
     memset(&c, 0, sizeof c);
     c.t = t;
@@ -497,6 +503,7 @@ static void put_unescaped(out_t *o, const char *p, size_t n) {
 }
 
 size_t tok_decode(const llm_tokenizer *t, const int *ids, int n, char *buf, size_t buflen) {
+    if (t->bpe) return bpe_decode(t->bpe, ids, n, buf, buflen);
     out_t o = { buf, buflen, 0 };
     uint8_t *bytes = xmalloc((size_t)(n > 0 ? n : 1));
     size_t nb = 0;
@@ -536,6 +543,7 @@ size_t tok_decode(const llm_tokenizer *t, const int *ids, int n, char *buf, size
 }
 
 const char *tok_decode_piece(const llm_tokenizer *t, int prev, int id, char scratch[8]) {
+    if (t->bpe) return bpe_decode_piece(t->bpe, id);
     if (id < 0 || id >= t->n) return "";
     const spm_piece *sp = &t->m.pieces[id];
     switch (sp->type) {
@@ -560,6 +568,11 @@ const char *tok_decode_piece(const llm_tokenizer *t, int prev, int id, char scra
 
 static void tok_free_partial(llm_tokenizer *t) {
     if (!t) return;
+    if (t->bpe) {
+        bpe_free(t->bpe);
+        free(t);
+        return;
+    }
     if (t->surface) for (int i = 0; i < t->n; i++) free(t->surface[i]);
     free(t->surface);
     free(t->normal.slot);
@@ -725,7 +738,63 @@ static uint8_t *read_file(const char *path, size_t *n, char *err, size_t errlen)
     return buf;
 }
 
+static llm_tokenizer *wrap_bpe(bpe_tokenizer *b) {
+    if (!b) return NULL;
+    llm_tokenizer *t = xcalloc(1, sizeof *t);
+    t->bpe = b;
+    t->n = bpe_vocab_size(b);
+    return t;
+}
+
+llm_tokenizer *tok_load_gguf(const gguf_file *g, const char *path, char *err, size_t errlen) {
+    const char *model = gguf_get_str(g, "tokenizer.ggml.model");
+    if (model && !strcmp(model, "llama")) {
+        seterr(err, errlen, "%s: tokenizer.ggml.model is \"llama\" (SentencePiece in GGUF): not supported yet; "
+               "give its tokenizer.model instead", path);
+        return NULL;
+    }
+    if (model && strcmp(model, "gpt2") != 0) {
+        seterr(err, errlen, "%s: tokenizer.ggml.model \"%s\" is not supported (gpt2: byte-level BPE)", path, model);
+        return NULL;
+    }
+    return wrap_bpe(bpe_load_gguf(g, path, err, errlen));
+}
+
+static int ends_with(const char *s, const char *suffix) {
+    size_t n = strlen(s), k = strlen(suffix);
+    return n >= k && !strcmp(s + n - k, suffix);
+}
+
 llm_tokenizer *tok_load(const char *path, char *err, size_t errlen) {
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+        /* a model directory: its SentencePiece tokenizer.model, else its tokenizer.json */
+        size_t pl = strlen(path);
+        char *p = xmalloc(pl + 32);
+        snprintf(p, pl + 32, "%s/tokenizer.model", path);
+        llm_tokenizer *t = NULL;
+        if (access(p, F_OK) == 0) {
+            t = tok_load(p, err, errlen);
+        } else {
+            snprintf(p, pl + 32, "%s/tokenizer.json", path);
+            if (access(p, F_OK) == 0) t = wrap_bpe(bpe_load_json(p, err, errlen));
+            else seterr(err, errlen, "%s: a directory without tokenizer.model or tokenizer.json", path);
+        }
+        free(p);
+        return t;
+    }
+    char magic[4] = { 0 };
+    FILE *f = fopen(path, "rb");
+    size_t got = f ? fread(magic, 1, 4, f) : 0;
+    if (f) fclose(f);
+    if (got == 4 && !memcmp(magic, "GGUF", 4)) {
+        gguf_file *g = gguf_open(path, err, errlen);
+        if (!g) return NULL;
+        llm_tokenizer *t = tok_load_gguf(g, path, err, errlen);
+        gguf_close(g);
+        return t;
+    }
+    if (ends_with(path, ".json")) return wrap_bpe(bpe_load_json(path, err, errlen));
     size_t n;
     uint8_t *buf = read_file(path, &n, err, errlen);
     if (!buf) return NULL;
@@ -834,6 +903,11 @@ fail:
 }
 
 int tok_save_model(const llm_tokenizer *t, const char *path, char *err, size_t errlen) {
+    if (t->bpe) {
+        seterr(err, errlen, "%s: a byte-level BPE tokenizer (%s) cannot be written as a SentencePiece model", path,
+               bpe_pre_name(t->bpe));
+        return -1;
+    }
     size_t n;
     uint8_t *buf = spm_serialize(&t->m, &n);
     FILE *f = fopen(path, "wb");
@@ -854,18 +928,22 @@ int tok_save_model(const llm_tokenizer *t, const char *path, char *err, size_t e
 
 /* ---------- accessors ---------- */
 
-int tok_vocab_size(const llm_tokenizer *t) { return t->n; }
-int tok_bos(const llm_tokenizer *t) { return t->bos; }
-int tok_eos(const llm_tokenizer *t) { return t->eos; }
-int tok_unk(const llm_tokenizer *t) { return t->unk; }
-int tok_pad(const llm_tokenizer *t) { return t->pad; }
+int tok_vocab_size(const llm_tokenizer *t) { return t->bpe ? bpe_vocab_size(t->bpe) : t->n; }
+int tok_bos(const llm_tokenizer *t) { return t->bpe ? bpe_bos(t->bpe) : t->bos; }
+int tok_eos(const llm_tokenizer *t) { return t->bpe ? bpe_eos(t->bpe) : t->eos; }
+int tok_unk(const llm_tokenizer *t) { return t->bpe ? bpe_unk(t->bpe) : t->unk; }
+int tok_pad(const llm_tokenizer *t) { return t->bpe ? bpe_pad(t->bpe) : t->pad; }
+int tok_is_bpe(const llm_tokenizer *t) { return t->bpe != NULL; }
+int tok_add_bos(const llm_tokenizer *t) { return t->bpe ? bpe_add_bos(t->bpe) : t->bos >= 0; }
 
 int tok_piece_id(const llm_tokenizer *t, const char *piece) {
+    if (t->bpe) return bpe_piece_id(t->bpe, piece);
     size_t n = strlen(piece);
     int id = map_get(t, &t->reserved, piece, n);
     return id >= 0 ? id : map_get(t, &t->normal, piece, n);
 }
 
 const char *tok_piece(const llm_tokenizer *t, int id) {
+    if (t->bpe) return bpe_piece(t->bpe, id);
     return id >= 0 && id < t->n ? t->m.pieces[id].piece : NULL;
 }

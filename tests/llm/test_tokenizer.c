@@ -2,22 +2,37 @@
  * end that tests/llm/tokenizer.sh uses to compare against spm_encode / spm_decode.
  *
  * No arguments (how tests/run.sh calls it): run the unit checks.
- * Otherwise MODEL is "path.model" (SentencePiece) or "path.bin:N" (llama2.c, N tokens):
+ * Otherwise MODEL is anything tok_load reads ("path.model" SentencePiece, a .gguf, a
+ * tokenizer.json or a directory) or "path.bin:N" (llama2.c, N tokens):
  *   test_tokenizer encode MODEL      stdin lines -> one line of ids each (spm_encode --output_format=id)
  *   test_tokenizer pieces MODEL      stdin lines -> pieces (spm_encode --output_format=piece)
  *   test_tokenizer decode MODEL      stdin lines of ids -> text (spm_decode --input_format=id)
  *   test_tokenizer stream MODEL      like decode, but through tok_decode_piece
  *   test_tokenizer save MODEL OUT    write MODEL as a SentencePiece tokenizer.model
  *   test_tokenizer load MODEL        load only; on failure "error: MODEL: reason", exit 1
+ *   encode-escaped, decode-escaped, stream-escaped: the same with the text lines escaped
+ *                                    (\n newline, \t tab, \r CR, \\ backslash), as
+ *                                    tests/llm/fixtures/bpe/prompts.txt and decode.txt are
+ * Byte-level BPE only (tests/llm/bpe.sh):
+ *   test_tokenizer pretok MODEL      stdin lines -> the pre-tokens (byte-level spelling),
+ *                                    space-separated (HF's pre_tokenize_str)
+ *   test_tokenizer gguf-tok IN OUT [EDIT...]   write OUT, a GGUF with no tensors and only the
+ *                                    tokenizer keys of IN, edited: pre=NAME, model=NAME,
+ *                                    merge0=STRING (the first merge), drop=KEY (leave a
+ *                                    tokenizer.ggml.KEY out), types=N (keep only N token types)
  */
 #include "../unit/harness.h"
 
+#include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "io/err.h"
+#include "llm/bpe.h"
+#include "llm/gguf.h"
 #include "llm/tokenizer.h"
 
 static char errbuf[256];
@@ -36,15 +51,193 @@ static llm_tokenizer *load_any(const char *spec) {
 
 /* ---------- command-line mode ---------- */
 
+/* In place: \n \t \r \\ -> the characters; other backslashes stay. */
+static void unescape(char *s) {
+    char *o = s;
+    for (; *s; s++) {
+        if (s[0] == '\\' && s[1] && strchr("ntr\\", s[1])) {
+            s++;
+            *o++ = *s == 'n' ? '\n' : *s == 't' ? '\t' : *s == 'r' ? '\r' : '\\';
+        } else {
+            *o++ = *s;
+        }
+    }
+    *o = 0;
+}
+
+static void put_escaped(const char *s, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        switch (s[i]) {
+        case '\n': fputs("\\n", stdout); break;
+        case '\t': fputs("\\t", stdout); break;
+        case '\r': fputs("\\r", stdout); break;
+        case '\\': fputs("\\\\", stdout); break;
+        default: putchar(s[i]);
+        }
+    }
+}
+
+/* error: SPEC: reason (without SPEC twice when the reason already names the file) */
+static void print_err(const char *spec) {
+    size_t k = strlen(spec);
+    if (!strncmp(errbuf, spec, k) && errbuf[k] == ':') fprintf(stderr, "error: %s\n", errbuf);
+    else fprintf(stderr, "error: %s: %s\n", spec, errbuf);
+}
+
+static void pretok_sink(void *ctx, const char *s, size_t n) {
+    int *first = ctx;
+    char *u = xmalloc(2 * n + 1);
+    bpe_bytes_to_unicode(s, n, u);
+    printf(*first ? "%s" : " %s", u);
+    *first = 0;
+    free(u);
+}
+
+static int cli_pretok(const char *spec) {
+    size_t n = strlen(spec);
+    bpe_tokenizer *b = n > 5 && !strcmp(spec + n - 5, ".json") ? bpe_load_json(spec, errbuf, sizeof errbuf)
+                                                               : bpe_load_gguf_path(spec, errbuf, sizeof errbuf);
+    if (!b) {
+        print_err(spec);
+        return 1;
+    }
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    while ((len = getline(&line, &cap, stdin)) >= 0) {
+        if (len && line[len - 1] == '\n') line[--len] = 0;
+        int first = 1;
+        bpe_pretokenize(b, line, pretok_sink, &first);
+        putchar('\n');
+    }
+    free(line);
+    bpe_free(b);
+    return 0;
+}
+
+/* ---- a minimal GGUF writer for gguf-tok ---- */
+
+static void w_u32(FILE *f, uint32_t v) { fwrite(&v, 4, 1, f); }
+static void w_u64(FILE *f, uint64_t v) { fwrite(&v, 8, 1, f); }
+static void w_str(FILE *f, const char *s, size_t n) { w_u64(f, n); fwrite(s, 1, n, f); }
+static void w_key(FILE *f, const char *k, uint32_t type) { w_str(f, k, strlen(k)); w_u32(f, type); }
+
+static const char *edit_of(int nedit, char **edit, const char *name) {
+    size_t k = strlen(name);
+    for (int i = 0; i < nedit; i++)
+        if (!strncmp(edit[i], name, k) && edit[i][k] == '=') return edit[i] + k + 1;
+    return NULL;
+}
+
+static int dropped(int nedit, char **edit, const char *key) {
+    for (int i = 0; i < nedit; i++)
+        if (!strncmp(edit[i], "drop=", 5) && !strcmp(edit[i] + 5, key + strlen("tokenizer.ggml."))) return 1;
+    return 0;
+}
+
+static int cli_gguf_tok(const char *in, const char *out, int nedit, char **edit) {
+    gguf_file *g = gguf_open(in, errbuf, sizeof errbuf);
+    if (!g) {
+        fprintf(stderr, "error: %s\n", errbuf);
+        return 1;
+    }
+    static const char *skeys[2] = { "tokenizer.ggml.model", "tokenizer.ggml.pre" };
+    static const char *akeys[2] = { "tokenizer.ggml.tokens", "tokenizer.ggml.merges" };
+    static const char *ikeys[4] = { "tokenizer.ggml.bos_token_id", "tokenizer.ggml.eos_token_id",
+                                    "tokenizer.ggml.unknown_token_id", "tokenizer.ggml.padding_token_id" };
+    const char *sval[2];
+    int nkv = 0;
+    for (int k = 0; k < 2; k++) {
+        sval[k] = edit_of(nedit, edit, k ? "pre" : "model");
+        if (!sval[k]) sval[k] = gguf_get_str(g, skeys[k]);
+        nkv += sval[k] && !dropped(nedit, edit, skeys[k]);
+    }
+    long alen[2];
+    for (int k = 0; k < 2; k++) {
+        alen[k] = gguf_get_arr_len(g, akeys[k]);
+        nkv += alen[k] >= 0 && !dropped(nedit, edit, akeys[k]);
+    }
+    long ntype = gguf_get_arr_len(g, "tokenizer.ggml.token_type");
+    const char *types = edit_of(nedit, edit, "types");
+    if (types && atol(types) < ntype) ntype = atol(types);
+    nkv += ntype >= 0 && !dropped(nedit, edit, "tokenizer.ggml.token_type");
+    int64_t ival[4];
+    int have[4];
+    for (int k = 0; k < 4; k++) {
+        have[k] = gguf_get_int(g, ikeys[k], &ival[k]) && !dropped(nedit, edit, ikeys[k]);
+        nkv += have[k];
+    }
+    int64_t add_bos = 0;
+    int have_ab = gguf_get_int(g, "tokenizer.ggml.add_bos_token", &add_bos) &&
+                  !dropped(nedit, edit, "tokenizer.ggml.add_bos_token");
+    nkv += have_ab;
+    FILE *f = fopen(out, "wb");
+    if (!f) {
+        fprintf(stderr, "error: %s: cannot create\n", out);
+        gguf_close(g);
+        return 1;
+    }
+    fwrite("GGUF", 1, 4, f);
+    w_u32(f, 3);
+    w_u64(f, 0);
+    w_u64(f, (uint64_t)nkv);
+    for (int k = 0; k < 2; k++) {
+        if (!sval[k] || dropped(nedit, edit, skeys[k])) continue;
+        w_key(f, skeys[k], 8);
+        w_str(f, sval[k], strlen(sval[k]));
+    }
+    long big = alen[0] > alen[1] ? alen[0] : alen[1];
+    const char **s = xmalloc((size_t)(big > 0 ? big : 1) * sizeof *s);
+    size_t *len = xmalloc((size_t)(big > 0 ? big : 1) * sizeof *len);
+    for (int k = 0; k < 2; k++) {
+        if (alen[k] < 0 || dropped(nedit, edit, akeys[k])) continue;
+        gguf_get_arr_strs(g, akeys[k], s, len, alen[k]);
+        w_key(f, akeys[k], 9);
+        w_u32(f, 8);
+        w_u64(f, (uint64_t)alen[k]);
+        const char *m0 = k == 1 ? edit_of(nedit, edit, "merge0") : NULL;
+        for (long i = 0; i < alen[k]; i++) {
+            if (i == 0 && m0) w_str(f, m0, strlen(m0));
+            else w_str(f, s[i], len[i]);
+        }
+    }
+    if (ntype >= 0 && !dropped(nedit, edit, "tokenizer.ggml.token_type")) {
+        double *tt = xmalloc((size_t)(ntype > 0 ? ntype : 1) * sizeof *tt);
+        gguf_get_arr_f64(g, "tokenizer.ggml.token_type", tt, ntype);
+        w_key(f, "tokenizer.ggml.token_type", 9);
+        w_u32(f, 5);
+        w_u64(f, (uint64_t)ntype);
+        for (long i = 0; i < ntype; i++) w_u32(f, (uint32_t)(int32_t)tt[i]);
+        free(tt);
+    }
+    for (int k = 0; k < 4; k++) {
+        if (!have[k]) continue;
+        w_key(f, ikeys[k], 4);
+        w_u32(f, (uint32_t)ival[k]);
+    }
+    if (have_ab) {
+        w_key(f, "tokenizer.ggml.add_bos_token", 7);
+        fputc(add_bos != 0, f);
+    }
+    free(s);
+    free(len);
+    gguf_close(g);
+    return fclose(f) == 0 ? 0 : 1;
+}
+
 static int cli(int argc, char **argv) {
     if (argc < 3) {
-        fprintf(stderr, "usage: test_tokenizer encode|pieces|decode|stream|save|load MODEL [OUT]\n");
+        fprintf(stderr, "usage: test_tokenizer encode|pieces|decode|stream|save|load|pretok MODEL [OUT]\n"
+                        "       test_tokenizer gguf-tok IN OUT [EDIT...]\n");
         return 2;
     }
     const char *cmd = argv[1];
+    if (!strcmp(cmd, "pretok")) return cli_pretok(argv[2]);
+    if (!strcmp(cmd, "gguf-tok")) return argc < 4 ? 2 : cli_gguf_tok(argv[2], argv[3], argc - 4, argv + 4);
+    int escaped = strstr(cmd, "-escaped") != NULL;
     llm_tokenizer *t = load_any(argv[2]);
     if (!t) {
-        fprintf(stderr, "error: %s: %s\n", argv[2], errbuf);
+        print_err(argv[2]);
         return 1;
     }
     int rc = 0;
@@ -52,17 +245,19 @@ static int cli(int argc, char **argv) {
     size_t cap = 0;
     ssize_t len;
     if (!strcmp(cmd, "load")) {
-        printf("vocab %d bos %d eos %d unk %d pad %d\n", tok_vocab_size(t), tok_bos(t), tok_eos(t),
-               tok_unk(t), tok_pad(t));
+        printf("vocab %d bos %d eos %d unk %d pad %d add_bos %d kind %s\n", tok_vocab_size(t), tok_bos(t), tok_eos(t),
+               tok_unk(t), tok_pad(t), tok_add_bos(t), tok_is_bpe(t) ? "bpe" : "spm");
     } else if (!strcmp(cmd, "save")) {
         if (argc < 4 || tok_save_model(t, argv[3], errbuf, sizeof errbuf) != 0) {
-            fprintf(stderr, "error: %s: %s\n", argc < 4 ? "save" : argv[3], argc < 4 ? "no OUT" : errbuf);
+            if (argc < 4) fprintf(stderr, "error: save: no OUT\n");
+            else print_err(argv[3]);
             rc = 1;
         }
-    } else if (!strcmp(cmd, "encode") || !strcmp(cmd, "pieces")) {
+    } else if (!strcmp(cmd, "encode") || !strcmp(cmd, "pieces") || !strcmp(cmd, "encode-escaped")) {
         int cap_ids = 0, *ids = NULL;
         while ((len = getline(&line, &cap, stdin)) >= 0) {
             if (len && line[len - 1] == '\n') line[--len] = 0;
+            if (escaped) unescape(line);
             int n = tok_encode(t, line, 0, 0, ids, cap_ids);
             if (n > cap_ids) {
                 cap_ids = n;
@@ -76,7 +271,8 @@ static int cli(int argc, char **argv) {
             putchar('\n');
         }
         free(ids);
-    } else if (!strcmp(cmd, "decode") || !strcmp(cmd, "stream")) {
+    } else if (!strcmp(cmd, "decode") || !strcmp(cmd, "stream") || !strcmp(cmd, "decode-escaped") ||
+               !strcmp(cmd, "stream-escaped")) {
         while ((len = getline(&line, &cap, stdin)) >= 0) {
             int n = 0, *ids = xmalloc(((size_t)len + 1) * sizeof *ids);
             char *p = line, *end;
@@ -90,11 +286,16 @@ static int cli(int argc, char **argv) {
                 size_t need = tok_decode(t, ids, n, NULL, 0);
                 char *buf = xmalloc(need + 1);
                 tok_decode(t, ids, n, buf, need + 1);
-                fwrite(buf, 1, need, stdout);
+                if (escaped) put_escaped(buf, need);
+                else fwrite(buf, 1, need, stdout);
                 free(buf);
             } else {
                 char scratch[8];
-                for (int i = 0; i < n; i++) fputs(tok_decode_piece(t, i ? ids[i - 1] : -1, ids[i], scratch), stdout);
+                for (int i = 0; i < n; i++) {
+                    const char *p = tok_decode_piece(t, i ? ids[i - 1] : -1, ids[i], scratch);
+                    if (escaped) put_escaped(p, strlen(p));
+                    else fputs(p, stdout);
+                }
             }
             putchar('\n');
             free(ids);
@@ -374,10 +575,175 @@ static void test_errors(void) {
     remove(out);
 }
 
+/* ---------- byte-level BPE (SmolLM2's GGUF); the corpora are in tests/llm/bpe.sh ---------- */
+
+typedef struct {
+    const llm_tokenizer *t;
+    const char *text;
+    int ids[4096], n;
+} enc_job;
+
+static void *enc_thread(void *arg) {
+    enc_job *j = arg;
+    for (int r = 0; r < 50; r++) j->n = tok_encode(j->t, j->text, 0, 0, j->ids, 4096);
+    return NULL;
+}
+
+static void test_bpe(void) {
+    const char *path = path_in("models/smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf");
+    llm_tokenizer *t = tok_load(path, errbuf, sizeof errbuf);
+    CHECK("smollm2 gguf tokenizer loads", t != NULL);
+    if (!t) { printf("# %s\n", errbuf); return; }
+    CHECK("smollm2 is bpe, 49152 tokens", tok_is_bpe(t) && tok_vocab_size(t) == 49152);
+    CHECK("smollm2 bos/eos/unk/pad 1/2/0/2", tok_bos(t) == 1 && tok_eos(t) == 2 && tok_unk(t) == 0 && tok_pad(t) == 2);
+    CHECK("smollm2 add_bos_token false", tok_add_bos(t) == 0);
+    CHECK("smollm2 pieces", !strcmp(tok_piece(t, 68), "T") && !strcmp(tok_piece(t, 10124), "\xc4\xa0Story") &&
+                                !strcmp(tok_piece(t, 1), "<|im_start|>") && tok_piece(t, 49152) == NULL);
+    CHECK("smollm2 piece ids", tok_piece_id(t, "<|im_end|>") == 2 && tok_piece_id(t, "\xc4\xa0Story") == 10124 &&
+                                   tok_piece_id(t, "no such token") == -1);
+    int want[] = { 68, 922, 10124, 365, 33, 41, 41, 37, 25 };
+    CHECK("Toy Story (1995), add_bos ignored (add_bos_token false)", ids_equal(t, "Toy Story (1995)", 1, want, 9));
+    int ids[64];
+    int n = tok_encode(t, "Toy Story (1995)", 1, 1, ids, 64);
+    CHECK("add_eos appends <|im_end|>", n == 10 && ids[9] == 2 && ids[0] == 68);
+    CHECK("encode NULL buffer returns count", tok_encode(t, "Toy Story (1995)", 0, 0, NULL, 0) == 9);
+    ids[0] = -7;
+    n = tok_encode(t, "Toy Story (1995)", 0, 0, ids, 3);
+    CHECK("encode truncates", n == 9 && ids[0] == 68 && ids[1] == 922 && ids[2] == 10124);
+    int sp[] = { 1, 4093, 198 };   /* <|im_start|> user \n, as in SOURCE.txt's prompt */
+    n = tok_encode(t, "<|im_start|>user\n", 0, 0, ids, 64);
+    CHECK("special tokens are single ids", n == 3 && ids[0] == sp[0] && ids[1] == sp[1] && ids[2] == sp[2]);
+    n = tok_encode(t, "<|im_start|><|im_end|><|im_sta", 0, 0, ids, 64);
+    CHECK("adjacent specials and a partial one", n > 3 && ids[0] == 1 && ids[1] == 2 && ids[2] != 1);
+    /* invalid UTF-8 reads as U+FFFD per malformed part */
+    int a[64], b[64];
+    int na = tok_encode(t, "x\xff\xfe y\xe4\xb8", 0, 0, a, 64);
+    int nb = tok_encode(t, "x\xef\xbf\xbd\xef\xbf\xbd y\xef\xbf\xbd", 0, 0, b, 64);
+    CHECK("invalid utf-8 == U+FFFD", na == nb && !memcmp(a, b, (size_t)na * sizeof *a));
+
+    /* decoding: whole, truncated, streamed byte by byte */
+    const char *txt = "caf\xc3\xa9 \xf0\x9f\x98\x80 \xe6\x97\xa5\xe6\x9c\xac <|im_end|> 3.14\t end  ";
+    int x[256];
+    int nx = tok_encode(t, txt, 0, 0, x, 256);
+    char buf[512];
+    size_t need = tok_decode(t, x, nx, buf, sizeof buf);
+    CHECK("decode round trip", need == strlen(txt) && !strcmp(buf, txt));
+    char small[6];
+    need = tok_decode(t, x, nx, small, sizeof small);
+    CHECK("decode truncates", need == strlen(txt) && !strcmp(small, "caf\xc3\xa9"));
+    char stream[512] = "", scratch[8];
+    for (int k = 0; k < nx; k++) strcat(stream, tok_decode_piece(t, k ? x[k - 1] : -1, x[k], scratch));
+    CHECK("streamed decode == text", !strcmp(stream, txt));
+    int odd[] = { 68, -1, 49152, 1 };
+    tok_decode(t, odd, 4, buf, sizeof buf);
+    CHECK("decode skips bad ids, shows specials", !strcmp(buf, "T<|im_start|>"));
+    int ebyte = tok_piece_id(t, "\xc3\xa4");   /* byte-level character of byte 0xE4 */
+    int half[] = { 68, ebyte };
+    tok_decode(t, half, 2, buf, sizeof buf);
+    CHECK("decode: a lone lead byte -> U+FFFD", ebyte >= 0 && !strcmp(buf, "T\xef\xbf\xbd"));
+    /* bytes whose byte-level character is not a token are dropped (HF and llama.cpp) */
+    na = tok_encode(t, "a\x13" "b\x04", 0, 0, a, 64);
+    nb = tok_encode(t, "a", 0, 0, b, 64);
+    CHECK("bytes without a token are dropped", na == 2 && a[0] == b[0] && a[1] == tok_piece_id(t, "b"));
+    CHECK("tok_save_model refused", tok_save_model(t, "/tmp/never-written.model", errbuf, sizeof errbuf) == -1 &&
+                                        strstr(errbuf, "cannot be written"));
+
+    /* random texts from troublesome fragments and stray bytes: decode(encode(x)) is x, or x
+     * with each malformed UTF-8 part as U+FFFD */
+    static const char *frag[] = { " ", "  ", "\t", "\n", "\r\n", "a", "Toy", " Story", "(1995)", "12345",
+                                  "'s", "'T", "\xc3\xa9", "\xe4\xb8\xad", "\xf0\x9f\x98\x80", "<|im_start|>",
+                                  "<|im_end|>", "<|im", "|>", "\xc2\xa0", "\xe2\x80\xa8", "\xc2\x85", "!!", "..." };
+    unsigned seed = 4321;
+    int rt_valid = 1, rt_invalid = 1;
+    for (int r = 0; r < 4000; r++) {
+        int with_bytes = r % 2;   /* odd rounds: random bytes too, mostly malformed UTF-8 */
+        char in[600] = "";
+        seed = seed * 1103515245u + 12345u;
+        int nf = (int)(seed >> 16) % 24;
+        for (int f = 0; f < nf; f++) {
+            seed = seed * 1103515245u + 12345u;
+            if (with_bytes && (seed >> 16) % 6 == 0) {
+                /* continuation bytes and lead bytes SmolLM2 has tokens for: malformed parts,
+                 * or now and then a well-formed character */
+                static const uint8_t lead[3] = { 0xC3, 0xE4, 0xF0 };
+                unsigned v = (seed >> 8) % 67;
+                size_t l = strlen(in);
+                in[l] = (char)(v < 64 ? 0x80 + v : lead[v - 64]);
+                in[l + 1] = 0;
+            } else {
+                strcat(in, frag[(seed >> 16) % (sizeof frag / sizeof *frag)]);
+            }
+        }
+        int y[2048], z[2048];
+        int ny = tok_encode(t, in, 0, 0, y, 2048);
+        char out[4000];
+        tok_decode(t, y, ny, out, sizeof out);
+        if (!with_bytes) {
+            rt_valid &= !strcmp(out, in);
+        } else {   /* the decoded text is the input with U+FFFD for malformed parts: same ids */
+            int nz = tok_encode(t, out, 0, 0, z, 2048);
+            rt_invalid &= nz == ny && !memcmp(y, z, (size_t)ny * sizeof *y);
+        }
+    }
+    CHECK("random valid texts: decode(encode(x)) == x", rt_valid);
+    CHECK("random texts with stray bytes: decode(encode(x)) encodes to the same ids", rt_invalid);
+
+    /* tok_load_gguf on an open file == tok_load */
+    gguf_file *g = gguf_open(path, errbuf, sizeof errbuf);
+    llm_tokenizer *t2 = g ? tok_load_gguf(g, path, errbuf, sizeof errbuf) : NULL;
+    if (g) gguf_close(g);
+    CHECK("tok_load_gguf", t2 && tok_vocab_size(t2) == 49152);
+    if (t2) {
+        int ok = 1;
+        for (int i = 0; i < NSAMPLES; i++) ok &= same_ids(t, t2, samples[i]);
+        CHECK("tok_load_gguf == tok_load on samples", ok);
+        tok_free(t2);
+    }
+
+    /* speed and no quadratic blow-up */
+    char *big = xmalloc(4200);
+    big[0] = 0;
+    while (strlen(big) < 4000) strcat(big, "User 42 watched \"Star Wars (1977)\": 5; \"Fargo (1996)\": 4; next? ");
+    clock_t c0 = clock();
+    long total = 0;
+    for (int i = 0; i < 200; i++) total += tok_encode(t, big, 0, 0, NULL, 0);
+    double sec = (double)(clock() - c0) / CLOCKS_PER_SEC;
+    printf("# bpe: 200 encodes of %zu chars: %.3f s (%ld ids)\n", strlen(big), sec, total);
+    CHECK("bpe encode speed (200 x 4000 chars < 5 s)", sec < 5.0);
+    char *run = xmalloc(100001);
+    const char fill[] = "a 1\t";
+    for (int k = 0; k < 4; k++) {
+        memset(run, fill[k], 100000);
+        run[100000] = 0;
+        c0 = clock();
+        n = tok_encode(t, run, 0, 0, NULL, 0);
+        sec = (double)(clock() - c0) / CLOCKS_PER_SEC;
+        char name[64];
+        snprintf(name, sizeof name, "bpe: 100000 x '%s' fast", fill[k] == '\t' ? "\\t" : (char[]){ fill[k], 0 });
+        printf("# %s: %.3f s, %d ids\n", name, sec, n);
+        CHECK(name, n > 0 && sec < 2.0);
+    }
+    free(run);
+
+    /* two threads on one tokenizer give the one-thread ids */
+    enc_job j[2] = { { .t = t, .text = big }, { .t = t, .text = txt } };
+    pthread_t th[2];
+    for (int k = 0; k < 2; k++) pthread_create(&th[k], NULL, enc_thread, &j[k]);
+    for (int k = 0; k < 2; k++) pthread_join(th[k], NULL);
+    int solo[4096];
+    int ns0 = tok_encode(t, big, 0, 0, solo, 4096);
+    int ok = ns0 == j[0].n && !memcmp(solo, j[0].ids, (size_t)ns0 * sizeof *solo) && j[1].n == nx &&
+             !memcmp(x, j[1].ids, (size_t)nx * sizeof *x);
+    CHECK("bpe: concurrent encodes", ok);
+    free(big);
+    tok_free(t);
+}
+
 int main(int argc, char **argv) {
     if (argc > 1) return cli(argc, argv);
     test_llama();
     test_stories();
     test_errors();
+    test_bpe();
     return 0;
 }
