@@ -354,8 +354,15 @@ static llm_model *load_gguf(const char *path, const llm_load_opts *o, char *err,
         float *cls = load_f32(g, gguf_find_v, path, "output.weight", c.vocab_size, C, 1, err, errlen, &fail);
         m->lm_head = (llm_weight){.rows = c.vocab_size, .cols = C, .f = cls};
     }
+    /* The tokenizer: the file's own metadata when it has some (tokenizer.ggml.model "gpt2":
+     * byte-level BPE, as SmolLM2's), else a tokenizer.model beside the file. */
+    if (!fail && gguf_get_str(g, "tokenizer.ggml.model") && strcmp(gguf_get_str(g, "tokenizer.ggml.model"), "llama") != 0) {
+        char e2[512];
+        m->tok = tok_load_gguf(g, path, e2, sizeof e2);
+        if (!m->tok) { snprintf(err, errlen, "%s", e2); fail = 1; }
+    }
     gguf_close(g);
-    if (!fail) { /* tokenizer.model beside the file, when there is one */
+    if (!fail && !m->tok) { /* tokenizer.model beside the file, when there is one */
         char tp[4096];
         snprintf(tp, sizeof tp, "%s", path);
         char *slash = strrchr(tp, '/');
