@@ -2,6 +2,7 @@
 #include "io/cli.h"
 #include "io/err.h"
 #include "io/rng.h"
+#include "llm/backend_dnnl.h"
 #include "llm/convert.h"
 #include "llm/generate.h"
 #include "llm/model.h"
@@ -16,7 +17,7 @@
 
 static const char USAGE[] =
     "usage: llm COMMAND [options]\n"
-    "LLaMA inference engine (CPU backend; CUDA with --device cuda).\n"
+    "LLaMA inference engine (CPU backend, fp32 or bf16 products; CUDA with --device cuda).\n"
     "Commands:\n"
     "  convert-llama2c MODEL.bin TOKENIZER.bin OUTDIR\n"
     "                     write a Hugging Face directory (config.json, model.safetensors, tokenizer.model)\n"
@@ -26,7 +27,8 @@ static const char USAGE[] =
     "                     logits of the last position, one per line (%.9g)\n"
     "  tokenize --model M (--text TEXT | --file F) [--bos]\n"
     "                     token ids, one line per input line\n"
-    "  bench --model M    prefill and decode tokens/s, batch 1 and larger, with and without prefix sharing\n"
+    "  bench --model M    prefill (128 and 512 tokens) and decode tokens/s, batch 1 and larger, with and\n"
+    "                     without prefix sharing\n"
     "  init --config config.json [--tokenizer tokenizer.model] OUTDIR\n"
     "                     write a randomly initialised model (normal(0, --init-std 0.02), norms 1; --seed)\n"
     "Options:\n"
@@ -35,6 +37,9 @@ static const char USAGE[] =
     "  --merge            merge the adapter into the weights instead (before --int8 quantisation)\n"
     "  --int8             hold the linear layers as int8 (per-row absmax)\n"
     "  --device D         cpu (default) or cuda (generate, logits, bench; see docs/gpu.md)\n"
+    "  --precision P      fp32 (default on the CPU) or bf16: the CPU's matrix products in bf16 with fp32\n"
+    "                     accumulation (oneDNN; fast with AMX or avx512_bf16); --device cuda always\n"
+    "                     computes in bf16 (docs/llm.md, Precision)\n"
     "  -n, --max-new N    new tokens at most (default 128)\n"
     "  --temperature T    0 = greedy (default 0)\n"
     "  --top-k K          keep the K most likely tokens (default 0 = all)\n"
@@ -45,10 +50,10 @@ static const char USAGE[] =
 
 enum { OPT_MODEL = OPT_FIRST_STAGE, OPT_PROMPT, OPT_IDS, OPT_TEMP, OPT_TOPK, OPT_TOPP, OPT_PRINT_IDS, OPT_INT8,
        OPT_TEXT, OPT_FILE, OPT_BOS, OPT_ADAPTER, OPT_NO_STOP, OPT_MERGE, OPT_CONFIG, OPT_TOKENIZER, OPT_INIT_STD,
-       OPT_DEVICE };
+       OPT_DEVICE, OPT_PRECISION };
 
 typedef struct {
-    const char *model, *prompt, *ids, *text, *file, *adapter, *config, *tokenizer, *device;
+    const char *model, *prompt, *ids, *text, *file, *adapter, *config, *tokenizer, *device, *precision;
     int print_ids, int8, bos, merge;
     double init_std;
     llm_sampling s;
@@ -80,8 +85,20 @@ static llm_model *load(const opts *o) {
     if (o->merge && !o->adapter) die_usage(USAGE, "--merge needs --adapter");
     llm_load_opts lo = {.int8 = o->int8, .threads = o->cc.threads, .adapter = o->adapter, .merge = o->merge,
                         .device = o->device};
+    int cuda = o->device && strcmp(o->device, "cuda") == 0;
+    if (cuda && o->precision && strcmp(o->precision, "fp32") == 0)
+        die_usage(USAGE, "--precision fp32: --device cuda computes in bf16 (docs/gpu.md); fp32 is the CPU's");
+    const llm_backend *be16 = NULL;
+    if (!cuda && o->precision && strcmp(o->precision, "bf16") == 0) {
+        if (!(be16 = llm_backend_cpu_bf16(err, sizeof err))) die("%s", err);
+        if (llm_dnnl_isa_note() && !o->cc.quiet) warnf("%s", llm_dnnl_isa_note());
+    }
     llm_model *m = llm_load(o->model, &lo, err, sizeof err);
     if (!m) die("%s", err);
+    if (be16) { /* the same host model, with the bf16 products */
+        m->be = be16;
+        llm_set_threads(m, m->threads);
+    }
     return m;
 }
 
@@ -197,10 +214,11 @@ static void cmd_bench(const opts *o) {
     int V = m->cfg.vocab_size, ctx = m->cfg.max_seq_len;
     int P = ctx >= 256 ? 128 : ctx / 2, G = 32, S = 8, Q = 16;
     if (P + S + G > ctx) G = S = (ctx - P) / 2;
+    int nt = P + Q * S > 512 ? P + Q * S : 512;
     rng_t r;
     rng_init(&r, o->cc.seed, 0);
-    int *toks = xmalloc((size_t)(P + Q * S) * sizeof *toks);
-    for (int i = 0; i < P + Q * S; i++) toks[i] = 3 + (int)rng_below(&r, (uint64_t)(V > 3 ? V - 3 : 1));
+    int *toks = xmalloc((size_t)nt * sizeof *toks);
+    for (int i = 0; i < nt; i++) toks[i] = 3 + (int)rng_below(&r, (uint64_t)(V > 3 ? V - 3 : 1));
     char err[1024];
     llm_sampling s = llm_sampling_default();
     s.max_new = G;
@@ -208,18 +226,25 @@ static void cmd_bench(const opts *o) {
     printf("model %s: dim %d, layers %d, heads %d/%d, vocab %d, %s weights, %s device, %d threads\n", o->model, m->cfg.dim,
            m->cfg.n_layers, m->cfg.n_heads, m->cfg.n_kv_heads, V, m->int8 ? "int8" : "fp32", m->be->name, m->threads);
     printf("%-28s %6s %8s %9s %11s\n", "phase", "batch", "tokens", "seconds", "tokens/s");
-    /* prefill: P tokens in one forward (best of 3 runs, after a warm-up) */
+    /* prefill: P tokens (and 512 where the context allows) in one forward (best of 3 runs,
+     * after a warm-up) */
     double best = 1e30;
-    for (int rep = 0; rep < 4; rep++) {
-        llm_seq *q = llm_seq_new(m);
-        double t = now();
-        llm_batch b = {q, toks, P, LLM_LOGITS_LAST, NULL};
-        if (llm_forward(m, &b, 1, err, sizeof err) != 0) die("%s", err);
-        t = now() - t;
-        if (rep && t < best) best = t;
-        llm_seq_free(q);
+    int prefills[] = {P, 512};
+    for (int pi = 0; pi < 2; pi++) {
+        int n = prefills[pi];
+        if (pi && (n == P || n > ctx)) continue;
+        best = 1e30;
+        for (int rep = 0; rep < 4; rep++) {
+            llm_seq *q = llm_seq_new(m);
+            double t = now();
+            llm_batch b = {q, toks, n, LLM_LOGITS_LAST, NULL};
+            if (llm_forward(m, &b, 1, err, sizeof err) != 0) die("%s", err);
+            t = now() - t;
+            if (rep && t < best) best = t;
+            llm_seq_free(q);
+        }
+        bench_row("prefill", 1, n, best);
     }
-    bench_row("prefill", 1, P, best);
     /* decode: batch B, one-token prompts, G new tokens each (best of 3) */
     int batches[] = {1, 4, 16, 64};
     for (int bi = 0; bi < 4; bi++) {
@@ -332,7 +357,7 @@ int main(int argc, char **argv) {
         {"adapter", required_argument, 0, OPT_ADAPTER}, {"no-stop", no_argument, 0, OPT_NO_STOP},
         {"merge", no_argument, 0, OPT_MERGE},         {"config", required_argument, 0, OPT_CONFIG},
         {"tokenizer", required_argument, 0, OPT_TOKENIZER}, {"init-std", required_argument, 0, OPT_INIT_STD},
-        {"device", required_argument, 0, OPT_DEVICE},
+        {"device", required_argument, 0, OPT_DEVICE}, {"precision", required_argument, 0, OPT_PRECISION},
         CLI_COMMON_OPTIONS,                           {0, 0, 0, 0}};
     int c;
     opterr = 0;
@@ -364,6 +389,11 @@ int main(int argc, char **argv) {
             if (strcmp(optarg, "cpu") != 0 && strcmp(optarg, "cuda") != 0)
                 die_usage(USAGE, "--device: expected cpu or cuda, not '%s'", optarg);
             o.device = optarg;
+            break;
+        case OPT_PRECISION:
+            if (strcmp(optarg, "fp32") != 0 && strcmp(optarg, "bf16") != 0)
+                die_usage(USAGE, "--precision: expected fp32 or bf16, not '%s'", optarg);
+            o.precision = optarg;
             break;
         case ':': die_usage(USAGE, "option '%s' needs a value", argv[optind - 1]);
         case '?': die_usage(USAGE, "unknown option '%s'", argv[optind - 1]);

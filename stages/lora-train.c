@@ -2,6 +2,7 @@
 #include "io/cli.h"
 #include "io/err.h"
 #include "io/stream.h"
+#include "llm/backend_dnnl.h"
 #include "llm/embedinit.h"
 #include "llm/lora.h"
 #include "llm/model.h"
@@ -34,6 +35,9 @@ static const char USAGE[] =
     "                     an INSTRUCTIONS file beside it adds each record (prompt + response) as a document\n"
     "  --int8             hold the frozen base's linear layers in int8 (LoRA only)\n"
     "  --device D         cpu (default) or cuda (LoRA only; see docs/gpu.md)\n"
+    "  --precision P      fp32 (default on the CPU) or bf16: the CPU's matrix products in bf16 with\n"
+    "                     fp32 accumulation (oneDNN; fast with AMX or avx512_bf16); --device cuda\n"
+    "                     always computes in bf16 (docs/lora-train.md, Precision)\n"
     "  --targets LIST     adapted modules (default q_proj,k_proj,v_proj,o_proj; 'all' = + gate,up,down)\n"
     "  --rank R           LoRA rank (default 16)\n"
     "  --alpha A          LoRA alpha, scale alpha/r (default 16)\n"
@@ -58,7 +62,7 @@ static const char USAGE[] =
 
 enum { O_MODEL = OPT_FIRST_STAGE, O_OUT, O_FULL, O_INIT, O_INIT_STD, O_TOK, O_TEXT, O_INT8, O_TARGETS, O_RANK, O_ALPHA,
        O_DROPOUT, O_LR, O_WARMUP, O_STEPS, O_BATCH, O_ACCUM, O_CTX, O_LOSS_ON, O_WD, O_CLIP, O_RECOMPUTE, O_VAL_FRAC,
-       O_EVAL_EVERY, O_CKPT_EVERY, O_KEEP, O_RESUME, O_LOG, O_DEVICE, O_INIT_EMB, O_INIT_EMB_STD };
+       O_EVAL_EVERY, O_CKPT_EVERY, O_KEEP, O_RESUME, O_LOG, O_DEVICE, O_INIT_EMB, O_INIT_EMB_STD, O_PRECISION };
 
 static volatile sig_atomic_t stop_flag;
 static void on_signal(int sig) { stop_flag = sig; }
@@ -101,7 +105,7 @@ int main(int argc, char **argv) {
     cli_common cc;
     cli_common_init(&cc);
     const char *model = NULL, *out = NULL, *init = NULL, *tokf = NULL, *text = NULL, *targets_s = "q_proj,k_proj,v_proj,o_proj";
-    const char *device = NULL, *init_emb = NULL;
+    const char *device = NULL, *init_emb = NULL, *precision = NULL;
     double init_emb_std = 0.05;
     int full = 0, int8 = 0, rank = 16, loss_all = 0, recompute = 0, ctx = 1024;
     float alpha = 16, dropout = 0.05f, init_std = 0.02f;
@@ -119,7 +123,8 @@ int main(int argc, char **argv) {
         {"loss-on", 1, 0, O_LOSS_ON}, {"weight-decay", 1, 0, O_WD}, {"clip", 1, 0, O_CLIP},
         {"recompute", 0, 0, O_RECOMPUTE}, {"val-frac", 1, 0, O_VAL_FRAC}, {"eval-every", 1, 0, O_EVAL_EVERY},
         {"ckpt-every", 1, 0, O_CKPT_EVERY}, {"keep", 1, 0, O_KEEP}, {"resume", 1, 0, O_RESUME},
-        {"log", 1, 0, O_LOG},         {"device", 1, 0, O_DEVICE},   CLI_COMMON_OPTIONS,
+        {"log", 1, 0, O_LOG},         {"device", 1, 0, O_DEVICE},   {"precision", 1, 0, O_PRECISION},
+        CLI_COMMON_OPTIONS,
         {0, 0, 0, 0}};
     int c;
     opterr = 0;
@@ -167,6 +172,11 @@ int main(int argc, char **argv) {
                 die_usage(USAGE, "--device: expected cpu or cuda, not '%s'", optarg);
             device = optarg;
             break;
+        case O_PRECISION:
+            if (strcmp(optarg, "fp32") != 0 && strcmp(optarg, "bf16") != 0)
+                die_usage(USAGE, "--precision: expected fp32 or bf16, not '%s'", optarg);
+            precision = optarg;
+            break;
         case ':': die_usage(USAGE, "option '%s' needs a value", argv[optind - 1]);
         case '?': die_usage(USAGE, "unknown option '%s'", argv[optind - 1]);
         default: cli_common_opt(c, optarg, &cc, USAGE);
@@ -180,9 +190,18 @@ int main(int argc, char **argv) {
     if (full && int8) die_usage(USAGE, "--full trains fp32 weights; --int8 is for a frozen LoRA base");
     if (full && device && strcmp(device, "cuda") == 0) die_usage(USAGE, "--full runs on the CPU only; --device cuda is for LoRA");
     if (text && !full) die_usage(USAGE, "--text is for --full (pretraining); LoRA tuning reads itrek.instructions");
+    int cuda = device && strcmp(device, "cuda") == 0;
+    if (cuda && precision && strcmp(precision, "fp32") == 0)
+        die_usage(USAGE, "--precision fp32: --device cuda computes in bf16 (docs/gpu.md); fp32 is the CPU's");
+    const llm_backend *be16 = NULL; /* --precision bf16 on the CPU */
+    char err[1024];
+    if (!cuda && precision && strcmp(precision, "bf16") == 0) {
+        if (!(be16 = llm_backend_cpu_bf16(err, sizeof err))) die("%s", err);
+        if (llm_dnnl_isa_note() && !cc.quiet) warnf("%s", llm_dnnl_isa_note());
+        llm_dnnl_set_weight_cache(!full); /* full training rewrites the weights after every update */
+    }
     if (argc - optind > 1) die_usage(USAGE, "at most one input file");
     unsigned targets = 0;
-    char err[1024];
     if (!full && llm_lora_parse_targets(targets_s, &targets, err, sizeof err) != 0) die_usage(USAGE, "--targets: %s", err);
 
     /* the model */
@@ -211,6 +230,10 @@ int main(int argc, char **argv) {
     if (init_emb) {
         long rows = llm_init_embeddings(m, tok, init_emb, init_emb_std);
         if (!cc.quiet) fprintf(stderr, "lora-train: %ld token embeddings from %s (std %g)\n", rows, init_emb, init_emb_std);
+    }
+    if (be16) { /* the same host model, with the bf16 products */
+        m->be = be16;
+        llm_set_threads(m, m->threads);
     }
     if (ctx > m->cfg.max_seq_len) ctx = m->cfg.max_seq_len;
 

@@ -1,6 +1,7 @@
 /* rank - answer itrek.queries with a LLaMA model: itrek.answers (docs/rank.md). */
 #include "io/cli.h"
 #include "io/err.h"
+#include "llm/backend_dnnl.h"
 #include "llm/rank.h"
 
 #include <stdio.h>
@@ -35,10 +36,13 @@ static const char USAGE[] =
     "  --answer-sep S      between the titles of a listwise answer (default '\\n'; \\n, \\t escapes)\n"
     "  --yes T, --no T     the pairwise answers (default 'Yes.' and 'No.')\n"
     "  --merge             concatenate shard outputs ANSWERS... (records sorted by id)\n"
-    "  --device DEV        cpu (default) or cuda\n" CLI_COMMON_USAGE;
+    "  --device DEV        cpu (default) or cuda\n"
+    "  --precision P       fp32 (default on the CPU) or bf16: the CPU's matrix products in bf16 with\n"
+    "                      fp32 accumulation (oneDNN; fast with AMX or avx512_bf16); --device cuda\n"
+    "                      always computes in bf16 (docs/rank.md, Precision)\n" CLI_COMMON_USAGE;
 
 enum { O_MODEL = OPT_FIRST_STAGE, O_ADAPTER, O_INT8, O_DECODE, O_TEMP, O_TOPK, O_TOPP, O_MAXNEW, O_BATCH, O_NOSHARE,
-       O_RESUME, O_SHARD, O_MAXUSERS, O_MERGE, O_DEVICE, O_ITEM, O_SEP, O_YES, O_NO, O_LISTWISE };
+       O_RESUME, O_SHARD, O_MAXUSERS, O_MERGE, O_DEVICE, O_ITEM, O_SEP, O_YES, O_NO, O_LISTWISE, O_PRECISION };
 
 /* \n, \t and \\ escapes of an option value, in place. */
 static char *unescape(char *s) {
@@ -58,7 +62,7 @@ int main(int argc, char **argv) {
     rank_opts o;
     rank_opts_default(&o);
     bool merge = false;
-    const char *device = "cpu";
+    const char *device = "cpu", *precision = NULL;
     static const struct option opts[] = {
         {"model", 1, 0, O_MODEL},       {"adapter", 1, 0, O_ADAPTER},  {"int8", 0, 0, O_INT8},
         {"decode", 1, 0, O_DECODE},     {"temperature", 1, 0, O_TEMP}, {"top-k", 1, 0, O_TOPK},
@@ -66,7 +70,7 @@ int main(int argc, char **argv) {
         {"no-prefix-sharing", 0, 0, O_NOSHARE}, {"resume", 0, 0, O_RESUME}, {"shard", 1, 0, O_SHARD},
         {"max-users", 1, 0, O_MAXUSERS}, {"merge", 0, 0, O_MERGE},    {"device", 1, 0, O_DEVICE},
         {"item-format", 1, 0, O_ITEM},  {"answer-sep", 1, 0, O_SEP},   {"yes", 1, 0, O_YES},
-        {"no", 1, 0, O_NO},             {"listwise", 1, 0, O_LISTWISE},
+        {"no", 1, 0, O_NO},             {"listwise", 1, 0, O_LISTWISE}, {"precision", 1, 0, O_PRECISION},
         {"output", 1, 0, 'o'},          {"zstd", 0, 0, 'z'},           CLI_COMMON_OPTIONS,
         {0, 0, 0, 0}};
     int c;
@@ -109,6 +113,11 @@ int main(int argc, char **argv) {
                 die_usage(USAGE, "--device: expected cpu or cuda, got '%s'", optarg);
             device = optarg;
             break;
+        case O_PRECISION:
+            if (strcmp(optarg, "fp32") != 0 && strcmp(optarg, "bf16") != 0)
+                die_usage(USAGE, "--precision: expected fp32 or bf16, got '%s'", optarg);
+            precision = optarg;
+            break;
         case O_ITEM:
             if (!strstr(optarg, "{title}")) die_usage(USAGE, "--item-format: needs {title}");
             o.item_format = optarg;
@@ -138,10 +147,23 @@ int main(int argc, char **argv) {
     if (o.resume && !to_file) die_usage(USAGE, "--resume needs -o OUT");
     if (o.max_users && !to_file) die_usage(USAGE, "--max-users needs -o OUT");
     if (o.list_likelihood && o.decode != RANK_SCORE) die_usage(USAGE, "--listwise likelihood needs --decode score");
+    int cuda = strcmp(device, "cuda") == 0, bf16 = !cuda && precision && strcmp(precision, "bf16") == 0;
+    if (cuda && precision && strcmp(precision, "fp32") == 0)
+        die_usage(USAGE, "--precision fp32: --device cuda computes in bf16 (docs/gpu.md); fp32 is the CPU's");
+    if (bf16) { /* the CPU backend with bf16 products: llm_backend_named("cpu-bf16") */
+        char err[1024];
+        if (!llm_backend_cpu_bf16(err, sizeof err)) die("%s", err);
+        if (llm_dnnl_isa_note() && !o.quiet) warnf("%s", llm_dnnl_isa_note());
+        device = "cpu-bf16";
+    }
     o.device = device;
     o.queries = optind < argc ? argv[optind] : NULL;
     rank_stats st;
     rank_run(&o, &st);
+    llm_dnnl_stats ds;
+    llm_dnnl_get_stats(&ds);
+    if (bf16 && ds.products == 0 && !o.quiet) /* llm_load kept the fp32 backend for a host model */
+        warnf("--precision bf16: no product ran in bf16 (the model was loaded on the fp32 backend)");
     close_stdout();
     return 0;
 }

@@ -2,7 +2,9 @@
  *
  * The model (model.c) is written once against this struct of function pointers; a backend
  * supplies the kernels. The CPU backend (backend_cpu.c: OpenBLAS sgemm + a small thread
- * pool) is the reference and always builds; a CUDA backend implements the same struct.
+ * pool) is the reference and always builds; a CUDA backend implements the same struct, and
+ * "cpu-bf16" (backend_dnnl.c) is the CPU backend's table with its products (and attention's)
+ * in bf16 through oneDNN, activations still fp32.
  *
  * Conventions: row-major, one row per token: x (T,C) means T rows of C elements. A weight is
  * (rows = out_features, cols = in_features) as PyTorch stores nn.Linear.weight, so matmul
@@ -39,7 +41,9 @@ typedef struct {
     float *f;       /* fp32 (rows*cols), or NULL when quantised */
     int8_t *q;      /* int8 (rows*cols), or NULL */
     float *scale;   /* (rows) with q */
-    void *dev;      /* backend-private copy (e.g. on a GPU); NULL on the CPU */
+    void *dev;      /* backend-private copy, NULL until a backend makes one: cpu-bf16 keeps
+                     * its bf16 copies here (backend_dnnl.c; freed by its weight_release);
+                     * NULL on the CPU and on CUDA (which moves f / q / scale themselves) */
 } llm_weight;
 
 /* A contiguous run of cached positions: len rows of keys and values, each kv_dim activations. */
@@ -183,6 +187,11 @@ typedef struct llm_backend {
     size_t (*attn_pack)(void *dst, const llm_attn_item *items, int n_items);
     void (*attention_packed)(const void *desc, int n_items, int n_spans, int rows, int n_heads, int n_kv_heads,
                              int head_dim);
+
+    /* ---- backend-private weight copies (NULL: the backend keeps none) ----
+     * Frees w->dev and sets it to NULL; whoever frees a weight's f / q / scale calls it first
+     * (model.c's weight_free). cpu-bf16 keeps its bf16 copies of the frozen weights there. */
+    void (*weight_release)(llm_weight *w);
 } llm_backend;
 
 enum { LLM_ACT_A = 1, LLM_ACT_B = 2, LLM_ACT_C = 4 };
@@ -234,8 +243,17 @@ static inline void llm_be_f32_to_act(const llm_backend *be, llm_act dst, const f
 }
 
 const llm_backend *llm_backend_cpu(void);
-/* "cpu" (or NULL) or "cuda" (backend_cuda.h); NULL with a one-line reason when the name is
- * unknown or the backend cannot run here (no GPU, built without CUDA). Defined in model.c. */
+/* "cpu-bf16": the CPU backend with bf16 oneDNN products (backend_dnnl.c; more in
+ * backend_dnnl.h), or NULL with a one-line reason where oneDNN has no bf16 on this CPU. */
+const llm_backend *llm_backend_cpu_bf16(char *err, size_t errlen);
+/* The CPU backend's thread pool, for host backends built on it (backend_dnnl.c): fn(ctx, a, b)
+ * over contiguous ranges of [0, n) of at least grain items, on the caller and the pool's
+ * workers; run on the caller alone when work_per_item * n is small. */
+void llm_cpu_parallel(size_t n, size_t grain, void (*fn)(void *ctx, size_t a, size_t b), void *ctx,
+                      double work_per_item);
+/* "cpu" (or NULL), "cpu-bf16" (backend_dnnl.h: the CPU with bf16 oneDNN products) or "cuda"
+ * (backend_cuda.h); NULL with a one-line reason when the name is unknown or the backend cannot
+ * run here (no GPU, built without CUDA, no bf16 oneDNN on this CPU). Defined in model.c. */
 const llm_backend *llm_backend_named(const char *name, char *err, size_t errlen);
 
 #endif

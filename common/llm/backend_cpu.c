@@ -715,3 +715,8 @@ static const llm_backend cpu = {
 };
 
 const llm_backend *llm_backend_cpu(void) { return &cpu; }
+
+void llm_cpu_parallel(size_t n, size_t grain, void (*fn)(void *ctx, size_t a, size_t b), void *ctx,
+                      double work_per_item) {
+    par_range(n, grain, fn, ctx, work_per_item);
+}

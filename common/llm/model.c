@@ -61,6 +61,7 @@ static void mfree(const llm_model *m, void *p) {
 }
 
 static void weight_free(const llm_model *m, llm_weight *w) {
+    if (w->dev && m->be->weight_release) m->be->weight_release(w); /* cpu-bf16's blocked copy */
     mfree(m, w->f);
     mfree(m, w->q);
     mfree(m, w->scale);
@@ -442,13 +443,19 @@ static void lora_dev_free(llm_model *m) {
 
 const llm_backend *llm_backend_named(const char *name, char *err, size_t errlen) {
     if (!name || strcmp(name, "cpu") == 0) return llm_backend_cpu();
+    if (strcmp(name, "cpu-bf16") == 0) {
+        char e2[512];
+        const llm_backend *be = llm_backend_cpu_bf16(e2, sizeof e2);
+        if (!be) snprintf(err, errlen, "%s", e2);
+        return be;
+    }
     if (strcmp(name, "cuda") == 0) {
         char e2[512];
         const llm_backend *be = llm_backend_cuda(e2, sizeof e2);
         if (!be) snprintf(err, errlen, "--device cuda: %s", e2);
         return be;
     }
-    snprintf(err, errlen, "unknown device '%s' (expected cpu or cuda)", name);
+    snprintf(err, errlen, "unknown device '%s' (expected cpu, cpu-bf16 or cuda)", name);
     return NULL;
 }
 
@@ -469,7 +476,11 @@ static void weight_to_dev(const llm_backend *be, llm_weight *w) {
 }
 
 int llm_model_to_backend(llm_model *m, const llm_backend *be, char *err, size_t errlen) {
-    if (!be->device || m->be == be) return 0;
+    if (m->be == be) return 0;
+    if (!be->device) { /* a host model onto another host backend (cpu-bf16): same memory */
+        if (!m->be->device) { m->be = be; llm_set_threads(m, m->threads); }
+        return 0;
+    }
     if (m->be->device) { snprintf(err, errlen, "the model is already on the %s device", m->be->name); return -1; }
     size_t C = (size_t)m->cfg.dim, V = (size_t)m->cfg.vocab_size;
     workspace_free(m, m->ws);

@@ -5,6 +5,9 @@
 #   - candgen through BLAS blocks vs a one-thread run
 #   - zstd-compressed vs plain streams (size and read time)
 # Each timing is the best of 3 runs. Needs ML-100K: ML100K=DIR (default ../shared/data/ml-100k).
+# Then tests/bench/precision-bench.sh: the CPU's fp32 (OpenBLAS) against bf16 (oneDNN) products,
+# LoRA training and prefill tokens/s on a SmolLM2-135M-shaped model (about 20 minutes on 2
+# cores; PRECISION_BENCH=0 skips it).
 set -euo pipefail
 B=${BINDIR:-bin}
 ML=${ML100K:-$(cd "$(dirname "$0")/../.." && pwd)/../shared/data/ml-100k}
@@ -49,3 +52,8 @@ awk -v s="$t_split" -v m1="$t_mf1" -v m2="$t_mf2" -v md="$t_mfdef" -v c1="$t_c1"
   printf "%-46s %10.2fx\n", "ratio stream size plain / zstd", sp/sz
   printf "%-46s %10.2fx\n", "ratio read time zstd / plain (mp2json)", rz/rp
 }'
+
+if [ "${PRECISION_BENCH:-1}" != 0 ]; then
+    echo
+    BINDIR=$B "$(dirname "$0")/precision-bench.sh"
+fi

@@ -43,3 +43,40 @@ grep -q "SMOL_GGUF=$T/md/SmolLM2-135M-Instruct.Q4_1.gguf: no such file" "$T/md.l
     pass "MODEL_DIR: the file is looked for there, never fetched" || fail "MODEL_DIR" "$(cat "$T/md.log")"
 mk -n results PROFILE=small > "$T/small.log" 2>&1
 grep -q "zs-answers\|--label" "$T/small.log" && fail "small DAG: no zero-shot or seed rows (its tables stay as committed)" || pass "small DAG: no zero-shot or seed rows (its tables stay as committed)"
+
+# ---- a short run on the real model, stage by stage: 3 users, 2 LoRA updates (not under the
+# sanitizers: one SmolLM2 forward there takes minutes)
+if [ -f "$GGUF" ] && [ -z "${SAN:-}" ]; then
+    B=$BINDIR TM=data/prompts/chatml.tmpl
+    cd "$ITREK_ROOT"
+    "$B/split" --quiet --ml100k "$ML" --scheme loo -o "$T/ia.mp"
+    "$B/split" --quiet --ml100k "$ML" --catalog "$T/items.mp" > /dev/null
+    "$B/mf-train" --quiet --threads 2 --epochs 10 "$T/ia.mp" -o "$T/mf.mp"
+    "$B/candgen" --quiet --mf "$T/mf.mp" --for valid "$T/ia.mp" -o "$T/call.mp"
+    "$B/mp2json" "$T/call.mp" | head -4 | "$B/json2mp" -o "$T/c3.mp"
+    "$B/promptgen" --quiet --templates $TM --mode eval --candidates "$T/c3.mp" --interactions "$T/ia.mp" --catalog "$T/items.mp" \
+        --mf "$T/mf.mp" --tokenizer "$GGUF" --history 5 --no-hint --context 512 -o "$T/q.mp"
+    "$B/promptgen" --quiet --templates $TM --mode train --interactions "$T/ia.mp" --catalog "$T/items.mp" --mf "$T/mf.mp" \
+        --tokenizer "$GGUF" --draws 4 --history 5 --no-hint --context 512 -o "$T/ins.mp"
+    "$B/mp2json" "$T/q.mp" | grep -q '"prompt":"<|im_start|>system\\nYou are a helpful assistant.<|im_end|>\\n<|im_start|>user\\n' &&
+        "$B/mp2json" --head 0 "$T/q.mp" | grep -q '"tokens":"tokenizer"' &&
+        pass "smol: ChatML prompts, lengths counted by the GGUF's tokenizer" || fail "smol: ChatML prompts"
+    "$B/mp2json" "$T/ins.mp" | grep -q '"response":"[^"]*"' && pass "smol: training instructions" || fail "smol: training instructions"
+    expect_ok "smol: lora-train, 2 updates on the GGUF" "$B/lora-train" --quiet --model "$GGUF" --out "$T/ad" --steps 2 --warmup 1 \
+        --lr 1e-4 --batch 2 --accum 1 --ctx 512 --eval-every 2 --val-frac 0.2 --threads 2 "$T/ins.mp"
+    grep -q '"r": *16' "$T/ad/adapter_config.json" && grep -q '"q_proj"' "$T/ad/adapter_config.json" && pass "smol: a PEFT adapter, r16 on q,k,v,o" || fail "smol: adapter config" "$(cat "$T/ad/adapter_config.json")"
+    expect_ok "smol: rank zero-shot (score)" "$B/rank" --quiet --model "$GGUF" --decode score --listwise likelihood --threads 2 "$T/q.mp" -o "$T/zs.mp"
+    expect_ok "smol: rank tuned (score)" "$B/rank" --quiet --model "$GGUF" --adapter "$T/ad" --decode score --listwise likelihood --threads 2 "$T/q.mp" -o "$T/tu.mp"
+    cmp -s "$T/zs.mp" "$T/tu.mp" && fail "smol: the adapter changes the answers" || pass "smol: the adapter changes the answers"
+    "$B/fuse" --queries "$T/q.mp" "$T/zs.mp" --label zero-shot -o "$T/rz.mp" 2> "$T/fz.log"
+    "$B/fuse" --queries "$T/q.mp" "$T/tu.mp" -o "$T/rt.mp" 2> "$T/ft.log"
+    grep -q 'pointwise: 30 answers, 0 unparsed' "$T/ft.log" && grep -q 'listwise: 3 answers, 0 unparsed' "$T/ft.log" &&
+        pass "smol: every scored answer parses" || fail "smol: fuse" "$(cat "$T/ft.log")"
+    "$B/metrics" --part valid --bootstrap 0 --interactions "$T/ia.mp" --candidates "$T/c3.mp" "$T/rt.mp" "$T/rz.mp" -o "$T/m.md"
+    grep -q '^| zero-shot hybrid |' "$T/m.md" && grep -q '^| hybrid |' "$T/m.md" && pass "smol: metrics show tuned and zero-shot rows" || fail "smol: metrics" "$(cat "$T/m.md")"
+    # generate decoding stops at <|im_end|> (the model's EOS) and its answers are read by fuse
+    "$B/mp2json" "$T/q.mp" | awk 'NR==1 || /"task":"pairwise"/' | head -3 | "$B/json2mp" -o "$T/q2.mp"
+    expect_ok "smol: rank generate" "$B/rank" --quiet --model "$GGUF" --decode generate --temperature 0 --max-new 24 --threads 2 "$T/q2.mp" -o "$T/g.mp"
+    "$B/mp2json" "$T/g.mp" | tail -n +2 | grep -q '"text":"[^"]*"' && ! "$B/mp2json" "$T/g.mp" | grep -q 'im_end\|im_start' &&
+        pass "smol: generated answers end before <|im_end|>" || fail "smol: generate" "$("$B/mp2json" "$T/g.mp" | tail -2)"
+fi
