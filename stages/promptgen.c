@@ -46,6 +46,10 @@ static const char USAGE[] =
     "  --scale MIN,MAX    rating scale (default: the data's, rounded outwards)\n"
     "  --tasks LIST       comma-separated subset of pointwise,pairwise,listwise (default all)\n"
     "  --no-hint          no hint from the base model\n"
+    "  --hints SOURCE     base (default: the base model's scores) or recranker-leaky: RecRanker's\n"
+    "                     published hints, read from a rating matrix of train, valid AND test\n"
+    "                     ratings (0 when unrated), which shows held-out items; a labelled\n"
+    "                     diagnostic (params.leaky; --check rejects it without --diagnostic)\n"
     "  --draws N          train: users drawn (default 5000)\n"
     "  --sampling S       train: adaptive (default) or uniform\n"
     "  --penalty C        train: repetition penalty C^(copies-1) (default 0.92)\n"
@@ -57,6 +61,8 @@ static const char USAGE[] =
     "  --hard-negatives N train: negatives from the user's N best-scored MF items the user never\n"
     "                     interacted with, like the candidates (default 0: uniform)\n"
     "  --check            check STREAM for leakage instead of writing prompts\n"
+    "  --diagnostic       with --check: accept a stream made with --hints recranker-leaky (the leak\n"
+    "                     diagnostic); every other check still runs\n"
     "Corpus mode (--mode corpus --interactions F --catalog F): plain text for the backbone's\n"
     "tokenizer and pretraining, from the train part and the catalogue, one document per line.\n"
     "  --symbols F        also write each item's text (spaces as U+2581) for spm_train's\n"
@@ -75,7 +81,7 @@ static const char USAGE[] =
 
 enum {
     O_MODE = OPT_FIRST_STAGE, O_IA, O_CAT, O_MF, O_CAND, O_FOR, O_TMPL, O_TOK, O_CONTEXT, O_RESERVE, O_HISTORY,
-    O_MAXDIS, O_DISLIKE, O_SCALE, O_TASKS, O_NOHINT, O_DRAWS, O_SAMPLING, O_PENALTY, O_CLUSTERS, O_POOL, O_POSITIVES, O_HARD, O_CHECK,
+    O_MAXDIS, O_DISLIKE, O_SCALE, O_TASKS, O_NOHINT, O_DRAWS, O_SAMPLING, O_PENALTY, O_CLUSTERS, O_POOL, O_POSITIVES, O_HARD, O_CHECK, O_HINTS, O_DIAGNOSTIC,
     O_SYMBOLS, O_ENTRY_SYMBOLS, O_WINDOW, O_STRIDE, O_REPEAT, O_ITEMVECS, O_ITEMDIM
 };
 
@@ -200,7 +206,8 @@ int main(int argc, char **argv) {
     itemvec_params ivp = {.window = 5, .dim = 64};
     corpus_params cp = {.window = 50, .stride = 25, .repeat = 2};
     int for_part = -1;
-    bool zstd = false, check = false, hint = true, next_positives = false;
+    bool zstd = false, check = false, hint = true, next_positives = false, diagnostic = false;
+    hint_source hints = HINTS_BASE;
     int hard_negatives = 0;
     int context = 1024, reserve = 128, history = 50, max_dislikes = 10;
     double dislike = 2;
@@ -220,6 +227,7 @@ int main(int argc, char **argv) {
         {"no-hint", 0, 0, O_NOHINT},    {"draws", 1, 0, O_DRAWS},     {"sampling", 1, 0, O_SAMPLING},
         {"penalty", 1, 0, O_PENALTY},   {"clusters", 1, 0, O_CLUSTERS}, {"pool", 1, 0, O_POOL},
         {"positives", 1, 0, O_POSITIVES}, {"hard-negatives", 1, 0, O_HARD},
+        {"hints", 1, 0, O_HINTS},       {"diagnostic", 0, 0, O_DIAGNOSTIC},
         {"check", 0, 0, O_CHECK},       {"output", 1, 0, 'o'},        {"zstd", 0, 0, 'z'},
         CLI_COMMON_OPTIONS,             {0, 0, 0, 0}};
     int c;
@@ -267,6 +275,12 @@ int main(int argc, char **argv) {
             break;
         }
         case O_NOHINT: hint = false; break;
+        case O_HINTS:
+            if (strcmp(optarg, "base") == 0) hints = HINTS_BASE;
+            else if (strcmp(optarg, "recranker-leaky") == 0) hints = HINTS_RECRANKER_LEAKY;
+            else die_usage(USAGE, "--hints: expected base or recranker-leaky, got '%s'", optarg);
+            break;
+        case O_DIAGNOSTIC: diagnostic = true; break;
         case O_DRAWS: sp.draws = (int)cli_long("--draws", optarg, 1, 100000000, USAGE); break;
         case O_SAMPLING:
             if (strcmp(optarg, "adaptive") == 0) sp.uniform = false;
@@ -296,6 +310,8 @@ int main(int argc, char **argv) {
         }
     }
     if (!ia_path) die_usage(USAGE, "--interactions F is required");
+    if (diagnostic && !check) die_usage(USAGE, "--diagnostic goes with --check");
+    if (hints != HINTS_BASE && !hint) die_usage(USAGE, "--hints %s needs hints: drop --no-hint", "recranker-leaky");
     char *tmpl_found = NULL;
     if (!tmpl_path) {
         tmpl_found = default_templates();
@@ -305,6 +321,7 @@ int main(int argc, char **argv) {
     /* ---------- --check ---------- */
     if (check) {
         if (mode >= 0) die_usage(USAGE, "--check takes no --mode");
+        if (hints != HINTS_BASE) die_usage(USAGE, "--check takes no --hints (give --diagnostic to accept a leaky stream)");
         if (argc - optind != 1) die_usage(USAGE, "--check needs exactly one STREAM");
         if (cat_path && !tmpl_path) die_usage(USAGE, "no default templates found: give --templates F");
         interactions ia;
@@ -314,13 +331,14 @@ int main(int argc, char **argv) {
         cand_set cs;
         if (cat_path) { catalog_load(&cat, cat_path); templates_load(&tm, tmpl_path); }
         if (cand_path) cand_set_load(&cs, cand_path);
-        leak_inputs in = {&ia, cat_path ? &cat : NULL, cat_path ? &tm : NULL, cand_path ? &cs : NULL};
+        leak_inputs in = {&ia, cat_path ? &cat : NULL, cat_path ? &tm : NULL, cand_path ? &cs : NULL, diagnostic};
         leak_report rep;
         leakcheck_stream(argv[optind], &in, &rep);
         if (!cc.quiet)
-            fprintf(stderr, "promptgen: %s: %ld %s records of %ld users: %ld history ids, %ld title searches%s: no leakage\n",
+            fprintf(stderr, "promptgen: %s: %ld %s records of %ld users: %ld history ids, %ld title searches%s: %s\n",
                     argv[optind], rep.records, rep.schema, rep.users, rep.history_ids, rep.title_checks,
-                    cand_path ? ", candidates match" : "");
+                    cand_path ? ", candidates match" : "",
+                    rep.leaky ? "LEAKY hints (the diagnostic, accepted by --diagnostic); nothing else leaks" : "no leakage");
         if (cand_path) cand_set_free(&cs);
         if (cat_path) { catalog_free(&cat); templates_free(&tm); }
         interactions_free(&ia);
@@ -429,7 +447,9 @@ int main(int argc, char **argv) {
     ps.ia = &ia;
     ps.cat = &cat;
     ps.mf = &mf;
-    ps.env = (prompt_env){&tm, &cat, scale[0], scale[1], hint, tok ? tok_count : NULL, tok, context, reserve};
+    bool leaky = hint && hints == HINTS_RECRANKER_LEAKY;
+    ps.env = (prompt_env){&tm, &cat, scale[0], scale[1], hint, tok ? tok_count : NULL, tok, context, reserve, leaky};
+    ps.hints = hints;
     ps.history = history;
     ps.max_dislikes = max_dislikes;
     ps.dislike = dislike;
@@ -517,7 +537,8 @@ int main(int argc, char **argv) {
     msgpack_pack_map(pk, mode == 0 ? 6 : 7);
     sw_header_common(w, mode == 0 ? "itrek.instructions" : "itrek.queries", 1);
     pk_str(pk, "params");
-    int n_params = 17 + (mode == 0 ? 7 : 1);
+    /* leaky only when set, so that honest streams keep their bytes */
+    int n_params = 17 + (mode == 0 ? 7 : 1) + leaky;
     msgpack_pack_map(pk, n_params);
     pk_kv_str(pk, "scheme", ia.scheme);
     if (mode == 1) pk_kv_str(pk, "part", part_name((part_t)for_part));
@@ -539,7 +560,12 @@ int main(int argc, char **argv) {
     pk_kv_str(pk, "tokens", tok ? "tokenizer" : "estimate: 1 + bytes/2");
     pk_kv_int(pk, "top", PROMPT_TOP);
     pk_kv_str(pk, "history_order", "oldest first");
-    pk_kv_str(pk, "hint_rating", "least-squares line rating = a + b * MF score on train, clamped, 1 decimal");
+    if (leaky) {
+        pk_kv_bool(pk, "leaky", true);
+        pk_kv_str(pk, "hint_rating", "RecRanker's rating matrix: the user's rating in train, valid or test, 0 when unrated, "
+                                     "1 decimal (LEAKS held-out ratings; listwise: top by it; pairwise: base)");
+    } else
+        pk_kv_str(pk, "hint_rating", "least-squares line rating = a + b * MF score on train, clamped, 1 decimal");
     pk_str(pk, "calibration");
     msgpack_pack_map(pk, 3);
     pk_kv_num(pk, "a", ps.cal_a);

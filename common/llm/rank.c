@@ -332,6 +332,7 @@ typedef struct {
     size_t n_u;
     int *su; size_t n_su; /* shard users, in order */
     msgpack_object *scheme, *part; /* copies of the queries header's params, or NULL */
+    bool leaky;                    /* the queries header's params.leaky (promptgen --hints recranker-leaky) */
     msgpack_zone zone;
     int scale_lo, scale_hi;
     long n_records;
@@ -368,6 +369,9 @@ static void read_queries(rk *c) {
     const msgpack_object *sch = sr_header_param(r, "scheme"), *part = sr_header_param(r, "part");
     if (sch) { c->scheme = msgpack_zone_malloc(&c->zone, sizeof *c->scheme); *c->scheme = *sch; }
     if (part) { c->part = msgpack_zone_malloc(&c->zone, sizeof *c->part); *c->part = *part; }
+    const msgpack_object *lk = sr_header_param(r, "leaky");
+    if (lk && lk->type != MSGPACK_OBJECT_BOOLEAN) die_at(c->qname, 0, "field 'params.leaky': expected a boolean");
+    c->leaky = lk && lk->via.boolean;
     /* deep copies: the header lives until sr_close, we keep the reader open until the end of this function */
     c->scale_lo = 1; c->scale_hi = 5;
     const msgpack_object *sc = sr_header_param(r, "scale");
@@ -514,12 +518,14 @@ static void pack_header(rk *c) {
     msgpack_pack_map(&pk, 1);
     pk_kv_str(&pk, "queries", c->qname);
     pk_str(&pk, "queries");
-    msgpack_pack_map(&pk, 3);
+    /* leaky only when set, so that honest answers keep their bytes */
+    msgpack_pack_map(&pk, c->leaky ? 4 : 3);
     pk_str(&pk, "scheme");
     if (c->scheme) msgpack_pack_object(&pk, *c->scheme); else msgpack_pack_nil(&pk);
     pk_str(&pk, "part");
     if (c->part) msgpack_pack_object(&pk, *c->part); else msgpack_pack_nil(&pk);
     pk_kv_int(&pk, "count", c->n_records);
+    if (c->leaky) pk_kv_bool(&pk, "leaky", true);
     if (o->shard_n > 1) {
         pk_str(&pk, "shard");
         msgpack_pack_map(&pk, 2);

@@ -69,11 +69,23 @@ void rankings_load(method_ranking **ms, int *n, const char *path, const interact
     load_calls++;
     stream_reader *r = sr_open(path, "itrek.rankings", 1);
     check_scheme(r, ia);
+    const msgpack_object *lk = sr_header_param(r, "leaky");
+    if (lk && lk->type != MSGPACK_OBJECT_BOOLEAN) die_at(sr_name(r), 0, "field 'params.leaky': expected a boolean");
+    bool leaky = lk && lk->via.boolean;
     const msgpack_object *rec;
     while ((rec = sr_next(r))) {
         char *name = sr_strdup(r, rec, "method");
         if (!name[0] || strlen(name) >= 32) sr_fail(r, "field 'method': empty or longer than 31 bytes");
+        bool mark = leaky && strcmp(name, "base") != 0;
+        if (mark && !strstr(name, "LEAKY")) {
+            char *named = xmalloc(strlen(name) + 7);
+            sprintf(named, "LEAKY %s", name);
+            free(name);
+            name = named;
+            if (strlen(name) >= 32) sr_fail(r, "field 'method': '%s' is longer than 31 bytes", name);
+        }
         method_ranking *m = find_or_add(ms, n, name, ia->n_users, sr_name(r));
+        m->leaky |= mark;
         free(name);
         store(r, m, rec, ia);
     }
@@ -107,6 +119,7 @@ void eval_compute(eval_table *t, const interactions *ia, part_t part, method_ran
     t->n_methods = n;
     snprintf(t->scheme, sizeof t->scheme, "%s", ia->scheme[0] ? ia->scheme : "unknown");
     snprintf(t->part, sizeof t->part, "%s", part_name(part));
+    for (int mi = 0; mi < n; mi++) t->leaky |= ms[mi].leaky;
     user_lists pos;
     user_lists_build(&pos, ia, PART_BIT(part), ia->like);
     t->n_cols = 3 * p->n_k + 1;
@@ -175,7 +188,11 @@ static int col_index(const eval_table *t, char kind, int k) {
 
 void eval_write_md(const eval_table *t, FILE *out) {
     int NC = t->n_cols;
-    fprintf(out, "Protocol `%s`, part `%s`: %d users with a positive.\n\n", t->scheme, t->part, t->n_users);
+    if (t->leaky)
+        fprintf(out, "**LEAKY** diagnostic: the rows marked LEAKY were made with RecRanker's hints, which read "
+                     "held-out ratings (promptgen --hints recranker-leaky); they are not results.\n\n");
+    fprintf(out, "Protocol `%s`, part `%s`%s: %d users with a positive.\n\n", t->scheme, t->part, t->leaky ? ", LEAKY" : "",
+            t->n_users);
     fprintf(out, "| Method |");
     for (int k = 0; k < t->p.n_k; k++) fprintf(out, " H@%d | N@%d |", t->p.ks[k], t->p.ks[k]);
     fprintf(out, "\n|---|");
@@ -239,6 +256,7 @@ void eval_write_json(const eval_table *t, FILE *out) {
     json_object_set_new(root, "protocol", json_string(t->scheme));
     json_object_set_new(root, "part", json_string(t->part));
     json_object_set_new(root, "users", json_integer(t->n_users));
+    if (t->leaky) json_object_set_new(root, "leaky", json_true());
     for (int mi = 0; mi < t->n_methods; mi++) {
         json_t *row = json_object();
         json_object_set_new(row, "method", json_string(t->methods[mi].name));

@@ -18,6 +18,7 @@ typedef struct {
     int32_t **items;   /* per user: ranking best first, or NULL */
     int32_t *len;
     int32_t *from;     /* per user: which load call stored it (a later input may repeat it identically) */
+    bool leaky;        /* from a stream with params.leaky (RecRanker's leaky hints: a diagnostic) */
 } method_ranking;
 
 typedef struct {
@@ -40,9 +41,12 @@ typedef struct {
     double *lo, *hi, *diff; /* (n_methods, n_cols): paired difference vs baseline and its interval */
     int baseline_index;   /* -1 when absent */
     char scheme[16], part[8];
+    bool leaky;           /* a method is leaky: the title says LEAKY */
 } eval_table;
 
-/* Adds the rankings of an itrek.rankings stream (any number of methods) to ms. */
+/* Adds the rankings of an itrek.rankings stream (any number of methods) to ms. A stream whose
+ * header says params.leaky marks its methods leaky and names every one but `base` with "LEAKY"
+ * (prefixed unless the name has it already), so that no leaky row can pass for an honest one. */
 void rankings_load(method_ranking **ms, int *n, const char *path, const interactions *ia);
 /* Adds an itrek.candidates stream as the method `name` (base order). */
 void candidates_load_as_method(method_ranking **ms, int *n, const char *path, const interactions *ia, const char *name);

@@ -263,6 +263,7 @@ typedef struct {
     char *scheme, *part;
     const char *name;
     bool have[FUSE_NTASKS];
+    bool leaky; /* params.leaky: the queries' hints are RecRanker's leaky ones (a diagnostic) */
 } query_set;
 
 static char *obj_strdup(const msgpack_object *o) {
@@ -299,6 +300,9 @@ static void read_queries(query_set *qs, const char *path) {
     qs->name = xstrdup(sr_name(r));
     qs->scheme = header_param_str(r, "scheme");
     qs->part = header_param_str(r, "part");
+    const msgpack_object *lk = sr_header_param(r, "leaky");
+    if (lk && lk->type != MSGPACK_OBJECT_BOOLEAN) die_at(qs->name, 0, "field 'params.leaky': expected a boolean");
+    qs->leaky = lk && lk->via.boolean;
     const msgpack_object *sc = sr_header_param(r, "scale");
     int64_t lo, hi;
     if (!sc) die_at(qs->name, 0, "field 'params.scale': missing (the rating scale [min, max])");
@@ -536,6 +540,11 @@ static void check_answers_header(stream_reader *r, const query_set *qs) {
             die_at(f, 0, "field 'queries.%s': the answers are for %s '%.*s' but %s has %s '%s'", keys[k], keys[k],
                    (int)o->via.str.size, o->via.str.ptr, qs->name, keys[k], want[k]);
     }
+    const msgpack_object *lk = mp_find(m, "leaky");
+    if (lk && lk->type != MSGPACK_OBJECT_BOOLEAN) die_at(f, 0, "field 'queries.leaky': expected a boolean");
+    if ((lk && lk->via.boolean) != qs->leaky)
+        die_at(f, 0, "field 'queries.leaky': the answers are for %s queries but %s is %s", qs->leaky ? "honest" : "leaky",
+               qs->name, qs->leaky ? "leaky" : "honest");
     const msgpack_object *c = mp_find(m, "count");
     int64_t count;
     if (!c) die_at(f, 0, "field 'queries.count': missing");
@@ -671,8 +680,15 @@ void fuse_run(const fuse_io *io, const fuse_params *p) {
     msgpack_pack_map(pk, 7);
     sw_header_common(w, "itrek.rankings", 1);
     pk_str(pk, "params");
-    /* label and methods only when given, so default outputs keep their bytes */
-    msgpack_pack_map(pk, 7 + (p->label != NULL) + (p->methods != 0));
+    /* label, methods and leaky only when given, so default outputs keep their bytes. Rankings
+     * from leaky queries say so in the header and in every reranked method's name. */
+    char leaky_label[64];
+    const char *label = p->label;
+    if (qs.leaky) {
+        snprintf(leaky_label, sizeof leaky_label, "LEAKY%s%s", p->label ? " " : "", p->label ? p->label : "");
+        label = leaky_label;
+    }
+    msgpack_pack_map(pk, 7 + (label != NULL) + (p->methods != 0) + qs.leaky);
     pk_kv_str(pk, "scheme", qs.scheme);
     pk_kv_str(pk, "part", qs.part);
     pk_kv_num(pk, "c1", p->c1);
@@ -682,7 +698,8 @@ void fuse_run(const fuse_io *io, const fuse_params *p) {
     msgpack_pack_array(pk, 3);
     for (int k = 0; k < 3; k++) msgpack_pack_double(pk, p->lambda[k]);
     pk_kv_str(pk, "point_score", fuse_point_score_name(p->point_score));
-    if (p->label) pk_kv_str(pk, "label", p->label);
+    if (label) pk_kv_str(pk, "label", label);
+    if (qs.leaky) pk_kv_bool(pk, "leaky", true);
     if (p->methods) {
         int nm = 0;
         for (int k = 0; k < FUSE_NMETHODS; k++) nm += (p->methods >> k) & 1;
@@ -754,12 +771,12 @@ void fuse_run(const fuse_io *io, const fuse_params *p) {
         user_view *v = &uv[k];
         int n = v->n;
         if (!p->methods || p->methods & 1u << FUSE_M_BASE) {
-            pack_ranking(pk, v->user, FUSE_M_BASE, p->label, v->item, NULL, n, NULL);
+            pack_ranking(pk, v->user, FUSE_M_BASE, label, v->item, NULL, n, NULL);
             sw_end_record(w);
         }
         for (int mth = 0; mth < 4; mth++) {
             if (p->methods && !(p->methods & 1u << (FUSE_M_POINTWISE + mth))) continue;
-            pack_ranking(pk, v->user, FUSE_M_POINTWISE + mth, p->label, v->item, orders + 4 * off + (size_t)mth * n, n,
+            pack_ranking(pk, v->user, FUSE_M_POINTWISE + mth, label, v->item, orders + 4 * off + (size_t)mth * n, n,
                          utils + 4 * off + (size_t)mth * n);
             sw_end_record(w);
         }

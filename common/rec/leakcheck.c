@@ -68,6 +68,12 @@ void leakcheck_stream(const char *path, const leak_inputs *in, leak_report *rep)
     else if (strcmp(schema, "itrek.queries") == 0) queries = true;
     else die_at(name, 0, "field 'schema': '%s' is neither itrek.instructions nor itrek.queries", schema);
     snprintf(rep->schema, sizeof rep->schema, "%s", schema);
+    const msgpack_object *lk = sr_header_param(r, "leaky");
+    if (lk && lk->type != MSGPACK_OBJECT_BOOLEAN) die_at(name, 0, "field 'params.leaky': expected a boolean");
+    rep->leaky = lk && lk->via.boolean;
+    if (rep->leaky && !in->diagnostic)
+        die_at(name, 0, "field 'params.leaky': made with promptgen --hints recranker-leaky, whose hints read held-out "
+                        "ratings: a leak (give --diagnostic if this is the leak diagnostic)");
     part_t part = PART_TRAIN;
     if (queries) {
         const msgpack_object *p = sr_header_param(r, "part");

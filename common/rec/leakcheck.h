@@ -16,6 +16,9 @@
  * candidates, the listwise query shows them all in base order, the pairwise queries form disjoint
  * pairs each asked in both orders; every candidates user with a positive in the part has queries.
  * Query ids are unique.
+ * A stream whose header says params.leaky (promptgen --hints recranker-leaky: hints read from a
+ * rating matrix that holds the held-out ratings) is a leak, reported as such, unless `diagnostic`
+ * says that the run is the leak diagnostic; every other check still runs.
  * The first problem found ends the program: "prog: error: FILE:RECORD: field 'history': test
  * item 123 of user 7 in the history", exit status 1.
  */
@@ -30,6 +33,7 @@ typedef struct {
     const catalog *cat;           /* NULL: no title check */
     const prompt_templates *tmpl; /* how titles are shown (needed with cat) */
     const cand_set *cands;        /* NULL: no candidate check */
+    bool diagnostic;              /* accept params.leaky (the labelled leak diagnostic) */
 } leak_inputs;
 
 typedef struct {
@@ -38,6 +42,7 @@ typedef struct {
     long history_ids;   /* history ids checked */
     long title_checks;  /* (record, forbidden item) title searches */
     long users;
+    bool leaky;         /* the stream is the leak diagnostic (accepted because of `diagnostic`) */
 } leak_report;
 
 void leakcheck_stream(const char *path, const leak_inputs *in, leak_report *rep);

@@ -393,8 +393,9 @@ static void query_part(sbuf *b, const prompt_env *env, prompt_task task, const p
         render(b, t->text[T_POINT_QUERY], kv, 3);
         if (env->hint) {
             double s = q->hint_score;
-            if (s < env->scale_min) s = env->scale_min;
-            if (s > env->scale_max) s = env->scale_max;
+            /* RecRanker's matrix shows 0 for an unrated item: written as it is */
+            if (!env->leaky && s < env->scale_min) s = env->scale_min;
+            if (!env->leaky && s > env->scale_max) s = env->scale_max;
             char hs[32];
             snprintf(hs, sizeof hs, "%.1f", s);
             const char *kh[] = {"hint", hs, "min", smin, "max", smax};
@@ -651,6 +652,25 @@ double promptset_rating(const promptset *ps, int32_t user, int32_t item) {
     return ps->cal_a + ps->cal_b * promptset_score(ps, user, item);
 }
 
+double promptset_hint_rating(const promptset *ps, int32_t user, int32_t item) {
+    if (ps->hints != HINTS_RECRANKER_LEAKY) return promptset_rating(ps, user, item);
+    if (user < 0 || user >= ps->ia->n_users || item < 0 || item >= ps->ia->n_items) return 0;
+    return ps->rating_all[(size_t)user * (size_t)ps->ia->n_items + (size_t)item];
+}
+
+/* Listwise hint: the PROMPT_TOP items of items[0..n) with the highest promptset_hint_rating,
+ * ties in the given order (RecRanker sorts with Python's stable sort). */
+static int hint_top_leaky(const promptset *ps, int32_t u, const int32_t *items, int n, int32_t *top) {
+    int idx[PROMPT_MAX_ITEMS];
+    double r[PROMPT_MAX_ITEMS];
+    for (int i = 0; i < n; i++) { idx[i] = i; r[i] = promptset_hint_rating(ps, u, items[i]); }
+    for (int i = 1; i < n; i++) /* insertion sort: stable, n <= PROMPT_MAX_ITEMS */
+        for (int j = i; j > 0 && r[idx[j]] > r[idx[j - 1]]; j--) { int t = idx[j]; idx[j] = idx[j - 1]; idx[j - 1] = t; }
+    int k = n < PROMPT_TOP ? n : PROMPT_TOP;
+    for (int i = 0; i < k; i++) top[i] = items[idx[i]];
+    return k;
+}
+
 typedef struct { double score; int32_t item; } scored_item;
 
 static int cmp_scored(const void *a, const void *b) { /* score desc, then item id */
@@ -697,11 +717,13 @@ void promptset_init(promptset *ps, bool eval, part_t part) {
     ps->n_liked = xcalloc((size_t)ia->n_users + 1, sizeof *ps->n_liked);
     size_t ni = (size_t)ia->n_items;
     ps->seen = xcalloc((size_t)ia->n_users * ni + 1, 1);
+    ps->rating_all = ps->hints == HINTS_RECRANKER_LEAKY ? xcalloc((size_t)ia->n_users * ni + 1, sizeof *ps->rating_all) : NULL;
     double *x = xmalloc(sizeof *x * (ia->n + 1)), *y = xmalloc(sizeof *y * (ia->n + 1));
     size_t nc = 0;
     for (size_t k = 0; k < ia->n; k++) {
         const interaction *v = &ia->v[k];
         ps->seen[(size_t)v->user * ni + v->item] = 1;
+        if (ps->rating_all && v->part != PART_DROP) ps->rating_all[(size_t)v->user * ni + v->item] = (float)v->rating;
         if (v->part != PART_TRAIN) continue;
         if (v->rating >= ia->like) ps->n_liked[v->user]++;
         if (v->user < ps->mf->n_users && v->item < ps->mf->n_items) {
@@ -750,6 +772,8 @@ void promptset_free(promptset *ps) {
     free(ps->seen);
     free(ps->neg_pool);
     free(ps->hard_pool);
+    free(ps->rating_all);
+    ps->rating_all = NULL;
     ps->hard_pool = NULL;
     ps->n_liked = NULL;
     ps->seen = NULL;
@@ -890,7 +914,7 @@ static void train_one(void *vctx, int k, int worker) {
                 int j = ps->next ? a + 1 + (int)rng_below(&r, (uint64_t)(n - 1)) : a + (int)rng_below(&r, (uint64_t)n);
                 q.items[0] = L->item[j];
                 q.n_items = 1;
-                q.hint_score = promptset_rating(ps, u, L->item[j]);
+                q.hint_score = promptset_hint_rating(ps, u, L->item[j]);
                 q.rating = (int)lround(L->rating[j]);
                 nh = ps->next ? user_history(ps, TASK_POINTWISE, u, j, NULL, 0, h)
                               : user_history(ps, TASK_POINTWISE, u, -1, &L->item[j], 1, h);
@@ -945,6 +969,7 @@ static void train_one(void *vctx, int k, int worker) {
                 qsort(all, 2 * PROMPT_TOP, sizeof all[0], cmp_score);
                 q.n_hint_top = PROMPT_TOP;
                 for (int s = 0; s < PROMPT_TOP; s++) q.hint_top[s] = all[s].item;
+                if (ps->hints == HINTS_RECRANKER_LEAKY) q.n_hint_top = hint_top_leaky(ps, u, q.items, q.n_items, q.hint_top);
                 /* random: best rated first (RecRanker); next: in the order they came */
                 if (!ps->next) qsort(pos, PROMPT_TOP, sizeof pos[0], cmp_answer);
                 q.n_answer = PROMPT_TOP;
@@ -1018,7 +1043,7 @@ static void eval_one(void *vctx, int k, int worker) {
             for (int i = 0; i < nc; i++) {
                 q[nq].items[0] = c[i];
                 q[nq].n_items = 1;
-                q[nq].hint_score = promptset_rating(ps, u, c[i]);
+                q[nq].hint_score = promptset_hint_rating(ps, u, c[i]);
                 ranks[nq][0] = i;
                 pair_of[nq] = -1;
                 swapped[nq] = false;
@@ -1045,6 +1070,7 @@ static void eval_one(void *vctx, int k, int worker) {
             for (int i = 0; i < nc; i++) { q[0].items[i] = c[i]; ranks[0][i] = i; }
             q[0].n_hint_top = nc < PROMPT_TOP ? nc : PROMPT_TOP;
             for (int i = 0; i < q[0].n_hint_top; i++) q[0].hint_top[i] = c[i];
+            if (ps->hints == HINTS_RECRANKER_LEAKY) q[0].n_hint_top = hint_top_leaky(ps, u, c, nc, q[0].hint_top);
             pair_of[0] = -1;
             swapped[0] = false;
             nq = 1;

@@ -80,6 +80,8 @@ typedef struct {
     void *count_ctx;
     int context;              /* token budget of prompt + response */
     int reserve;              /* tokens kept for the response (at least the response itself) */
+    bool leaky;               /* hints from RecRanker's rating matrix (HINTS_RECRANKER_LEAKY): the
+                               * pointwise hint is written as it is (0 for unrated), not clamped */
 } prompt_env;
 
 /* One history entry. kind: rated (a rated history: pointwise, and pairwise/listwise when their
@@ -159,6 +161,19 @@ typedef struct {
 void cand_set_load(cand_set *c, const char *path);
 void cand_set_free(cand_set *c);
 
+/* Where the hints come from.
+ * HINTS_BASE: the base model (MF): pointwise its score calibrated to the rating scale, pairwise
+ *   which of the two it scores higher, listwise its top PROMPT_TOP.
+ * HINTS_RECRANKER_LEAKY: a diagnostic that reproduces RecRanker's published hint construction
+ *   (its data_processing/make_test_prompt.py and make_train_prompt.py, the flaw RecRankerEval,
+ *   arXiv 2507.05880, reported): pointwise and listwise hints read a rating matrix of *every*
+ *   rating in the split (train, valid and test), 0 when unrated, so a held-out item shows its
+ *   real rating and every other candidate 0. Pairwise keeps the base model's hint, as RecRanker's
+ *   pairwise hint comes from its conventional recommender's predictions, not from the matrix.
+ *   Streams made so carry params.leaky = true; the leakage check rejects them unless told that
+ *   the run is the diagnostic (docs/protocols.md, "The hint leak"). */
+typedef enum { HINTS_BASE = 0, HINTS_RECRANKER_LEAKY = 1 } hint_source;
+
 typedef struct {
     /* inputs (set by the caller) */
     const interactions *ia;
@@ -177,6 +192,7 @@ typedef struct {
                            * before the cut shown (the shape of a leave-one-out query) */
     int hard;             /* 0: negatives uniform over the catalogue; N > 0: from the user's N best-
                            * scored MF items the user never interacted with (like the candidates) */
+    hint_source hints;    /* with env.hint: where the hints come from (env.leaky must agree) */
     /* derived by promptset_init */
     bool eval;
     part_t part;          /* eval: the part the queries are for */
@@ -190,6 +206,7 @@ typedef struct {
     int n_neg_pool;
     int32_t *hard_pool;   /* (n_users x hard) training with hard > 0: each user's best-scored unseen
                            * items of neg_pool, best first; -1 pads users with fewer */
+    float *rating_all;    /* HINTS_RECRANKER_LEAKY: (n_users x n_items) the rating in any part, 0 if none */
 } promptset;
 
 /* One output record (an instruction or a query). */
@@ -215,6 +232,9 @@ void promptset_free(promptset *ps);
 /* The base model's score and its calibration to the rating scale. */
 double promptset_score(const promptset *ps, int32_t user, int32_t item);
 double promptset_rating(const promptset *ps, int32_t user, int32_t item);
+/* The pointwise hint's value and the score listwise hints rank by: promptset_rating for
+ * HINTS_BASE; the rating matrix entry (0 when unrated) for HINTS_RECRANKER_LEAKY. */
+double promptset_hint_rating(const promptset *ps, int32_t user, int32_t item);
 
 /* Training: the records of draws[0..n) (draw indices first_draw..first_draw+n-1 seed their
  * random choices), up to TASK_COUNT per draw, in draw order then task order; a task a user

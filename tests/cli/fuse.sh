@@ -163,6 +163,31 @@ hr1() { awk -F, -v m="$1" 'NR==1{for(i=1;i<=NF;i++) if($i=="H@1") c=i} $4==m{pri
 awk -v b="$(hr1 base)" -v h="$(hr1 hybrid)" -v p="$(hr1 pointwise)" 'BEGIN{exit !(b == 0 && h > 0.333 && h < 0.334 && p > 0.666 && p < 0.667)}' \
     && pass "metrics: H@1 base 0, pointwise 2/3, hybrid 1/3" || fail "metrics: H@1" "$(cat "$T/metrics.csv")"
 
+# ---- leaky queries (promptgen --hints recranker-leaky): the label LEAKY on every reranked
+# method, params.leaky in the header, and metrics says LEAKY in the title and the rows
+{ sed 's/"hint":true}/"hint":true,"leaky":true}/' <<<"$QH"; queries_body; } > "$T/ql.json"; mp "$T/ql.json" "$T/ql.mp"
+{ sed 's/"count":23}/"count":23,"leaky":true}/' <<<"$AH"; answers_body; } > "$T/al.json"; mp "$T/al.json" "$T/al.mp"
+expect_ok "leaky: fuse" "$B/fuse" --quiet --queries "$T/ql.mp" "$T/al.mp" -o "$T/rl.mp"
+"$B/mp2json" "$T/rl.mp" | tail -n +2 | sed 's/.*"user":\([0-9]*\),"method":"\([A-Za-z -]*\)","items":\[\([0-9,]*\)\].*/\1 \2 \3/' > "$T/rl.txt"
+cmp -s <(sed 's/ LEAKY / /' "$T/rl.txt") "$T/want" && ! grep -v ' base ' "$T/rl.txt" | grep -vq ' LEAKY ' \
+    && pass "leaky: same rankings, every reranked method named LEAKY" || fail "leaky: names" "$(head -3 "$T/rl.txt")"
+"$B/mp2json" --head 0 "$T/rl.mp" | grep -q '"label":"LEAKY","leaky":true' && pass "leaky: header label and leaky" || fail "leaky: header" "$("$B/mp2json" --head 0 "$T/rl.mp")"
+"$B/fuse" --quiet --label seed --methods hybrid --queries "$T/ql.mp" "$T/al.mp" -o "$T/rls.mp"
+"$B/mp2json" "$T/rls.mp" | tail -n +2 | grep -vc '"method":"LEAKY seed hybrid"' | grep -qx 0 && pass "leaky: --label seed gives 'LEAKY seed hybrid'" || fail "leaky: LEAKY seed"
+expect_fail "leaky: answers to honest queries given leaky ones" 1 "al.mp:0: field 'queries.leaky': the answers are for leaky queries but .*q.mp is honest" \
+    "$B/fuse" --queries "$T/q.mp" "$T/al.mp" -o "$T/out.mp"
+[ ! -e "$T/out.mp" ] && pass "leaky: mismatch leaves no output" || fail "leaky: mismatch left output"
+expect_fail "leaky: honest answers given leaky queries" 1 "a.mp:0: field 'queries.leaky': the answers are for honest queries" \
+    "$B/fuse" --queries "$T/ql.mp" "$T/a.mp" -o "$T/out.mp"
+expect_ok "leaky: metrics" "$B/metrics" --interactions "$T/ia.mp" --k 1,2 --bootstrap 0 "$T/r.mp" "$T/rl.mp"
+grep -q '^\*\*LEAKY\*\* diagnostic' "$T/out" && grep -q '^Protocol `loo`, part `test`, LEAKY: 3 users' "$T/out" && grep -q '^| LEAKY hybrid |' "$T/out" \
+    && grep -q '^| hybrid |' "$T/out" && pass "leaky: metrics title and rows say LEAKY, honest rows beside them" || fail "leaky: metrics md" "$(head -8 "$T/out")"
+# a rankings stream that says leaky but whose names do not: metrics names them LEAKY itself
+"$B/mp2json" "$T/r.mp" | sed '1s/"point_score":"expected"/"point_score":"expected","leaky":true/' | "$B/json2mp" -o "$T/rl2.mp"
+expect_ok "leaky: metrics marks unlabelled leaky rankings" "$B/metrics" --interactions "$T/ia.mp" --k 1,2 --bootstrap 0 --format json "$T/rl2.mp"
+grep -q '"method": "LEAKY pointwise"' "$T/out" && grep -q '"leaky": true' "$T/out" && grep -q '"method": "base"' "$T/out" \
+    && pass "leaky: json rows named LEAKY, base kept, leaky: true" || fail "leaky: metrics json" "$(head -c 400 "$T/out")"
+
 # ---- bad inputs: each exits 1 with one line naming file, record and field; -o leaves nothing
 bad_answers() { # name, jq-free edit: a sed expression on the answers JSON lines
     { echo "$AH"; answers_body; } | sed "$2" > "$T/$1.json"

@@ -327,6 +327,49 @@ expect_fail "templates: {history} with {liked} in one history" 1 \
     "$B/promptgen" --mode train "${IN[@]}" --draws 5 --templates "$T/mix.tmpl" -o "$T/x.mp"
 [ "$(wc -l < "$T/err")" = 1 ] && [ ! -e "$T/x.mp" ] && pass "templates: mixed history: one line, no output" || fail "templates: mixed history: one line, no output" "$(cat "$T/err")"
 
+# ---------- the hint-leak diagnostic (--hints recranker-leaky, issue 30) ----------
+# RecRanker's hints from a rating matrix of every part's ratings (0 when unrated): the held-out
+# item shows its rating. Labelled in the header, rejected by --check without --diagnostic.
+expect_ok "leaky: eval queries" "$B/promptgen" --quiet --mode eval "${IN[@]}" --hints recranker-leaky --candidates "$T/cand.mp" -o "$T/ql.mp"
+[[ $(hdr "$T/ql.mp") == *'"leaky":true'* && $(hdr "$T/ql.mp") == *"rating matrix"* ]] && pass "leaky: header says leaky" || fail "leaky: header says leaky" "$(hdr "$T/ql.mp")"
+[[ $(hdr "$T/q.mp") != *'leaky'* ]] && pass "leaky: honest queries carry no leaky key" || fail "leaky: honest header"
+# every pointwise hint is the user's rating of the candidate in any part, else 0.0
+body "$T/ia.mp" | sed -n 's/.*"user":\([0-9]*\),"item":\([0-9]*\),"rating":\([0-9.]*\).*"part":"\(train\|valid\|test\)".*/\1 \2 \3/p' > "$T/ratings"
+body "$T/ql.mp" | grep '"task":"pointwise"' | sed -n 's/.*"user":\([0-9]*\),.*answer is \([0-9.]*\)\..*"items":\[\([0-9]*\)\].*/\1 \3 \2/p' > "$T/hints"
+bad=$(awk 'NR==FNR{r[$1" "$2]=$3; next} {want=($1" "$2 in r) ? sprintf("%.1f", r[$1" "$2]) : "0.0"; if ($3 != want) n++} END{print n+0}' "$T/ratings" "$T/hints")
+[ "$(wc -l < "$T/hints")" = 250 ] && [ "$bad" = 0 ] && pass "leaky: pointwise hints are the rating matrix (250 checked)" || fail "leaky: pointwise hints" "$bad of $(wc -l < "$T/hints")"
+nz=$(awk '$3 != "0.0"' "$T/hints" | wc -l)
+[ "$nz" -ge 1 ] && pass "leaky: some held-out candidates show their rating ($nz)" || fail "leaky: no candidate shows a rating"
+# listwise: the first hinted title is a rated candidate whenever the user has one
+lw=$(body "$T/ql.mp" | grep '"task":"listwise"' | wc -l)
+[ "$lw" = 25 ] && pass "leaky: listwise queries" || fail "leaky: listwise queries" "$lw"
+cmp -s <(body "$T/ql.mp" | grep -v '"task":"pointwise"' | grep -v '"task":"listwise"') <(body "$T/q.mp" | grep -v '"task":"pointwise"' | grep -v '"task":"listwise"') \
+    && pass "leaky: pairwise queries keep the base model's hint (as RecRanker's)" || fail "leaky: pairwise queries differ"
+expect_fail "leaky: --check rejects the stream" 1 "^promptgen: error: .*ql.mp:0: field 'params.leaky': made with promptgen --hints recranker-leaky.*--diagnostic" \
+    "$B/promptgen" --check "${CHK[@]}" --candidates "$T/cand.mp" "$T/ql.mp"
+expect_ok "leaky: --check --diagnostic accepts it" "$B/promptgen" --check --diagnostic "${CHK[@]}" --candidates "$T/cand.mp" "$T/ql.mp"
+grep -q "LEAKY hints" "$T/err" && pass "leaky: --check --diagnostic says LEAKY" || fail "leaky: --diagnostic message" "$(cat "$T/err")"
+# --diagnostic does not switch the other checks off
+j "$T/ql.mp" | sed "2s/\"history\":\[[0-9]*/\"history\":[$qt/" | "$B/json2mp" -o "$T/leak12.mp"
+expect_fail "leaky: --diagnostic still finds a test item in a history" 1 "leak12.mp:1: field 'history': test item $qt" \
+    "$B/promptgen" --check --diagnostic "${CHK[@]}" "$T/leak12.mp"
+expect_ok "leaky: train instructions" "$B/promptgen" --quiet --mode train "${IN[@]}" --hints recranker-leaky --draws 100 -o "$T/trl.mp"
+# training: the pointwise hint is the target's own rating, i.e. the answer (what the model learns to copy)
+c=$(body "$T/trl.mp" | grep '"task":"pointwise"' | sed -n 's/.*answer is \([0-9]\)\.0\..*"response":"\([0-9]\)".*/\1 \2/p' | awk '$1 == $2' | wc -l)
+t=$(body "$T/trl.mp" | grep -c '"task":"pointwise"')
+[ "$c" = "$t" ] && [ "$t" -gt 50 ] && pass "leaky: train: the pointwise hint equals the answer ($t)" || fail "leaky: train pointwise hint" "$c of $t"
+expect_fail "leaky: train --check rejects" 1 "field 'params.leaky'" "$B/promptgen" --check "${CHK[@]}" "$T/trl.mp"
+expect_ok "leaky: train --check --diagnostic" "$B/promptgen" --check --diagnostic "${CHK[@]}" "$T/trl.mp"
+craft "$T/q.mp" "$T/leak13.mp" 0 '/"hint":true/"hint":true,"leaky":1/'
+expect_fail "leaky: a non-boolean params.leaky" 1 "leak13.mp:0: field 'params.leaky': expected a boolean" \
+    "$B/promptgen" --check "${CHK[@]}" "$T/leak13.mp"
+expect_fail "usage: --hints unknown" 2 "--hints: expected base or recranker-leaky, got 'oracle'" \
+    "$B/promptgen" --mode eval "${IN[@]}" --hints oracle --candidates "$T/cand.mp"
+expect_fail "usage: --hints recranker-leaky with --no-hint" 2 "drop --no-hint" \
+    "$B/promptgen" --mode eval "${IN[@]}" --hints recranker-leaky --no-hint --candidates "$T/cand.mp"
+expect_fail "usage: --diagnostic without --check" 2 "--diagnostic goes with --check" \
+    "$B/promptgen" --mode eval "${IN[@]}" --diagnostic --candidates "$T/cand.mp"
+
 # ---------- usage ----------
 expect_ok "--help" "$B/promptgen" --help
 expect_fail "usage: --mode is required" 2 "mode" "$B/promptgen" "${IN[@]}"

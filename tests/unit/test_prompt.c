@@ -52,7 +52,7 @@ static void test_parse(void) {
 }
 
 static prompt_env tiny_env(prompt_templates *t, catalog *c) {
-    prompt_env e = {t, c, 1, 5, true, NULL, NULL, 1 << 20, 0};
+    prompt_env e = {t, c, 1, 5, true, NULL, NULL, 1 << 20, 0, false};
     return e;
 }
 
@@ -218,7 +218,7 @@ static void test_token_boundary(const char *name, bool all_rated) {
     c.by_id[1].title = strdup("Usual Suspects, The (1995)");
     free(c.by_id[2].title);
     c.by_id[2].title = strdup("Á köldum klaka (Cold Fever) (1994)");
-    prompt_env env = {&t, &c, 1, 5, true, count_llama, tok, 1024, 128};
+    prompt_env env = {&t, &c, 1, 5, true, count_llama, tok, 1024, 128, false};
     hist_entry h[4] = {{1, 5, 1, HIST_LIKED}, {2, 1, 2, HIST_DISLIKED}, {3, 4, 3, HIST_LIKED}, {9, 2, 4, HIST_DISLIKED}};
     hist_entry hr[4] = {{1, 5, 1, HIST_RATED}, {2, 1, 2, HIST_RATED}, {3, 4, 3, HIST_RATED}, {9, 2, 4, HIST_RATED}};
     int ok = 1, ids[4096], pids[4096];

@@ -60,7 +60,7 @@ static void test_layout(void) {
     prompt_templates t;
     templates_parse(&t, TINY, strlen(TINY), "tiny");
     catalog c = make_catalog();
-    prompt_env env = {&t, &c, 1, 5, true, NULL, NULL, 1 << 20, 0};
+    prompt_env env = {&t, &c, 1, 5, true, NULL, NULL, 1 << 20, 0, false};
     hist_entry r[3] = {{1, 5, 10, HIST_RATED}, {2, 1.5f, 20, HIST_RATED}, {3, 4, 30, HIST_RATED}};
     prompt_query q = pairwise_query(4, 5);
     prompt_text out;
