@@ -423,12 +423,12 @@ $(ART)/$(1)/leaky/queries-%.mp: $(ART)/$(1)/cand-test.mp $(ART)/$(1)/interaction
 	mv $$@.new $$@
 $(ART)/$(1)/leaky/adapter/adapter_model.safetensors: $(ART)/$(1)/leaky/instructions.mp $(call base_file_of,$(1)) $(ART)/$(1)/lora.params $(BINDIR)/lora-train
 	rm -rf $(ART)/$(1)/leaky/adapter $(ART)/$(1)/leaky/adapter.tmp
-	$(call timed,$(1),audit-lora-train,$(BINDIR)/lora-train $(PROGRESS) --model $(call base_of,$(1)) --out $(ART)/$(1)/leaky/adapter.tmp \
+	$(call timed,$(1)/leaky,lora-train,$(BINDIR)/lora-train $(PROGRESS) --model $(call base_of,$(1)) --out $(ART)/$(1)/leaky/adapter.tmp \
 	  --log $(ART)/$(1)/leaky/lora-log.jsonl $$$$(cat $(ART)/$(1)/lora.params) $$<)
 	rm -rf $(ART)/$(1)/leaky/adapter.tmp/checkpoint-*
 	mv $(ART)/$(1)/leaky/adapter.tmp $(ART)/$(1)/leaky/adapter
 $(ART)/$(1)/leaky/answers-%.mp: $(ART)/$(1)/leaky/queries-%.mp $(ART)/$(1)/leaky/adapter/adapter_model.safetensors $(ART)/$(1)/rank.params $(BINDIR)/rank
-	$(call timed,$(1),audit-rank-$$*,$(BINDIR)/rank $(PROGRESS) --model $(call base_of,$(1)) --adapter $(ART)/$(1)/leaky/adapter \
+	$(call timed,$(1)/leaky,rank-$$*,$(BINDIR)/rank $(PROGRESS) --model $(call base_of,$(1)) --adapter $(ART)/$(1)/leaky/adapter \
 	  $$$$(cat $(ART)/$(1)/rank.params) $$< -o $$@)
 $(ART)/$(1)/leaky/rankings-%.mp: $(ART)/$(1)/leaky/queries-%.mp $(ART)/$(1)/leaky/answers-%.mp $(ART)/$(1)/fuse.params $(BINDIR)/fuse
 	$(BINDIR)/fuse --queries $$< $$$$(cat $(ART)/$(1)/fuse.params) $$(if $$(filter base,$$*),--label hint-trained) \
@@ -449,7 +449,8 @@ $(RES)/$(1)-leak-audit.md: $(ART)/$(1)/leaky/audit.md
 	  echo "## Parameters"; echo; \
 	  printf -- '- %s: `%s`\n' "audit promptgen" "$$$$(cat $(ART)/$(1)/leaky/promptgen.params $(ART)/$(1)/promptgen-train.params | tr '\n' ' ')" \
 	    lora "$$$$(cat $(ART)/$(1)/lora.params)" rank "$$$$(cat $(ART)/$(1)/rank.params)" fuse "$$$$(cat $(ART)/$(1)/fuse.params)"; \
-	  echo "- everything else: as in \`$(RES)/$(1).md\`"; } > $$@.tmp && mv $$@.tmp $$@
+	  echo "- everything else: as in \`$(RES)/$(1).md\`"; echo; \
+	  echo "## Wall time per stage (seconds, this run)"; echo; cat $(ART)/$(1)/leaky/times/* | sed 's/^/    /'; } > $$@.tmp && mv $$@.tmp $$@
 endef
 $(foreach s,$(AUDIT_SCHEMES),$(eval $(call LEAK_RULES,$(s))))
 

@@ -22,3 +22,19 @@ grep -q '"rows"' "$T/res/loo.json" && pass "json table" || fail "json table"
 mk results > "$T/make2.log" 2>&1
 grep -E '^[^ ]*bin/(split|mf-train|candgen|promptgen|lora-train|rank|fuse|metrics) |^spm_train ' "$T/make2.log" > "$T/ran"
 [ ! -s "$T/ran" ] && pass "second make results does nothing" || fail "second make results does nothing" "$(head -3 "$T/ran")"
+
+# issue 30: the seed's hybrid row, provenance without machine paths, and the leak audit
+grep -q "^| seed hybrid | 0\.[0-9]* |" "$md" && pass "table row seed hybrid (the seed's lambda 1/3)" || fail "table row seed hybrid"
+grep -q -- '- split: `--scheme loo --ml100k <ML-100K, u.data sha256 [0-9a-f]\{16\}…>`' "$md" && ! grep -q "$ML" "$md" \
+    && pass "the table names the data set by checksum, not by its path" || fail "provenance" "$(grep -- '- split' "$md")"
+if mk leak-audit > "$T/audit.log" 2>&1; then pass "make leak-audit PROFILE=tiny"; else fail "make leak-audit PROFILE=tiny" "$(tail -5 "$T/audit.log")"; fi
+au=$T/res/loo-leak-audit.md
+grep -q '^Protocol `loo`, part `test`, LEAKY: 942 users' "$au" && pass "audit: LEAKY in the title" || fail "audit: title" "$(grep Protocol "$au")"
+for m in hybrid "LEAKY pointwise" "LEAKY hybrid" "hint-trained pointwise" "hint-trained hybrid"; do
+    grep -q "^| $m | 0\.[0-9]* |" "$au" && pass "audit: row $m" || fail "audit: row $m"
+done
+"$BINDIR/mp2json" --head 0 "$T/art/loo/leaky/answers-recranker-leaky.mp" | grep -q '"leaky":true' \
+    && ! "$BINDIR/mp2json" --head 0 "$T/art/loo/leaky/answers-base.mp" | grep -q '"leaky":' \
+    && pass "audit: rank carries params.leaky into its answers (and only there)" || fail "audit: answers header"
+grep -q 'LEAKY hints (the diagnostic' "$T/audit.log" && pass "audit: the check ran with --diagnostic" || fail "audit: check"
+grep -q 'rank-recranker-leaky' "$au" && pass "audit: its wall times" || fail "audit: wall times"

@@ -42,7 +42,8 @@ mk "$T/md/SmolLM2-135M-Instruct.Q4_1.gguf" PROFILE=smol MODEL_DIR="$T/md" > "$T/
 grep -q "SMOL_GGUF=$T/md/SmolLM2-135M-Instruct.Q4_1.gguf: no such file" "$T/md.log" && ! grep -q fetch-smollm2 "$T/md.log" &&
     pass "MODEL_DIR: the file is looked for there, never fetched" || fail "MODEL_DIR" "$(cat "$T/md.log")"
 mk -n results PROFILE=small > "$T/small.log" 2>&1
-grep -q "zs-answers\|--label" "$T/small.log" && fail "small DAG: no zero-shot or seed rows (its tables stay as committed)" || pass "small DAG: no zero-shot or seed rows (its tables stay as committed)"
+grep -q "zs-answers\|--label zero-shot" "$T/small.log" && fail "small DAG: no zero-shot rows" || pass "small DAG: no zero-shot rows"
+grep -q "label seed --methods hybrid" "$T/small.log" && pass "small DAG: the seed hybrid row (every profile)" || fail "small DAG: the seed hybrid row"
 
 # ---- a short run on the real model, stage by stage: 3 users, 2 LoRA updates (not under the
 # sanitizers: one SmolLM2 forward there takes minutes)
