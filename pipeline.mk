@@ -213,7 +213,9 @@ endif
 
 # How the tables name the data set: by its name and the sha256 of u.data, not by the path given
 # on the command line (a path of the machine that made a table says nothing to its reader).
-show_params = sed "s|--ml100k $(ML100K)|--ml100k <ML-100K, u.data sha256 $$$$(sha256sum $(ML100K)/u.data | cut -c1-16)…>|"
+# (awk's index: the path is matched as a fixed string, whatever characters it holds)
+show_params = awk -v p='--ml100k $(ML100K)' -v h="$$$$(sha256sum '$(ML100K)/u.data' | cut -c1-16)" \
+  'BEGIN{if (h !~ /^[0-9a-f]+$$$$/) exit 1} {i = index($$$$0, p); if (i) $$$$0 = substr($$$$0, 1, i - 1) "--ml100k <ML-100K, u.data sha256 " h "…>" substr($$$$0, i + length(p)); print}'
 
 # --- per-scheme rules (a template instantiated for each scheme)
 define SCHEME_RULES
@@ -364,7 +366,7 @@ $(RES)/$(1).md: $(ART)/$(1)/llm.md $(ART)/$(1)/rankings-test.mp
 	  echo "Base model \`$(call base_name_of,$(1))\`, device \`$(DEVICE)\`; made by \`make results PROFILE=$(PROFILE)$(if $(refit), REFIT=1)\`."; echo; \
 	  cat $(ART)/$(1)/llm.md; echo; echo "## Answers that did not parse (fuse)"; echo; \
 	  sed 's/^/    /' $(ART)/$(1)/fuse-test.log $(if $(ZERO_SHOT),$(ART)/$(1)/zs-fuse-test.log); echo; echo "## Parameters"; echo; \
-	  for f in split mf candgen templates $(if $(OWN_BACKBONE),corpus backbone) promptgen promptgen-train lora rank fuse metrics; do printf -- '- %s: `%s`\n' $$$$f "$$$$(cat $(ART)/$(1)/$$$$f.params)"; done | $(show_params); \
+	  for f in split mf candgen templates $(if $(OWN_BACKBONE),corpus backbone) promptgen promptgen-train lora rank fuse metrics; do printf -- '- %s: `%s`\n' $$$$f "$$$$(cat $(ART)/$(1)/$$$$f.params)"; done | $(show_params) || exit 1; \
 	  $(if $(SEED_ROW),echo '- seed hybrid: `fuse --label seed --methods hybrid` (C1 .05$(comma) C2 .5$(comma) C3 .025$(comma) lambda 1/3 each)';) \
 	  echo; echo "## Wall time per stage (seconds, this run)"; echo; \
 	  cat $(ART)/$(1)/times/* | sed 's/^/    /'; } > $$@.tmp && mv $$@.tmp $$@
@@ -400,7 +402,8 @@ $(foreach s,$(SCHEMES),$(eval $(call SCHEME_RULES,$(s))))
 #   - "hint-trained" rows: the same adapter on test queries with honest hints (the base model's
 #     calibrated scores): what RecRanker's recipe gives without the leak.
 # Never part of `make results`. The check accepts the leaky streams only with --diagnostic.
-AUDIT_SCHEMES ?= loo
+# (loo only: the issue's audit is the paper's protocol; empty when SCHEMES has no loo)
+AUDIT_SCHEMES ?= $(filter loo,$(SCHEMES))
 LEAKY_PROMPT_ARGS = $(filter-out --no-hint,$(PROMPT_ARGS))
 define LEAK_RULES
 $(ART)/$(1)/leaky/promptgen.params: FORCE
@@ -449,7 +452,7 @@ $(RES)/$(1)-leak-audit.md: $(ART)/$(1)/leaky/audit.md
 	  echo "## Parameters"; echo; \
 	  printf -- '- %s: `%s`\n' "audit promptgen" "$$$$(cat $(ART)/$(1)/leaky/promptgen.params $(ART)/$(1)/promptgen-train.params | tr '\n' ' ')" \
 	    lora "$$$$(cat $(ART)/$(1)/lora.params)" rank "$$$$(cat $(ART)/$(1)/rank.params)" fuse "$$$$(cat $(ART)/$(1)/fuse.params)"; \
-	  echo "- everything else: as in \`$(RES)/$(1).md\`"; echo; \
+	  echo "- everything else: as in \`$(1).md\` beside this file"; echo; \
 	  echo "## Wall time per stage (seconds, this run)"; echo; cat $(ART)/$(1)/leaky/times/* | sed 's/^/    /'; } > $$@.tmp && mv $$@.tmp $$@
 endef
 $(foreach s,$(AUDIT_SCHEMES),$(eval $(call LEAK_RULES,$(s))))

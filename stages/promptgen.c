@@ -311,6 +311,7 @@ int main(int argc, char **argv) {
     }
     if (!ia_path) die_usage(USAGE, "--interactions F is required");
     if (diagnostic && !check) die_usage(USAGE, "--diagnostic goes with --check");
+    if (hints != HINTS_BASE && mode == 2) die_usage(USAGE, "--hints goes with --mode train or eval (the corpus has no hints)");
     if (hints != HINTS_BASE && !hint) die_usage(USAGE, "--hints %s needs hints: drop --no-hint", "recranker-leaky");
     char *tmpl_found = NULL;
     if (!tmpl_path) {

@@ -609,6 +609,10 @@ static void pack_ranking(msgpack_packer *pk, int32_t user, int method, const cha
 void fuse_run(const fuse_io *io, const fuse_params *p) {
     query_set qs;
     read_queries(&qs, io->queries);
+    /* "LEAKY " + label + " pointwise" must stay within metrics' 31 bytes of a method name */
+    if (qs.leaky && p->label && strlen(p->label) > 15)
+        die_at(qs.name, 0, "field 'params.leaky': leaky queries name methods \"LEAKY %s ...\": --label may have 15 bytes at most here, not %zu",
+               p->label, strlen(p->label));
     size_t N = qs.n;
 
     /* ids unique */

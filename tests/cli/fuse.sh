@@ -169,7 +169,8 @@ awk -v b="$(hr1 base)" -v h="$(hr1 hybrid)" -v p="$(hr1 pointwise)" 'BEGIN{exit 
 { sed 's/"count":23}/"count":23,"leaky":true}/' <<<"$AH"; answers_body; } > "$T/al.json"; mp "$T/al.json" "$T/al.mp"
 expect_ok "leaky: fuse" "$B/fuse" --quiet --queries "$T/ql.mp" "$T/al.mp" -o "$T/rl.mp"
 "$B/mp2json" "$T/rl.mp" | tail -n +2 | sed 's/.*"user":\([0-9]*\),"method":"\([A-Za-z -]*\)","items":\[\([0-9,]*\)\].*/\1 \2 \3/' > "$T/rl.txt"
-cmp -s <(sed 's/ LEAKY / /' "$T/rl.txt") "$T/want" && ! grep -v ' base ' "$T/rl.txt" | grep -vq ' LEAKY ' \
+cmp -s <(sed 's/ LEAKY / /' "$T/rl.txt") "$T/want" && ! grep -v '^[0-9]* base ' "$T/rl.txt" | grep -vq '^[0-9]* LEAKY ' \
+    && [ "$(grep -c '^[0-9]* base ' "$T/rl.txt")" = 3 ] \
     && pass "leaky: same rankings, every reranked method named LEAKY" || fail "leaky: names" "$(head -3 "$T/rl.txt")"
 "$B/mp2json" --head 0 "$T/rl.mp" | grep -q '"label":"LEAKY","leaky":true' && pass "leaky: header label and leaky" || fail "leaky: header" "$("$B/mp2json" --head 0 "$T/rl.mp")"
 "$B/fuse" --quiet --label seed --methods hybrid --queries "$T/ql.mp" "$T/al.mp" -o "$T/rls.mp"
@@ -179,9 +180,21 @@ expect_fail "leaky: answers to honest queries given leaky ones" 1 "al.mp:0: fiel
 [ ! -e "$T/out.mp" ] && pass "leaky: mismatch leaves no output" || fail "leaky: mismatch left output"
 expect_fail "leaky: honest answers given leaky queries" 1 "a.mp:0: field 'queries.leaky': the answers are for honest queries" \
     "$B/fuse" --queries "$T/ql.mp" "$T/a.mp" -o "$T/out.mp"
+expect_fail "leaky: --label over 15 bytes with leaky queries" 1 "ql.mp:0: field 'params.leaky': .*--label may have 15 bytes at most here, not 16" \
+    "$B/fuse" --label abcdefghijklmnop --queries "$T/ql.mp" "$T/al.mp" -o "$T/out.mp"
+[ ! -e "$T/out.mp" ] && pass "leaky: long label leaves no output" || fail "leaky: long label left output"
+{ sed 's/"hint":true}/"hint":true,"leaky":"yes"}/' <<<"$QH"; queries_body; } > "$T/qlb.json"; mp "$T/qlb.json" "$T/qlb.mp"
+expect_fail "leaky: a non-boolean params.leaky in the queries" 1 "qlb.mp:0: field 'params.leaky': expected a boolean" \
+    "$B/fuse" --queries "$T/qlb.mp" "$T/al.mp" -o "$T/out.mp"
+{ sed 's/"count":23}/"count":23,"leaky":1}/' <<<"$AH"; answers_body; } > "$T/alb.json"; mp "$T/alb.json" "$T/alb.mp"
+expect_fail "leaky: a non-boolean queries.leaky in the answers" 1 "alb.mp:0: field 'queries.leaky': expected a boolean" \
+    "$B/fuse" --queries "$T/ql.mp" "$T/alb.mp" -o "$T/out.mp"
 expect_ok "leaky: metrics" "$B/metrics" --interactions "$T/ia.mp" --k 1,2 --bootstrap 0 "$T/r.mp" "$T/rl.mp"
 grep -q '^\*\*LEAKY\*\* diagnostic' "$T/out" && grep -q '^Protocol `loo`, part `test`, LEAKY: 3 users' "$T/out" && grep -q '^| LEAKY hybrid |' "$T/out" \
     && grep -q '^| hybrid |' "$T/out" && pass "leaky: metrics title and rows say LEAKY, honest rows beside them" || fail "leaky: metrics md" "$(head -8 "$T/out")"
+"$B/mp2json" "$T/r.mp" | sed '1s/"point_score":"expected"/"point_score":"expected","leaky":0/' | "$B/json2mp" -o "$T/rlb.mp"
+expect_fail "leaky: metrics rejects a non-boolean params.leaky" 1 "rlb.mp:0: field 'params.leaky': expected a boolean" \
+    "$B/metrics" --interactions "$T/ia.mp" --bootstrap 0 "$T/rlb.mp"
 # a rankings stream that says leaky but whose names do not: metrics names them LEAKY itself
 "$B/mp2json" "$T/r.mp" | sed '1s/"point_score":"expected"/"point_score":"expected","leaky":true/' | "$B/json2mp" -o "$T/rl2.mp"
 expect_ok "leaky: metrics marks unlabelled leaky rankings" "$B/metrics" --interactions "$T/ia.mp" --k 1,2 --bootstrap 0 --format json "$T/rl2.mp"

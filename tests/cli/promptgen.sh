@@ -343,6 +343,13 @@ nz=$(awk '$3 != "0.0"' "$T/hints" | wc -l)
 # listwise: the first hinted title is a rated candidate whenever the user has one
 lw=$(body "$T/ql.mp" | grep '"task":"listwise"' | wc -l)
 [ "$lw" = 25 ] && pass "leaky: listwise queries" || fail "leaky: listwise queries" "$lw"
+# a user whose candidates hold a rated item: its listwise hint names that item first
+hu=$(awk '$3 != "0.0" {print $1, $2; exit}' "$T/hints")
+if [ -n "$hu" ]; then
+    set -- $hu; ht=$(title_of "$2")
+    body "$T/ql.mp" | grep '"task":"listwise"' | grep "\"user\":$1," | grep -qF "Another recommender model suggests \\\"$ht\\\"" \
+        && pass "leaky: listwise hint names the rated candidate first" || fail "leaky: listwise hint order" "user $1 item $2"
+else fail "leaky: no rated candidate to check the listwise hint with"; fi
 cmp -s <(body "$T/ql.mp" | grep -v '"task":"pointwise"' | grep -v '"task":"listwise"') <(body "$T/q.mp" | grep -v '"task":"pointwise"' | grep -v '"task":"listwise"') \
     && pass "leaky: pairwise queries keep the base model's hint (as RecRanker's)" || fail "leaky: pairwise queries differ"
 expect_fail "leaky: --check rejects the stream" 1 "^promptgen: error: .*ql.mp:0: field 'params.leaky': made with promptgen --hints recranker-leaky.*--diagnostic" \
@@ -367,6 +374,10 @@ expect_fail "usage: --hints unknown" 2 "--hints: expected base or recranker-leak
     "$B/promptgen" --mode eval "${IN[@]}" --hints oracle --candidates "$T/cand.mp"
 expect_fail "usage: --hints recranker-leaky with --no-hint" 2 "drop --no-hint" \
     "$B/promptgen" --mode eval "${IN[@]}" --hints recranker-leaky --no-hint --candidates "$T/cand.mp"
+expect_fail "usage: --check with --hints" 2 "--check takes no --hints" \
+    "$B/promptgen" --check --hints recranker-leaky "${CHK[@]}" "$T/ql.mp"
+expect_fail "usage: --hints with --mode corpus" 2 "--hints goes with --mode train or eval" \
+    "$B/promptgen" --mode corpus --hints recranker-leaky --interactions "$T/ia.mp" --catalog "$T/items.mp"
 expect_fail "usage: --diagnostic without --check" 2 "--diagnostic goes with --check" \
     "$B/promptgen" --mode eval "${IN[@]}" --diagnostic --candidates "$T/cand.mp"
 
