@@ -44,6 +44,9 @@ typedef struct {
     void *dev;      /* backend-private copy, NULL until a backend makes one: cpu-bf16 keeps
                      * its bf16 copies here (backend_dnnl.c; freed by its weight_release);
                      * NULL on the CPU and on CUDA (which moves f / q / scale themselves) */
+    void *cpu_pack; /* the CPU backend's packed copy for matmul_infer (backend_cpu.c), NULL until
+                     * its first product; apart from dev, so that a model may change backends;
+                     * freed by llm_cpu_weight_release (model.c's weight_free calls it) */
 } llm_weight;
 
 /* A contiguous run of cached positions: len rows of keys and values, each kv_dim activations. */
@@ -88,6 +91,11 @@ typedef struct llm_backend {
     void (*embed)(float *x, const float *table, const int *tok, int T, int C);
     /* y (T,rows) = x (T,cols) W^T */
     void (*matmul)(llm_act y, llm_cact x, const llm_weight *w, int T);
+    /* the same product for inference (llm_forward: the layers and the logits), free to sum in
+     * another order than matmul, which training keeps; NULL: matmul (llm_be_matmul_infer).
+     * The CPU's runs on AVX-512 in one fixed order per element (gemm.h). Activations fp32 only:
+     * a backend with act_bytes 2 leaves it NULL. */
+    void (*matmul_infer)(llm_act y, llm_cact x, const llm_weight *w, int T);
     /* y (T,C) = x / sqrt(mean(x^2) + eps) * w: the fp32 residual x into activations y */
     void (*rmsnorm)(llm_act y, const float *x, const float *w, int T, int C, float eps);
     /* rotate-half RoPE (Hugging Face layout) in place on x (T, n_heads*head_dim):
@@ -206,6 +214,10 @@ static inline void llm_be_matmul_f32(const llm_backend *be, float *y, llm_cact x
     if (be->matmul_f32) be->matmul_f32(y, x, w, T);
     else be->matmul(y, x, w, T);
 }
+static inline void llm_be_matmul_infer(const llm_backend *be, llm_act y, llm_cact x, const llm_weight *w, int T) {
+    if (be->matmul_infer) be->matmul_infer(y, x, w, T);
+    else be->matmul(y, x, w, T);
+}
 static inline void llm_be_matmul_dx_f32(const llm_backend *be, float *dx, const float *dy, const llm_weight *w, int T,
                                         int accumulate) {
     if (be->matmul_dx_f32) be->matmul_dx_f32(dx, dy, w, T, accumulate);
@@ -243,6 +255,8 @@ static inline void llm_be_f32_to_act(const llm_backend *be, llm_act dst, const f
 }
 
 const llm_backend *llm_backend_cpu(void);
+/* Free w->cpu_pack (no-op when NULL). */
+void llm_cpu_weight_release(llm_weight *w);
 /* "cpu-bf16": the CPU backend with bf16 oneDNN products (backend_dnnl.c; more in
  * backend_dnnl.h), or NULL with a one-line reason where oneDNN has no bf16 on this CPU. */
 const llm_backend *llm_backend_cpu_bf16(char *err, size_t errlen);

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "io/err.h"
+#include "llm/gemm.h"
 
 /* Lets the vectoriser if-convert float compares (the clamps of vexpf, softmax maxima): only
  * the floating-point exception flags may differ, never a value. */
@@ -255,6 +256,137 @@ static void cpu_matmul(llm_act yv, llm_cact xv, const llm_weight *w, int T) {
     }
 }
 
+/* ---- inference products (matmul_infer): gemm.h's AVX-512 kernel ----
+ *
+ * y (T,N) = x (T,K) W^T for llm_forward. x is packed once per call into tiles of MR rows, W
+ * once per process into column panels of NR (gk_weight); a thread owns a range of panels.
+ * Loops: blocks of MC tiles, then K blocks (the A block, MC*MR rows by KC, stays in L2), then
+ * the thread's panels (a (KC, NR) block of W, 32 KiB, stays in L1 for all the tiles). Each
+ * element is one fma chain over k (gemm.h), so the
+ * result is the same for any T >= 5, thread count or CPU. Training keeps matmul (OpenBLAS):
+ * its committed trajectories stay as they were. */
+#define GK_KC 256 /* a packed W block: 256 x 32 floats, 32 KiB */
+#define GK_MC 24  /* tiles per A block: 336 rows x 256 floats, 336 KiB */
+
+typedef struct {
+    float *y, *ap;
+    const float *x, *w, *wp; /* wp: W packed (gk_packed) */
+    int T, N, K, n_tiles;
+} gk_ctx;
+
+/* The packed copy of a frozen weight, kept in w->cpu_pack: panel p (K, NR) at p * K * NR, made at
+ * its first product (one more copy of the weight in memory: the pack of each call read W from
+ * memory in 32 strided rows, about 15% of the products' time). It is checked on every product
+ * against the weight's pointer, shape and 32 sampled elements (as cpu-bf16's copies are), and
+ * remade when they differ, so a weight rewritten in place (full training) is never read stale.
+ * llm_cpu_weight_release frees it (model.c's weight_free). */
+typedef struct {
+    const float *src;
+    int rows, cols;
+    uint64_t fp;
+    float *p;
+} gk_packed;
+
+static uint64_t gk_fingerprint(const llm_weight *w) {
+    size_t n = (size_t)w->rows * w->cols;
+    uint64_t h = 1469598103934665603ull;
+    for (int j = 0; j < 32 && n; j++) {
+        uint32_t v;
+        memcpy(&v, w->f + (n - 1) * (size_t)j / 31, sizeof v);
+        h = (h ^ v) * 1099511628211ull;
+    }
+    return h;
+}
+
+static void gk_pack_w_range(void *vctx, size_t a, size_t b) {
+    const gk_ctx *c = vctx;
+    const float *wrow[LLM_GEMM_NR];
+    for (size_t p = a; p < b; p++) {
+        int n0 = (int)p * LLM_GEMM_NR, nc = c->N - n0 < LLM_GEMM_NR ? c->N - n0 : LLM_GEMM_NR;
+        for (int j = 0; j < nc; j++) wrow[j] = c->w + (size_t)(n0 + j) * c->K;
+        llm_gemm_pack_bt((float *)c->wp + p * (size_t)c->K * LLM_GEMM_NR, wrow, nc, 0, c->K);
+    }
+}
+
+static const float *gk_weight(const llm_weight *cw) {
+    llm_weight *w = (llm_weight *)cw; /* w->cpu_pack is this backend's to keep */
+    gk_packed *e = w->cpu_pack;
+    uint64_t fp = gk_fingerprint(w);
+    if (e && e->src == w->f && e->rows == w->rows && e->cols == w->cols && e->fp == fp) return e->p;
+    if (!e) w->cpu_pack = e = xcalloc(1, sizeof *e);
+    size_t n_pan = (size_t)(w->rows + LLM_GEMM_NR - 1) / LLM_GEMM_NR;
+    free(e->p);
+    e->p = xmalloc(n_pan * (size_t)w->cols * LLM_GEMM_NR * sizeof *e->p);
+    e->src = w->f, e->rows = w->rows, e->cols = w->cols, e->fp = fp;
+    gk_ctx c = {.w = w->f, .wp = e->p, .N = w->rows, .K = w->cols};
+    par_range(n_pan, 1, gk_pack_w_range, &c, (double)w->cols * LLM_GEMM_NR);
+    return e->p;
+}
+
+void llm_cpu_weight_release(llm_weight *w) {
+    gk_packed *e = w->cpu_pack;
+    if (!e) return;
+    free(e->p);
+    free(e);
+    w->cpu_pack = NULL;
+}
+
+static void gk_pack_tiles(void *vctx, size_t a, size_t b) {
+    const gk_ctx *c = vctx;
+    const float *rows[LLM_GEMM_MR];
+    for (size_t t = a; t < b; t++) {
+        int r0 = (int)t * LLM_GEMM_MR, mr = c->T - r0 < LLM_GEMM_MR ? c->T - r0 : LLM_GEMM_MR;
+        for (int i = 0; i < mr; i++) rows[i] = c->x + (size_t)(r0 + i) * c->K;
+        llm_gemm_pack_a(c->ap + t * LLM_GEMM_MR * (size_t)c->K, rows, mr, 0, c->K);
+    }
+}
+
+static void gk_panels(void *vctx, size_t a, size_t b) {
+    const gk_ctx *c = vctx;
+    int K = c->K, N = c->N;
+    float *crow[LLM_GEMM_MR];
+    for (int m0 = 0; m0 < c->n_tiles; m0 += GK_MC) {
+        int m1 = m0 + GK_MC < c->n_tiles ? m0 + GK_MC : c->n_tiles;
+        for (int k0 = 0; k0 < K; k0 += GK_KC) {
+            int kc = K - k0 < GK_KC ? K - k0 : GK_KC;
+            for (size_t p = a; p < b; p++) {
+                int n0 = (int)p * LLM_GEMM_NR, nc = N - n0 < LLM_GEMM_NR ? N - n0 : LLM_GEMM_NR;
+                const float *wb = c->wp + (p * (size_t)K + (size_t)k0) * LLM_GEMM_NR; // (kc,NR) block of W^T
+                for (int t = m0; t < m1; t++) {
+                    int r0 = t * LLM_GEMM_MR, mr = c->T - r0 < LLM_GEMM_MR ? c->T - r0 : LLM_GEMM_MR;
+                    for (int i = 0; i < mr; i++) crow[i] = c->y + (size_t)(r0 + i) * N + n0;
+                    // y[r0:r0+mr, n0:n0+nc] (+)= x[r0:r0+mr, k0:k0+kc] W[n0:n0+nc, k0:k0+kc]^T
+                    llm_gemm_tile(kc, c->ap + ((size_t)t * K + k0) * LLM_GEMM_MR, wb, LLM_GEMM_NR, crow, mr, nc, k0 > 0);
+                }
+            }
+        }
+    }
+}
+
+static void cpu_matmul(llm_act yv, llm_cact xv, const llm_weight *w, int T);
+
+/* The inference kernel runs where AVX-512 does, unless ITREK_CPU_GEMM=blas asks for the OpenBLAS
+ * paths (the reference of tests/bench/smol-rank-bench.sh, and a way to rule the kernel out). */
+static int infer_kernel(void) {
+    static int on = -1;
+    if (on < 0) {
+        const char *e = getenv("ITREK_CPU_GEMM");
+        on = llm_gemm_fast() && !(e && strcmp(e, "blas") == 0);
+    }
+    return on;
+}
+
+static void cpu_matmul_infer(llm_act yv, llm_cact xv, const llm_weight *w, int T) {
+    if (!w->f || T <= 4 || !infer_kernel()) { /* int8, decode (sgemv reads W once), no AVX-512 */
+        cpu_matmul(yv, xv, w, T);
+        return;
+    }
+    int K = w->cols, N = w->rows, n_tiles = (T + LLM_GEMM_MR - 1) / LLM_GEMM_MR;
+    gk_ctx c = {yv, scratch(3, (size_t)n_tiles * LLM_GEMM_MR * K), xv, w->f, gk_weight(w), T, N, K, n_tiles};
+    par_range((size_t)n_tiles, 1, gk_pack_tiles, &c, (double)LLM_GEMM_MR * K);
+    par_range((size_t)(N + LLM_GEMM_NR - 1) / LLM_GEMM_NR, 1, gk_panels, &c, 2.0 * T * LLM_GEMM_NR * K);
+}
+
 #include "llm/vexp.h"
 
 /* ---- element-wise kernels, threaded over rows or ranges ---- */
@@ -287,16 +419,27 @@ static void cpu_rmsnorm(llm_act y, const float *x, const float *w, int T, int C,
     par_range((size_t)(T > 0 ? T : 0), 4, rmsnorm_range, &c, 4.0 * C);
 }
 
+/* cos and sin of every (position, frequency) seen so far, (n_pos, hd) rows of hd/2 cosines
+ * then hd/2 sines: the same values the loop computed per token and layer, computed once. */
+static struct {
+    float *cs, theta;
+    int n_pos, hd;
+} rope_tab;
+
 static void rope_range(void *vctx, size_t a, size_t b) {
     const ew_ctx *c = vctx;
     int hd = c->head_dim, half = hd / 2;
-    float cs[1024], *cp = hd <= 1024 ? cs : xmalloc((size_t)hd * sizeof *cp);
+    float cs[1024], *cd = c->inv_freq && hd > 1024 ? xmalloc((size_t)hd * sizeof *cd) : cs;
     for (size_t t = a; t < b; t++) {
-        for (int i = 0; i < half; i++) {
-            float ang = (float)c->pos[t] * c->inv_freq[i];
-            cp[i] = (float)cos((double)ang);
-            cp[half + i] = (float)sin((double)ang);
-        }
+        const float *cp = cd;
+        if (c->inv_freq) /* negative positions (training's backward): computed here, as before the table */
+            for (int i = 0; i < half; i++) {
+                float ang = (float)c->pos[t] * c->inv_freq[i];
+                cd[i] = (float)cos((double)ang);
+                cd[half + i] = (float)sin((double)ang);
+            }
+        else
+            cp = rope_tab.cs + (size_t)c->pos[t] * hd;
         for (int h = 0; h < c->n_heads; h++) {
             float *v = c->y + (t * c->n_heads + h) * hd;
             for (int i = 0; i < half; i++) {
@@ -306,16 +449,41 @@ static void rope_range(void *vctx, size_t a, size_t b) {
             }
         }
     }
-    if (cp != cs) free(cp);
+    if (cd != cs) free(cd);
 }
 
 static void cpu_rope(llm_act x, const int *pos, int T, int n_heads, int head_dim, float theta) {
-    int half = head_dim / 2;
-    float fr[512], *inv_freq = half <= 512 ? fr : xmalloc((size_t)(half ? half : 1) * sizeof *inv_freq);
-    for (int i = 0; i < half; i++) inv_freq[i] = 1.0f / powf(theta, (float)(2 * i) / (float)head_dim);
-    ew_ctx c = {.y = x, .pos = pos, .n_heads = n_heads, .head_dim = head_dim, .inv_freq = inv_freq};
-    par_range((size_t)(T > 0 ? T : 0), 2, rope_range, &c, 40.0 * half + 6.0 * n_heads * half);
-    if (inv_freq != fr) free(inv_freq);
+    int half = head_dim / 2, need = 0, neg = 0;
+    for (int t = 0; t < T; t++) {
+        if (pos[t] + 1 > need) need = pos[t] + 1;
+        neg |= pos[t] < 0;
+    }
+    if (neg) { /* no table: the angles of these positions, per token */
+        float fr[512], *inv_freq = half <= 512 ? fr : xmalloc((size_t)(half ? half : 1) * sizeof *inv_freq);
+        for (int i = 0; i < half; i++) inv_freq[i] = 1.0f / powf(theta, (float)(2 * i) / (float)head_dim);
+        ew_ctx c = {.y = x, .pos = pos, .n_heads = n_heads, .head_dim = head_dim, .inv_freq = inv_freq};
+        par_range((size_t)(T > 0 ? T : 0), 2, rope_range, &c, 40.0 * half + 6.0 * n_heads * half);
+        if (inv_freq != fr) free(inv_freq);
+        return;
+    }
+    if (rope_tab.theta != theta || rope_tab.hd != head_dim) rope_tab.n_pos = 0;
+    if (need > rope_tab.n_pos) { /* grow (to a power of two, at least 256 positions) */
+        int n = 256;
+        while (n < need) n *= 2;
+        float fr[512], *inv_freq = half <= 512 ? fr : xmalloc((size_t)(half ? half : 1) * sizeof *inv_freq);
+        for (int i = 0; i < half; i++) inv_freq[i] = 1.0f / powf(theta, (float)(2 * i) / (float)head_dim);
+        rope_tab.cs = xrealloc(rope_tab.cs, (size_t)n * (head_dim ? head_dim : 1) * sizeof *rope_tab.cs);
+        for (int p = rope_tab.n_pos; p < n; p++)
+            for (int i = 0; i < half; i++) {
+                float ang = (float)p * inv_freq[i];
+                rope_tab.cs[(size_t)p * head_dim + i] = (float)cos((double)ang);
+                rope_tab.cs[(size_t)p * head_dim + half + i] = (float)sin((double)ang);
+            }
+        if (inv_freq != fr) free(inv_freq);
+        rope_tab.n_pos = n, rope_tab.theta = theta, rope_tab.hd = head_dim;
+    }
+    ew_ctx c = {.y = x, .pos = pos, .n_heads = n_heads, .head_dim = head_dim};
+    par_range((size_t)(T > 0 ? T : 0), 2, rope_range, &c, 6.0 * n_heads * half);
 }
 
 /* ---- attention: one task per (item, token) over all heads ---- */
@@ -411,7 +579,97 @@ static void att_prefill_task(void *vctx, int task) {
     }
 }
 
+/* ---- attention on gemm.h's kernel (AVX-512): one task per (item, kv head, chunk of rows).
+ * The rows of a kv head are its query heads' rows, token-major (row r: token r / rep, head
+ * kvh * rep + r % rep), so that GQA reads the head's keys and values once for all its query
+ * heads. A task packs K^T (keys 0..n-1 of its rows, from the spans) into column panels and
+ * copies V contiguous; then per tile of MR rows: S = q K^T over the keys the tile can see,
+ * the causal softmax (gemm.h), out = P V. Each element is a fixed chain (gemm.h), so a row's
+ * result does not depend on the rows computed with it: the same for any batch. ---- */
+#define ATT_CHUNK (8 * LLM_GEMM_MR) /* rows per task */
+
+typedef struct {
+    const llm_attn_item *items;
+    const int *task_item, *task_kvh, *task_r0;
+    int n_heads, n_kv_heads, head_dim;
+} gatt_ctx;
+
+static void att_gk_task(void *vctx, int task) {
+    const gatt_ctx *c = vctx;
+    const llm_attn_item *it = &c->items[c->task_item[task]];
+    int kvh = c->task_kvh[task], hd = c->head_dim, rep = c->n_heads / c->n_kv_heads;
+    int qd = c->n_heads * hd, kvd = c->n_kv_heads * hd, R = it->T * rep;
+    int r0 = c->task_r0[task], r1 = r0 + ATT_CHUNK < R ? r0 + ATT_CHUNK : R, n = 0;
+    for (int r = r0; r < r1; r++) if (it->pos[r / rep] + 1 > n) n = it->pos[r / rep] + 1;
+    int n_pan = (n + LLM_GEMM_NR - 1) / LLM_GEMM_NR, npad = n_pan * LLM_GEMM_NR;
+    float *kp = scratch(0, (size_t)npad * hd), *vc = scratch(1, (size_t)n * hd);
+    float *S = scratch(2, (size_t)LLM_GEMM_MR * (2 * npad + hd)), *pp = S + (size_t)LLM_GEMM_MR * npad,
+          *qp = pp + (size_t)LLM_GEMM_MR * npad;
+    // kp: panel j (hd,NR) = K[keys 32j..32j+31]^T, vc (n,hd) = V, both of kv head kvh
+    const float *krow[LLM_GEMM_NR];
+    int s = 0, j = 0;
+    for (int p = 0; p < n; p++, j++) {
+        while (j >= it->spans[s].len) s++, j = 0;
+        const float *k = (const float *)it->spans[s].k + (size_t)j * kvd + (size_t)kvh * hd;
+        krow[p % LLM_GEMM_NR] = k;
+        memcpy(vc + (size_t)p * hd, (const float *)it->spans[s].v + (size_t)j * kvd + (size_t)kvh * hd,
+               (size_t)hd * sizeof *vc);
+        if (p % LLM_GEMM_NR == LLM_GEMM_NR - 1 || p == n - 1)
+            llm_gemm_pack_bt(kp + (size_t)(p / LLM_GEMM_NR) * hd * LLM_GEMM_NR, krow, p % LLM_GEMM_NR + 1, 0, hd);
+    }
+    float scale = 1.0f / sqrtf((float)hd), *crow[LLM_GEMM_MR];
+    const float *rows[LLM_GEMM_MR];
+    int np[LLM_GEMM_MR];
+    for (int t0 = r0; t0 < r1; t0 += LLM_GEMM_MR) {
+        int mr = r1 - t0 < LLM_GEMM_MR ? r1 - t0 : LLM_GEMM_MR, nt = 0;
+        for (int i = 0; i < mr; i++) {
+            int r = t0 + i, t = r / rep, h = kvh * rep + r % rep;
+            rows[i] = (const float *)it->q + (size_t)t * qd + (size_t)h * hd;
+            np[i] = it->pos[t] + 1;
+            if (np[i] > nt) nt = np[i];
+        }
+        int ntp = (nt + LLM_GEMM_NR - 1) / LLM_GEMM_NR * LLM_GEMM_NR;
+        llm_gemm_pack_a(qp, rows, mr, 0, hd);
+        for (int jp = 0; jp < ntp; jp += LLM_GEMM_NR) { // S (mr,ntp) = q K^T
+            for (int i = 0; i < mr; i++) crow[i] = S + (size_t)i * ntp + jp;
+            llm_gemm_tile(hd, qp, kp + (size_t)jp * hd, LLM_GEMM_NR, crow, mr, LLM_GEMM_NR, 0);
+        }
+        llm_softmax_causal(S, ntp, mr, np, nt, scale); // P = softmax(scale S), causal
+        for (int i = 0; i < mr; i++) rows[i] = S + (size_t)i * ntp;
+        llm_gemm_pack_a(pp, rows, mr, 0, nt);
+        for (int e0 = 0; e0 < hd; e0 += LLM_GEMM_NR) { // out (mr,hd) = P V
+            for (int i = 0; i < mr; i++) {
+                int r = t0 + i, t = r / rep, h = kvh * rep + r % rep;
+                crow[i] = (float *)it->out + (size_t)t * qd + (size_t)h * hd + e0;
+            }
+            llm_gemm_tile(nt, pp, vc + e0, hd, crow, mr, hd - e0 < LLM_GEMM_NR ? hd - e0 : LLM_GEMM_NR, 0);
+        }
+    }
+}
+
+static void cpu_attention_gk(const llm_attn_item *items, int n_items, int n_heads, int n_kv_heads, int head_dim) {
+    int rep = n_heads / n_kv_heads, n = 0;
+    for (int i = 0; i < n_items; i++) n += n_kv_heads * ((items[i].T * rep + ATT_CHUNK - 1) / ATT_CHUNK);
+    int *ti = xmalloc((size_t)(n ? n : 1) * 3 * sizeof *ti), *tk = ti + n, *tr = tk + n;
+    double work = 0;
+    n = 0;
+    for (int i = 0; i < n_items; i++)
+        for (int h = 0; h < n_kv_heads; h++)
+            for (int r = 0; r < items[i].T * rep; r += ATT_CHUNK) {
+                ti[n] = i, tk[n] = h, tr[n++] = r;
+                work += 4.0 * (items[i].T * rep - r < ATT_CHUNK ? items[i].T * rep - r : ATT_CHUNK) *
+                        (items[i].pos[items[i].T - 1] + 1) * head_dim;
+            }
+    gatt_ctx c = {items, ti, tk, tr, n_heads, n_kv_heads, head_dim};
+    pool_run(n, att_gk_task, &c, work);
+    free(ti);
+}
+
 static void cpu_attention(const llm_attn_item *items, int n_items, int n_heads, int n_kv_heads, int head_dim) {
+    if (infer_kernel()) {
+        cpu_attention_gk(items, n_items, n_heads, n_kv_heads, head_dim);
+        return;
+    }
     int n = 0, nb = 0;
     double work = 0, bwork = 0;
     for (int i = 0; i < n_items; i++)
@@ -447,9 +705,7 @@ static void cpu_attention(const llm_attn_item *items, int n_items, int n_heads, 
 
 static void swiglu_range(void *vctx, size_t a, size_t b) {
     const ew_ctx *c = vctx;
-    float *g = c->y;
-    const float *u = c->u;
-    for (size_t i = a; i < b; i++) g[i] = g[i] / (1.0f + vexpf(-g[i])) * u[i];
+    llm_swiglu_f32(c->y + a, c->u + a, b - a); /* gemm.c: vectorised where AVX-512 is */
 }
 
 static void cpu_swiglu(llm_act g, llm_cact u, size_t n) {
@@ -700,6 +956,7 @@ static const llm_backend cpu = {
     .free = cpu_free,
     .embed = cpu_embed,
     .matmul = cpu_matmul,
+    .matmul_infer = cpu_matmul_infer,
     .rmsnorm = cpu_rmsnorm,
     .rope = cpu_rope,
     .attention = cpu_attention,

@@ -899,6 +899,7 @@ static void init(void) {
     be16.name = "cpu-bf16";
     be16.set_threads = bf_set_threads;
     be16.matmul = bf_matmul;
+    be16.matmul_infer = NULL; /* the CPU's fp32 one would bypass the bf16 products */
     be16.matmul_dx = bf_matmul_dx;
     be16.gemm = bf_gemm;
     be16.attention = bf_attention;

@@ -62,6 +62,7 @@ static void mfree(const llm_model *m, void *p) {
 
 static void weight_free(const llm_model *m, llm_weight *w) {
     if (w->dev && m->be->weight_release) m->be->weight_release(w); /* cpu-bf16's blocked copy */
+    llm_cpu_weight_release(w);                                     /* the CPU's packed copy */
     mfree(m, w->f);
     mfree(m, w->q);
     mfree(m, w->scale);
@@ -486,9 +487,13 @@ int llm_model_to_backend(llm_model *m, const llm_backend *be, char *err, size_t 
     workspace_free(m, m->ws);
     m->ws = NULL;
     int tied = m->lm_head.f == m->embed;
+    llm_cpu_weight_release(&m->lm_head); /* host copies the device never reads */
     for (int l = 0; l < m->cfg.n_layers; l++) {
         llm_layer *Y = &m->layers[l];
-        for (int mod = 0; mod < LLM_N_MODS; mod++) weight_to_dev(be, llm_layer_weight(Y, mod));
+        for (int mod = 0; mod < LLM_N_MODS; mod++) {
+            llm_cpu_weight_release(llm_layer_weight(Y, mod));
+            weight_to_dev(be, llm_layer_weight(Y, mod));
+        }
         Y->attn_norm = to_dev(be, Y->attn_norm, C * sizeof(float));
         Y->ffn_norm = to_dev(be, Y->ffn_norm, C * sizeof(float));
     }
@@ -887,7 +892,7 @@ static void lora_scratch_reserve(llm_model *m, size_t T) {
 
 /* y = x W^T, plus the adapter's s (x A^T) B^T when one is attached (one test when none). */
 static inline void lin(llm_model *m, int l, int mod, llm_act y, llm_cact x, const llm_weight *W, int T) {
-    m->be->matmul(y, x, W, T);
+    llm_be_matmul_infer(m->be, y, x, W, T);
     if (!m->lora) return;
     if (!m->lora_dev) {
         llm_lora_apply(m->lora, m->be, l, mod, y, x, T);
@@ -1004,7 +1009,8 @@ int llm_forward(llm_model *m, llm_batch *b, int nb, char *err, size_t errlen) {
             t0 += (size_t)b[i].n;
         }
         be->rmsnorm(w->xsn, w->xs, m->norm, (int)R, C, c->norm_eps);        // xsn (R,C)
-        llm_be_matmul_f32(be, w->logits, w->xsn, &m->lm_head, (int)R);      // logits (R,V), fp32
+        if (be->matmul_infer) be->matmul_infer(w->logits, w->xsn, &m->lm_head, (int)R); // logits (R,V), fp32
+        else llm_be_matmul_f32(be, w->logits, w->xsn, &m->lm_head, (int)R);
         llm_be_download(be, w->logits_h, w->logits, R * (size_t)V * 4);
         r = 0;
         for (int i = 0; i < nb; i++) {

@@ -7,7 +7,8 @@
 # Each timing is the best of 3 runs. Needs ML-100K: ML100K=DIR (default ../shared/data/ml-100k).
 # Then tests/bench/precision-bench.sh: the CPU's fp32 (OpenBLAS) against bf16 (oneDNN) products,
 # LoRA training and prefill tokens/s on a SmolLM2-135M-shaped model (about 20 minutes on 2
-# cores; PRECISION_BENCH=0 skips it).
+# cores; PRECISION_BENCH=0 skips it), and tests/bench/smol-rank-bench.sh: rank on SmolLM2 with the
+# CPU's inference kernel against the OpenBLAS paths (a few minutes; SMOL_RANK_BENCH=0 skips it).
 set -euo pipefail
 B=${BINDIR:-bin}
 ML=${ML100K:-$(cd "$(dirname "$0")/../.." && pwd)/../shared/data/ml-100k}
@@ -56,4 +57,9 @@ awk -v s="$t_split" -v m1="$t_mf1" -v m2="$t_mf2" -v md="$t_mfdef" -v c1="$t_c1"
 if [ "${PRECISION_BENCH:-1}" != 0 ]; then
     echo
     BINDIR=$B "$(dirname "$0")/precision-bench.sh"
+fi
+
+if [ "${SMOL_RANK_BENCH:-1}" != 0 ]; then
+    echo
+    BINDIR=$B "$(dirname "$0")/smol-rank-bench.sh"
 fi
