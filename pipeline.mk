@@ -457,9 +457,10 @@ $(RES)/$(1)-leak-audit.md: $(ART)/$(1)/leaky/audit.md
 endef
 $(foreach s,$(AUDIT_SCHEMES),$(eval $(call LEAK_RULES,$(s))))
 
+# (awk, not head: under pipefail a head that stops reading can fail the recipe with SIGPIPE)
 .PHONY: leak-audit
 leak-audit: $(foreach s,$(AUDIT_SCHEMES),$(RES)/$(s)-leak-audit.md)
-	@for s in $(AUDIT_SCHEMES); do echo "== $(RES)/$$s-leak-audit.md"; sed -n '/^| Method/,/^$$/p' $(RES)/$$s-leak-audit.md | head -14; done
+	@for s in $(AUDIT_SCHEMES); do echo "== $(RES)/$$s-leak-audit.md"; sed -n '/^| Method/,/^$$/p' $(RES)/$$s-leak-audit.md | awk 'NR <= 14'; done
 
 BASE_OUTPUTS := $(foreach s,$(SCHEMES),$(RES)/$(s)-base.md $(RES)/$(s)-base.json)
 
@@ -477,7 +478,7 @@ results: deps
 
 # `make valid`: the reranking on the valid part (tuning only).
 valid: $(foreach s,$(SCHEMES),$(ART)/$(s)/llm-valid.md)
-	@for s in $(SCHEMES); do echo "== $(ART)/$$s/llm-valid.md"; sed -n '/^| Method/,/^$$/p' $(ART)/$$s/llm-valid.md | head -12; done
+	@for s in $(SCHEMES); do echo "== $(ART)/$$s/llm-valid.md"; sed -n '/^| Method/,/^$$/p' $(ART)/$$s/llm-valid.md | awk 'NR <= 12'; done
 
 llm: $(LLM_OUTPUTS)
-	@for s in $(SCHEMES); do echo "== $(RES)/$$s.md"; sed -n '/^| Method/,/^$$/p' $(RES)/$$s.md | head -12; done
+	@for s in $(SCHEMES); do echo "== $(RES)/$$s.md"; sed -n '/^| Method/,/^$$/p' $(RES)/$$s.md | awk 'NR <= 12'; done
