@@ -1,4 +1,5 @@
 /* llm - the LLM engine's command-line tool: convert, generate, logits, tokenize, bench. */
+#include "io/atomic.h"
 #include "io/cli.h"
 #include "io/err.h"
 #include "io/rng.h"
@@ -324,16 +325,7 @@ static void cmd_init(const opts *o, const char *outdir) {
     if (t) {
         char path[4200];
         snprintf(path, sizeof path, "%s/tokenizer.model", outdir);
-        FILE *in = fopen(o->tokenizer, "rb"), *out = fopen(path, "wb"); /* a byte copy */
-        if (!in) die_at(o->tokenizer, -1, "%s", strerror(errno));
-        if (!out) die_at(path, -1, "%s", strerror(errno));
-        char buf[65536];
-        size_t k;
-        while ((k = fread(buf, 1, sizeof buf, in)) > 0)
-            if (fwrite(buf, 1, k, out) != k) die_at(path, -1, "write failed");
-        if (ferror(in)) die_at(o->tokenizer, -1, "read error");
-        fclose(in);
-        if (fclose(out) != 0) die_at(path, -1, "write failed");
+        if (atomic_copy(o->tokenizer, path) != 0) die_at(path, -1, "cannot copy %s: %s", o->tokenizer, strerror(errno));
         tok_free(t);
     }
     llm_free(m);

@@ -1,4 +1,5 @@
 /* lora-train - LoRA instruction tuning (or full-parameter training) of a LLaMA model on the CPU. */
+#include "io/atomic.h"
 #include "io/cli.h"
 #include "io/err.h"
 #include "io/stream.h"
@@ -74,20 +75,9 @@ typedef struct {
 } save_ctx;
 
 static int copy_file(const char *src, const char *dst, char *err, size_t errlen) {
-    FILE *in = fopen(src, "rb"), *out = in ? fopen(dst, "wb") : NULL;
-    if (!in || !out) {
-        snprintf(err, errlen, "%s: %s", in ? dst : src, strerror(errno));
-        if (in) fclose(in);
-        return -1;
-    }
-    char buf[65536];
-    size_t k;
-    int ok = 1;
-    while ((k = fread(buf, 1, sizeof buf, in)) > 0) ok = ok && fwrite(buf, 1, k, out) == k;
-    ok = ok && !ferror(in);
-    fclose(in);
-    if (fclose(out) != 0 || !ok) { snprintf(err, errlen, "%s: write failed", dst); return -1; }
-    return 0;
+    if (atomic_copy(src, dst) == 0) return 0;
+    snprintf(err, errlen, "%s: cannot copy %s: %s", dst, src, strerror(errno));
+    return -1;
 }
 
 static int save_model(void *vctx, const char *dir, char *err, size_t errlen) {

@@ -1,4 +1,5 @@
 /* metrics - HR@K, NDCG@K, Recall@K, MRR of rankings, with bootstrap intervals against base. */
+#include "io/atomic.h"
 #include "io/cli.h"
 #include "io/err.h"
 #include "rec/evaluate.h"
@@ -73,22 +74,12 @@ int main(int argc, char **argv) {
     eval_table t;
     eval_compute(&t, &ia, part, ms, n, &p);
 
-    FILE *fp = stdout;
-    char tmp[4096];
-    if (out) {
-        snprintf(tmp, sizeof tmp, "%s.tmp.%ld", out, (long)getpid());
-        err_register_tmp(tmp);
-        fp = fopen(tmp, "w");
-        if (!fp) die_at(out, -1, "cannot create: %s", strerror(errno));
-    }
+    atomic_file af;
+    FILE *fp = atomic_open_or_die(&af, out);
     if (strcmp(format, "md") == 0) eval_write_md(&t, fp);
     else if (strcmp(format, "csv") == 0) eval_write_csv(&t, fp);
     else eval_write_json(&t, fp);
-    if (out) {
-        if (fflush(fp) || ferror(fp) || fclose(fp)) die_at(out, -1, "write failed: %s", strerror(errno));
-        if (rename(tmp, out)) die_at(out, -1, "cannot rename into place: %s", strerror(errno));
-        err_unregister_tmp(tmp);
-    }
+    atomic_commit_or_die(&af);
     eval_free(&t);
     method_rankings_free(ms, n);
     interactions_free(&ia);

@@ -1,6 +1,7 @@
 /* promptgen - RecRanker's pointwise / pairwise / listwise prompts in the alpaca wrapper:
  * training instructions (itrek.instructions) for adaptively sampled users, evaluation queries
  * (itrek.queries) over the candidates, and a leakage check of either. See docs/promptgen.md. */
+#include "io/atomic.h"
 #include "io/cli.h"
 #include "io/err.h"
 #include "io/progress.h"
@@ -84,31 +85,6 @@ enum {
     O_MAXDIS, O_DISLIKE, O_SCALE, O_TASKS, O_NOHINT, O_DRAWS, O_SAMPLING, O_PENALTY, O_CLUSTERS, O_POOL, O_POSITIVES, O_HARD, O_CHECK, O_HINTS, O_DIAGNOSTIC,
     O_SYMBOLS, O_ENTRY_SYMBOLS, O_WINDOW, O_STRIDE, O_REPEAT, O_ITEMVECS, O_ITEMDIM
 };
-
-/* A text output (the corpus): stdout, or PATH written to PATH.tmp.PID and renamed at close. */
-typedef struct {
-    FILE *fp;
-    const char *name;
-    char tmp[4096];
-} text_output;
-
-static text_output text_open(const char *path) {
-    text_output o = {stdout, "<stdout>", ""};
-    if (!path || strcmp(path, "-") == 0) return o;
-    snprintf(o.tmp, sizeof o.tmp, "%s.tmp.%ld", path, (long)getpid());
-    err_register_tmp(o.tmp);
-    o.fp = fopen(o.tmp, "w");
-    if (!o.fp) die_at(path, -1, "cannot create: %s", strerror(errno));
-    o.name = path;
-    return o;
-}
-
-static void text_close(text_output *o) {
-    if (o->fp == stdout) return; /* close_stdout() checks it */
-    if (fflush(o->fp) || ferror(o->fp) || fclose(o->fp)) die_at(o->name, -1, "write failed: %s", strerror(errno));
-    if (rename(o->tmp, o->name)) die_at(o->name, -1, "cannot rename into place: %s", strerror(errno));
-    err_unregister_tmp(o->tmp);
-}
 
 static int tok_count(void *ctx, const char *text, size_t n) {
     if (text[n] == 0) return tok_encode(ctx, text, 1, 0, NULL, 0);
@@ -373,14 +349,16 @@ int main(int argc, char **argv) {
         }
         cp.seed = cc.seed;
         corpus_stats st;
-        text_output o = text_open(out);
-        corpus_write(o.fp, o.name, &ia, &cat, &tm, &cp, &st);
-        text_close(&o);
+        atomic_file o;
+        atomic_open_or_die(&o, out);
+        corpus_write(o.fp, atomic_name(&o), &ia, &cat, &tm, &cp, &st);
+        atomic_commit_or_die(&o);
         long nsym = 0;
         if (symbols_path) {
-            text_output so = text_open(symbols_path);
-            nsym = corpus_write_symbols(so.fp, so.name, &cat, &tm, entry_symbols ? &ia : NULL);
-            text_close(&so);
+            atomic_file so;
+            atomic_open_or_die(&so, symbols_path);
+            nsym = corpus_write_symbols(so.fp, atomic_name(&so), &cat, &tm, entry_symbols ? &ia : NULL);
+            atomic_commit_or_die(&so);
         }
         if (itemvecs_path) {
             itemvec_write(itemvecs_path, zstd, ivec, ivpresent, ia.n_items, &cat, &tm, &ivp, ia_path);

@@ -1,8 +1,11 @@
 /* err.c - error reporting, temp-file cleanup and checked allocation. */
 #include "io/err.h"
 
+#include "io/atomic.h"
+
 #include <errno.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,16 +16,24 @@ static const char *prog_name = "itrek";
 /* Registered temporary files. A handful at most per process, so a small fixed table. */
 #define MAX_TMP 16
 static char *tmp_paths[MAX_TMP];
+static bool tmp_is_dir[MAX_TMP];
 
 static void cleanup_tmp(void) {
     for (int i = 0; i < MAX_TMP; i++)
-        if (tmp_paths[i]) { unlink(tmp_paths[i]); free(tmp_paths[i]); tmp_paths[i] = NULL; }
+        if (tmp_paths[i]) {
+            if (tmp_is_dir[i]) remove_flat_dir(tmp_paths[i]);
+            else unlink(tmp_paths[i]);
+            free(tmp_paths[i]);
+            tmp_paths[i] = NULL;
+        }
 }
 
 static void on_signal(int sig) {
-    /* unlink is async-signal-safe; the table is only read here. */
+    /* unlink and rmdir are async-signal-safe; the table is only read here. A directory whose
+     * files were already committed into it stays (opendir is not safe in a handler); its name
+     * PATH.tmp.PID says what it is, and the next atomic_dir_begin of that PID clears it. */
     for (int i = 0; i < MAX_TMP; i++)
-        if (tmp_paths[i]) unlink(tmp_paths[i]);
+        if (tmp_paths[i]) { if (tmp_is_dir[i]) rmdir(tmp_paths[i]); else unlink(tmp_paths[i]); }
     signal(sig, SIG_DFL);
     raise(sig);
 }
@@ -39,11 +50,13 @@ void err_set_prog(const char *argv0) {
 
 const char *err_prog(void) { return prog_name; }
 
-void err_register_tmp(const char *path) {
+static void register_tmp(const char *path, bool dir) {
     for (int i = 0; i < MAX_TMP; i++)
-        if (!tmp_paths[i]) { tmp_paths[i] = strdup(path); return; }
+        if (!tmp_paths[i]) { tmp_is_dir[i] = dir; tmp_paths[i] = xstrdup(path); return; }
     die("too many open temporary outputs");
 }
+void err_register_tmp(const char *path) { register_tmp(path, false); }
+void err_register_tmp_dir(const char *path) { register_tmp(path, true); }
 
 void err_unregister_tmp(const char *path) {
     for (int i = 0; i < MAX_TMP; i++)

@@ -35,6 +35,8 @@ void warnf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* Temporary files that must vanish unless committed (see stream.h writer). */
 void err_register_tmp(const char *path);
+/* A temporary directory: removed with the plain files in it (io/atomic.h). */
+void err_register_tmp_dir(const char *path);
 void err_unregister_tmp(const char *path);
 
 /* Checked allocation: dies with a clear message when memory runs out. */

@@ -1,6 +1,7 @@
 /* stream.c - msgpack record streams over plain or zstd-compressed files and pipes. */
 #include "io/stream.h"
 
+#include "io/atomic.h"
 #include "io/err.h"
 
 #include <errno.h>
@@ -342,10 +343,9 @@ const msgpack_object *sr_header_param(const stream_reader *r, const char *key) {
 /* ======================================================================== writer */
 
 struct stream_writer {
-    char *path;  /* final path, NULL for stdout */
-    char *tmp;   /* temporary path being written */
+    atomic_file out; /* PATH.tmp.PID renamed into place at sw_close (io/atomic.h) */
+    const char *name; /* for messages */
     FILE *fp;
-    bool own_fp; /* a device opened by name: closed, not renamed */
     bool zstd;
     ZSTD_CCtx *cctx;
     unsigned char *zout;
@@ -357,7 +357,7 @@ struct stream_writer {
 
 static void write_all(stream_writer *w, const void *p, size_t n) {
     if (n && fwrite(p, 1, n, w->fp) != n)
-        die_at(w->path ? w->path : "<stdout>", -1, "write failed: %s", strerror(errno));
+        die_at(w->name, -1, "write failed: %s", strerror(errno));
 }
 
 /* Push n bytes through the compressor (or straight out). end: finish the frame. */
@@ -379,30 +379,11 @@ static bool ends_with(const char *s, const char *suf) {
     return a >= b && strcmp(s + a - b, suf) == 0;
 }
 
-static bool is_regular_or_absent(const char *path) {
-    struct stat st;
-    return stat(path, &st) != 0 || S_ISREG(st.st_mode);
-}
-
 stream_writer *sw_open(const char *path, bool compress) {
     stream_writer *w = xcalloc(1, sizeof *w);
-    if (!path || strcmp(path, "-") == 0) {
-        w->fp = stdout;
-    } else if (!is_regular_or_absent(path)) {
-        /* A device or pipe (/dev/null, a fifo): written directly, never renamed over. */
-        w->fp = fopen(path, "wb");
-        if (!w->fp) die_at(path, -1, "cannot open for writing: %s", strerror(errno));
-        w->own_fp = true;
-    } else {
-        w->path = xstrdup(path);
-        size_t n = strlen(path) + 32;
-        w->tmp = xmalloc(n);
-        snprintf(w->tmp, n, "%s.tmp.%ld", path, (long)getpid());
-        err_register_tmp(w->tmp);
-        w->fp = fopen(w->tmp, "wb");
-        if (!w->fp) die_at(path, -1, "cannot create: %s", strerror(errno));
-        if (ends_with(path, ".zst")) compress = true;
-    }
+    w->fp = atomic_open_or_die(&w->out, path);
+    w->name = w->out.path ? w->out.path : "<stdout>";
+    if (w->out.tmp && ends_with(path, ".zst")) compress = true;
     w->zstd = compress;
     if (compress) {
         w->cctx = ZSTD_createCCtx();
@@ -436,56 +417,11 @@ void sw_header_common(stream_writer *w, const char *schema, int version) {
 }
 
 void sw_close(stream_writer *w) {
-    const char *name = w->path ? w->path : "<stdout>";
     if (w->sbuf.size) die("internal: record packed but not ended");
     if (w->zstd) emit(w, NULL, 0, true);
-    if (fflush(w->fp) != 0 || ferror(w->fp)) die_at(name, -1, "write failed: %s", strerror(errno));
-    if (w->path) {
-        if (fsync(fileno(w->fp)) != 0 && errno != EINVAL) die_at(name, -1, "fsync failed: %s", strerror(errno));
-        if (fclose(w->fp) != 0) die_at(name, -1, "write failed: %s", strerror(errno));
-        if (rename(w->tmp, w->path) != 0) die_at(name, -1, "cannot rename into place: %s", strerror(errno));
-        err_unregister_tmp(w->tmp);
-    } else if (w->own_fp && fclose(w->fp) != 0) {
-        die_at(name, -1, "write failed: %s", strerror(errno));
-    }
-    /* stdout is closed by the program's close_stdout(), which checks for errors. */
+    atomic_commit_or_die(&w->out);
     msgpack_sbuffer_destroy(&w->sbuf);
     if (w->cctx) ZSTD_freeCCtx(w->cctx);
     free(w->zout);
-    free(w->path);
-    free(w->tmp);
     free(w);
 }
-
-/* ---------- packing helpers ---------- */
-
-void pk_strn(msgpack_packer *pk, const char *s, size_t n) {
-    msgpack_pack_str(pk, n);
-    msgpack_pack_str_body(pk, s, n);
-}
-void pk_str(msgpack_packer *pk, const char *s) { pk_strn(pk, s, strlen(s)); }
-void pk_kv_int(msgpack_packer *pk, const char *key, int64_t v) { pk_str(pk, key); msgpack_pack_int64(pk, v); }
-void pk_kv_num(msgpack_packer *pk, const char *key, double v) { pk_str(pk, key); msgpack_pack_double(pk, v); }
-void pk_kv_str(msgpack_packer *pk, const char *key, const char *v) { pk_str(pk, key); pk_str(pk, v); }
-void pk_kv_bool(msgpack_packer *pk, const char *key, bool v) {
-    pk_str(pk, key);
-    if (v) msgpack_pack_true(pk); else msgpack_pack_false(pk);
-}
-void pk_kv_ints(msgpack_packer *pk, const char *key, const int32_t *v, size_t n) {
-    pk_str(pk, key);
-    msgpack_pack_array(pk, n);
-    for (size_t i = 0; i < n; i++) msgpack_pack_int32(pk, v[i]);
-}
-void pk_kv_floats(msgpack_packer *pk, const char *key, const float *v, size_t n) {
-    pk_str(pk, key);
-    msgpack_pack_array(pk, n);
-    for (size_t i = 0; i < n; i++) msgpack_pack_float(pk, v[i]);
-}
-void pk_kv_f32bin(msgpack_packer *pk, const char *key, const float *v, size_t n) {
-    pk_str(pk, key);
-    msgpack_pack_bin(pk, n * 4);
-    /* float32 little-endian; x86-64 and aarch64 are little-endian, checked at build time. */
-    _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "float32 LE packing assumes a little-endian host");
-    msgpack_pack_bin_body(pk, v, n * 4);
-}
-void pk_object(msgpack_packer *pk, const msgpack_object *o) { msgpack_pack_object(pk, *o); }

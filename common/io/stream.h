@@ -18,6 +18,8 @@
 #include <stdio.h>
 #include <stdnoreturn.h>
 
+#include "io/pack.h"
+
 #define STREAM_DEFAULT_MAX_RECORD (64u << 20) /* 64 MiB */
 
 /* ---------- reading ---------- */
@@ -78,19 +80,6 @@ void sw_header_common(stream_writer *w, const char *schema, int version);
 /* Finish: flush, end the zstd frame, fsync, rename into place. Dies on failure. */
 void sw_close(stream_writer *w);
 long sw_records(const stream_writer *w); /* data records written so far (header excluded) */
-
-/* Packing helpers: a string key followed by a value. */
-void pk_str(msgpack_packer *pk, const char *s);
-void pk_strn(msgpack_packer *pk, const char *s, size_t n);
-void pk_kv_int(msgpack_packer *pk, const char *key, int64_t v);
-void pk_kv_num(msgpack_packer *pk, const char *key, double v);
-void pk_kv_str(msgpack_packer *pk, const char *key, const char *v);
-void pk_kv_bool(msgpack_packer *pk, const char *key, bool v);
-void pk_kv_ints(msgpack_packer *pk, const char *key, const int32_t *v, size_t n);
-void pk_kv_floats(msgpack_packer *pk, const char *key, const float *v, size_t n);
-void pk_kv_f32bin(msgpack_packer *pk, const char *key, const float *v, size_t n); /* float32 LE */
-/* Copies a whole msgpack object (e.g. an input's params into provenance). */
-void pk_object(msgpack_packer *pk, const msgpack_object *o);
 
 /* Whether a path (or stdin for "-") starts with the zstd magic; used by tests. */
 bool is_zstd_magic(const unsigned char b[4]);

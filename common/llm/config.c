@@ -1,6 +1,8 @@
 /* config.c - config.json through jansson. */
 #include "llm/config.h"
 
+#include "io/atomic.h"
+
 #include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -135,13 +137,10 @@ int llm_config_save(const char *path, const llm_config *c, char *err, size_t err
     json_object_set_new(o, "torch_dtype", json_string("float32"));
     json_object_set_new(o, "attention_bias", json_false());
     json_object_set_new(o, "mlp_bias", json_false());
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    int rc = json_dump_file(o, tmp, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9));
+    int rc = json_dump_atomic(o, path, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9));
     json_decref(o);
-    if (rc != 0 || rename(tmp, path) != 0) {
+    if (rc != 0) {
         snprintf(err, errlen, "%s: write failed: %s", path, strerror(errno));
-        unlink(tmp);
         return -1;
     }
     return 0;

@@ -1,6 +1,8 @@
 /* lora.c - LoRA adapters: creation, PEFT save/load, on-the-fly application, merging. */
 #include "llm/lora.h"
 
+#include "io/atomic.h"
+
 #include <errno.h>
 #include <jansson.h>
 #include <math.h>
@@ -170,11 +172,9 @@ int llm_lora_save(const llm_lora *a, const char *dir, char *err, size_t errlen) 
     json_object_set_new(o, "use_dora", json_false());
     json_object_set_new(o, "revision", json_null());
     snprintf(path, sizeof path, "%s/adapter_config.json", dir);
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    int rc = json_dump_file(o, tmp, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9));
+    int rc = json_dump_atomic(o, path, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9));
     json_decref(o);
-    if (rc != 0 || rename(tmp, path) != 0) {
+    if (rc != 0) {
         snprintf(err, errlen, "%s: write failed: %s", path, strerror(errno));
         return -1;
     }

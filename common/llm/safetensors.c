@@ -1,6 +1,8 @@
 /* safetensors.c - safetensors reader (mmap, sharded) and writer. */
 #include "llm/safetensors.h"
 
+#include "io/atomic.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -250,10 +252,9 @@ int st_write(const char *path, const llm_tensor *ts, int n, const char *const *m
     char *js = json_dumps(h, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(h);
     size_t jl = strlen(js), pad = (8 - jl % 8) % 8;
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *fp = fopen(tmp, "wb");
-    if (!fp) { snprintf(err, errlen, "%s: %s", tmp, strerror(errno)); free(js); return -1; }
+    atomic_file af;
+    if (atomic_open(&af, path) != 0) { snprintf(err, errlen, "%s: %s", path, strerror(errno)); free(js); return -1; }
+    FILE *fp = af.fp;
     unsigned char len8[8];
     uint64_t hl = jl + pad;
     for (int i = 0; i < 8; i++) len8[i] = (unsigned char)(hl >> (8 * i));
@@ -261,10 +262,9 @@ int st_write(const char *path, const llm_tensor *ts, int n, const char *const *m
     for (size_t i = 0; ok && i < pad; i++) ok = fputc(' ', fp) != EOF;
     for (int i = 0; ok && i < n; i++) ok = ts[i].nbytes == 0 || fwrite(ts[i].data, 1, ts[i].nbytes, fp) == ts[i].nbytes;
     free(js);
-    if (fclose(fp) != 0) ok = 0;
-    if (!ok || rename(tmp, path) != 0) {
+    if (!ok) atomic_abort(&af);
+    if (!ok || atomic_commit(&af) != 0) {
         snprintf(err, errlen, "%s: write failed: %s", path, strerror(errno));
-        unlink(tmp);
         return -1;
     }
     return 0;

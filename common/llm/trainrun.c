@@ -1,6 +1,8 @@
 /* trainrun.c - data preparation and the training loop (see trainrun.h). */
 #include "llm/trainrun.h"
 
+#include "io/atomic.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <math.h>
@@ -107,19 +109,6 @@ void llm_dataset_free(llm_dataset *d) {
 
 /* ---------------------------------------------------------------- checkpoints */
 
-static void rm_dir(const char *dir) {
-    DIR *dp = opendir(dir);
-    if (!dp) return;
-    struct dirent *e;
-    char p[4400];
-    while ((e = readdir(dp)))
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
-            snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-            unlink(p);
-        }
-    closedir(dp);
-    rmdir(dir);
-}
 
 typedef struct {
     long step, pos, micro;
@@ -127,12 +116,11 @@ typedef struct {
 
 static int save_checkpoint(llm_trainer *t, const llm_adamw *opt, const llm_run_opts *o, const run_state *s, int n_train,
                            char *path, size_t pathlen, char *err, size_t errlen) {
-    char tmp[4200], f[4400];
+    char f[4400];
     snprintf(path, pathlen, "%s/checkpoint-%ld", o->out, s->step);
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    rm_dir(tmp);
-    if (mkdir(tmp, 0777) != 0) { snprintf(err, errlen, "%s: %s", tmp, strerror(errno)); return -1; }
-    if (o->save(o->save_ctx, tmp, err, errlen) != 0) return -1;
+    char *tmp = atomic_dir_begin(path);
+    if (!tmp) { snprintf(err, errlen, "%s: %s", path, strerror(errno)); return -1; }
+    if (o->save(o->save_ctx, tmp, err, errlen) != 0) { free(tmp); return -1; }
     llm_param *p;
     int np = llm_trainer_params(t, &p);
     llm_tensor *ts = xcalloc((size_t)np * 3, sizeof *ts);
@@ -160,10 +148,12 @@ static int save_checkpoint(llm_trainer *t, const llm_adamw *opt, const llm_run_o
     for (int i = 0; i < 3 * np; i++) free(names[i]);
     free(names);
     free(ts);
-    if (rc != 0) return -1;
-    rm_dir(path);
-    if (rename(tmp, path) != 0) { snprintf(err, errlen, "%s: %s", path, strerror(errno)); return -1; }
-    return 0;
+    if (rc == 0 && atomic_dir_commit(tmp, path) != 0) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        rc = -1;
+    }
+    free(tmp);
+    return rc;
 }
 
 static int meta_long(st_file *st, const char *key, long *out) {
@@ -327,7 +317,7 @@ int llm_train_loop(llm_trainer *t, const llm_dataset *train, const llm_dataset *
             if (save_checkpoint(t, opt, o, &s, n, res->checkpoint, sizeof res->checkpoint, err, errlen) != 0) goto out;
             if (o->keep_ckpt > 0) {
                 if (n_kept == o->keep_ckpt) {
-                    rm_dir(kept[0]);
+                    remove_flat_dir(kept[0]);
                     free(kept[0]);
                     memmove(kept, kept + 1, (size_t)(n_kept - 1) * sizeof *kept);
                     n_kept--;
