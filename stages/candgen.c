@@ -2,6 +2,7 @@
 #include "io/cli.h"
 #include "io/err.h"
 #include "io/stream.h"
+#include "records/candidates.h"
 #include "rec/mf.h"
 
 #include <math.h>
@@ -81,30 +82,12 @@ int main(int argc, char **argv) {
     float *scores = xmalloc(sizeof *scores * (size_t)nu * n);
     mf_topn(&m, users, nu, excl, n_excl, n, cc.threads, items, scores);
 
-    stream_writer *w = sw_open(out, zstd);
-    msgpack_packer *pk = sw_pk(w);
-    msgpack_pack_map(pk, 6);
-    sw_header_common(w, "itrek.candidates", 1);
-    pk_str(pk, "params");
-    msgpack_pack_map(pk, 4);
-    pk_kv_str(pk, "for", part_name(target));
-    pk_kv_int(pk, "n", n);
-    pk_kv_str(pk, "users", eval_only ? "eval" : "all");
-    pk_kv_str(pk, "scheme", ia.scheme);
-    pk_str(pk, "inputs");
-    msgpack_pack_map(pk, 2);
-    pk_kv_str(pk, "interactions", ia.source);
-    pk_kv_str(pk, "mf", mf_path);
-    pk_kv_int(pk, "users", nu);
-    sw_end_record(w);
+    candidates_header h = {part_name(target), n, eval_only, ia.scheme, ia.source, mf_path, nu};
+    stream_writer *w = candidates_write_begin(out, zstd, &h);
     for (int k = 0; k < nu; k++) {
         int have = 0;
         while (have < n && items[(size_t)k * n + have] >= 0) have++;
-        msgpack_pack_map(pk, 3);
-        pk_kv_int(pk, "user", users[k]);
-        pk_kv_ints(pk, "items", items + (size_t)k * n, (size_t)have);
-        pk_kv_floats(pk, "scores", scores + (size_t)k * n, (size_t)have);
-        sw_end_record(w);
+        candidates_put(w, users[k], items + (size_t)k * n, scores + (size_t)k * n, have);
     }
     sw_close(w);
     free(users); free(active); free(items); free(scores);

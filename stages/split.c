@@ -27,28 +27,7 @@ enum { OPT_ML100K = OPT_FIRST_STAGE, OPT_RATINGS, OPT_SCHEME, OPT_RATIO, OPT_LIK
 static void write_catalog(const char *path, const char *dir, bool zstd) {
     catalog c;
     catalog_read_ml100k(&c, dir);
-    stream_writer *w = sw_open(path, zstd);
-    msgpack_packer *pk = sw_pk(w);
-    msgpack_pack_map(pk, 5);
-    sw_header_common(w, "itrek.items", 1);
-    pk_kv_int(pk, "items", c.count);
-    pk_str(pk, "inputs");
-    msgpack_pack_map(pk, 1);
-    pk_kv_str(pk, "ml100k", dir);
-    sw_end_record(w);
-    for (int32_t i = 0; i < c.n_items; i++) {
-        const item_info *it = &c.by_id[i];
-        if (!it->title) continue;
-        msgpack_pack_map(pk, 4);
-        pk_kv_int(pk, "item", it->id);
-        pk_kv_str(pk, "title", it->title);
-        pk_kv_int(pk, "year", it->year);
-        pk_str(pk, "genres");
-        msgpack_pack_array(pk, it->n_genres);
-        for (int g = 0; g < it->n_genres; g++) pk_str(pk, it->genres[g]);
-        sw_end_record(w);
-    }
-    sw_close(w);
+    items_write(path, zstd, &c, dir);
     catalog_free(&c);
 }
 
@@ -108,42 +87,14 @@ int main(int argc, char **argv) {
 
     if (catalog_out) write_catalog(catalog_out, ml100k, false);
 
-    stream_writer *w = sw_open(out, zstd);
-    msgpack_packer *pk = sw_pk(w);
-    msgpack_pack_map(pk, 7);
-    sw_header_common(w, "itrek.interactions", 1);
-    pk_str(pk, "params");
-    msgpack_pack_map(pk, p.refit ? 5 : 4); /* "refit" only when set: older streams stay byte-identical */
-    pk_kv_str(pk, "scheme", p.scheme == SPLIT_RATIO ? "ratio" : "loo");
-    pk_str(pk, "ratio");
-    msgpack_pack_array(pk, 3);
-    for (int k = 0; k < 3; k++) msgpack_pack_double(pk, p.ratio[k]);
-    pk_kv_num(pk, "like", p.like);
-    pk_kv_num(pk, "dislike", p.dislike);
-    if (p.refit) pk_kv_bool(pk, "refit", true);
-    pk_str(pk, "inputs");
-    msgpack_pack_map(pk, 1);
-    pk_kv_str(pk, "ratings", source);
-    pk_str(pk, "counts");
-    msgpack_pack_map(pk, 4);
-    for (int k = 0; k < 3; k++) pk_kv_int(pk, part_name((part_t)k), (int64_t)st.count[k]);
-    pk_kv_int(pk, "dropped", (int64_t)st.dropped);
-    pk_str(pk, "users");
-    msgpack_pack_map(pk, 2);
-    pk_kv_int(pk, "all", st.users);
-    pk_kv_int(pk, "with_test_positive", st.users_with_test_pos);
-    sw_end_record(w);
+    interactions_header h = {p.scheme == SPLIT_RATIO ? "ratio" : "loo", {p.ratio[0], p.ratio[1], p.ratio[2]}, p.like,
+                             p.dislike, p.refit, source, {st.count[0], st.count[1], st.count[2]}, st.dropped, st.users,
+                             st.users_with_test_pos};
+    stream_writer *w = interactions_write_begin(out, zstd, &h);
     for (size_t k = 0; k < r.n; k++) {
         if (part[k] == PART_DROP) continue;
         const rating_row *x = &r.v[k];
-        msgpack_pack_map(pk, 6);
-        pk_kv_int(pk, "user", x->user);
-        pk_kv_int(pk, "item", x->item);
-        pk_kv_num(pk, "rating", x->rating);
-        pk_kv_int(pk, "ts", x->ts);
-        pk_kv_str(pk, "part", part_name((part_t)part[k]));
-        pk_kv_bool(pk, "liked", x->rating >= p.like);
-        sw_end_record(w);
+        interactions_put(w, &(interaction){x->user, x->item, x->rating, x->ts, part[k]}, p.like);
     }
     sw_close(w);
     if (!cc.quiet)

@@ -1,6 +1,8 @@
 /* itemvec.c - PPMI item vectors from train-split transitions (see itemvec.h). */
 #include "rec/itemvec.h"
 
+#include "records/itemvecs.h"
+
 #include "io/err.h"
 #include "io/stream.h"
 #include "rec/corpus.h"
@@ -116,27 +118,11 @@ float *itemvec_ppmi(const interactions *ia, const itemvec_params *p, unsigned ch
 void itemvec_write(const char *path, bool zstd, const float *vec, const unsigned char *present, int32_t n_items,
                    const catalog *cat,
                    const prompt_templates *t, const itemvec_params *p, const char *inputs_name) {
-    stream_writer *w = sw_open(path, zstd);
-    msgpack_packer *pk = sw_pk(w);
-    msgpack_pack_map(pk, 7);
-    sw_header_common(w, "itrek.itemvecs", 1);
-    pk_kv_str(pk, "method", "ppmi-transitions");
-    pk_kv_int(pk, "dim", p->dim);
-    pk_str(pk, "params");
-    msgpack_pack_map(pk, 1);
-    pk_kv_int(pk, "window", p->window);
-    pk_str(pk, "inputs");
-    msgpack_pack_map(pk, 1);
-    pk_kv_str(pk, "interactions", inputs_name);
-    sw_end_record(w);
+    stream_writer *w = itemvecs_write_begin(path, zstd, "ppmi-transitions", p->dim, p->window, inputs_name);
     for (int32_t i = 0; i < cat->n_items; i++) {
         if (i >= n_items || !cat->by_id[i].title || !present[i]) continue;
         char *sym = corpus_item_symbol(t, cat->by_id[i].title);
-        msgpack_pack_map(pk, 3);
-        pk_kv_int(pk, "item", i);
-        pk_kv_str(pk, "symbol", sym);
-        pk_kv_f32bin(pk, "vec", vec + (size_t)i * p->dim, (size_t)p->dim);
-        sw_end_record(w);
+        itemvecs_put(w, i, sym, vec + (size_t)i * p->dim, p->dim);
         free(sym);
     }
     sw_close(w);

@@ -1,0 +1,28 @@
+/* records/candidates.h - the itrek.candidates stream (the base recommender's top-N per user,
+ * written by candgen, read by promptgen and metrics).
+ *
+ * Header: params {for test|valid, n, users all|eval, scheme}, inputs {interactions, mf}, users.
+ * Record: user, items [int] best first, scores [float] (same order). docs/formats.md.
+ */
+#ifndef ITREK_RECORDS_CANDIDATES_H
+#define ITREK_RECORDS_CANDIDATES_H
+
+#include "io/stream.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef struct {
+    const char *part;   /* "test" or "valid": what the candidates are for */
+    int n;              /* candidates per user asked for */
+    bool eval_users;    /* only users with a positive in that part (else all active users) */
+    const char *scheme; /* the split's scheme */
+    const char *interactions, *mf; /* input names */
+    int users;          /* records that follow */
+} candidates_header;
+
+stream_writer *candidates_write_begin(const char *path, bool zstd, const candidates_header *h);
+/* One user's candidates, best first, with their base scores. */
+void candidates_put(stream_writer *w, int32_t user, const int32_t *items, const float *scores, int n);
+
+#endif
