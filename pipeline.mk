@@ -154,7 +154,7 @@ MF_PARAMS       = $(strip $(MF_ARGS) --seed $(SEED) --threads $(THREADS))
 # task is the valid task one step later (docs/protocols.md): MF trains for the epoch count its
 # early-stopped run chose on valid (artifacts in <scheme>/select/), and the corpus, tokenizer,
 # backbone, instructions and adapter are built from the merged split. Off in every profile:
-# DESIGN.md section 3 fixes the protocol (training never sees valid items; MF trained on train),
+# docs/DESIGN.md, 3 "Protocols", fixes the protocol (training never sees valid items; MF trained on train),
 # so refit is a comparison run, never a committed table. `make valid` ranks the valid part and
 # never refits (REFIT=1 given with it is an error).
 REFIT          ?= 0
