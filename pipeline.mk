@@ -154,7 +154,7 @@ MF_PARAMS       = $(strip $(MF_ARGS) --seed $(SEED) --threads $(THREADS))
 # task is the valid task one step later (docs/protocols.md): MF trains for the epoch count its
 # early-stopped run chose on valid (artifacts in <scheme>/select/), and the corpus, tokenizer,
 # backbone, instructions and adapter are built from the merged split. Off in every profile:
-# DESIGN.md section 3 fixes the protocol (training never sees valid items; MF trained on train),
+# docs/DESIGN.md, 3 "Protocols", fixes the protocol (training never sees valid items; MF trained on train),
 # so refit is a comparison run, never a committed table. `make valid` ranks the valid part and
 # never refits (REFIT=1 given with it is an error).
 REFIT          ?= 0
@@ -375,11 +375,11 @@ $(RES)/$(1).json: $(ART)/$(1)/llm.json
 	cp $$< $$@.tmp && mv $$@.tmp $$@
 
 # Figures (docs/results.md): training and validation loss; metric bars with bootstrap intervals.
-$(RES)/$(1)-loss.svg: $(ART)/$(1)/adapter/adapter_model.safetensors $(if $(OWN_BACKBONE),$(ART)/$(1)/backbone/config.json) docs/plot-results.sh
+$(RES)/$(1)-loss.svg: $(ART)/$(1)/adapter/adapter_model.safetensors $(if $(OWN_BACKBONE),$(ART)/$(1)/backbone/config.json) mk/plot-results.sh
 	@mkdir -p $$(@D)
-	sh docs/plot-results.sh loss $(if $(OWN_BACKBONE),$(ART)/$(1)/pretrain-log.jsonl,none) $(ART)/$(1)/lora-log.jsonl $$@
-$(RES)/$(1)-metrics.svg: $(RES)/$(1).json docs/plot-results.sh
-	sh docs/plot-results.sh metrics $$< $$@
+	sh mk/plot-results.sh loss $(if $(OWN_BACKBONE),$(ART)/$(1)/pretrain-log.jsonl,none) $(ART)/$(1)/lora-log.jsonl $$@
+$(RES)/$(1)-metrics.svg: $(RES)/$(1).json mk/plot-results.sh
+	sh mk/plot-results.sh metrics $$< $$@
 $(RES)/$(1)-base.md: $(ART)/$(1)/base.md $(ART)/$(1)/$(if $(refit),select/)valid.md
 	@mkdir -p $$(@D)
 	{ echo "# ITREK results: ML-100K, scheme \`$(1)\`, profile \`$(PROFILE)\`"; echo; \

@@ -1,4 +1,4 @@
-/* cli.h - option conventions shared by every program (DESIGN.md section 7).
+/* cli.h - option conventions shared by every program (docs/DESIGN.md, 7 "Conventions for every program").
  *
  * Every program takes --help (usage to stdout, exit 0), --version, --seed N, --threads N
  * (default: all cores), --quiet and --log-every SECONDS. Stages use getopt_long with

@@ -38,7 +38,7 @@ long sr_index(const stream_reader *r);      /* index of the last record returned
 const char *sr_name(const stream_reader *r); /* file name for messages */
 void sr_set_max_record(stream_reader *r, size_t bytes);
 void sr_close(stream_reader *r);
-/* The record cap for readers opened from now on (tests and --max-record use it). */
+/* The record cap for readers opened from now on; ITREK_MAX_RECORD, when set, overrides it. */
 void sr_set_default_max_record(size_t bytes);
 
 /* Field getters on a map. The required forms die naming file, record and field. */

@@ -1,5 +1,5 @@
 /* fuse.h - RecRanker's hybrid ranking: parse the pointwise, pairwise and listwise answers of
- * the language model and fuse them into one ranking per user (DESIGN.md section 4; the rules
+ * the language model and fuse them into one ranking per user (docs/DESIGN.md, 4 "RecRanker, as built"; the rules
  * and every decision are written out in docs/fuse.md).
  *
  * Candidates of a user are indexed by their 0-based base rank m (0 = the base model's best).

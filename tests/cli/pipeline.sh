@@ -96,7 +96,7 @@ grep -qE "'--scheme loo --ml100k [^']* --refit' > [^ ]*/art/loo/split.params" "$
     pass "REFIT=1: refit split, selection split, MF epochs from selection" || fail "REFIT=1: refit split, selection split, MF epochs from selection" "$(grep -E 'split|mf-train' "$T/refit.log" | cut -c1-200)"
 mk -n results > "$T/norefit.log" 2>&1
 ! grep -q -- '--refit\|/select/' "$T/norefit.log" && pass "REFIT=0 (default): nothing refit" || fail "REFIT=0 (default): nothing refit"
-# small (the default profile) keeps DESIGN.md's protocol: no refit unless asked for
+# small (the default profile) keeps docs/DESIGN.md's protocol (3 "Protocols"): no refit unless asked for
 make -C "$ITREK_ROOT" --no-print-directory -n results PROFILE=small SCHEMES=loo ML100K="$ML" ART="$T/sart" RES="$T/sres" BINDIR="$BINDIR" > "$T/srefit.log" 2>&1
 grep -q "/sart/loo/split.params" "$T/srefit.log" && ! grep -q -- '--refit\|/select/' "$T/srefit.log" &&
     pass "small: no refit by default" || fail "small: no refit by default" "$(grep split.params "$T/srefit.log" | cut -c1-200)"

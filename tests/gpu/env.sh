@@ -1,6 +1,6 @@
 # tests/gpu/env.sh - sourced by tests/gpu/run.sh and tests/gpu/pipeline.sh: where the programs
 # and the libraries they load are on a lent GPU machine. Sets BIN (the stages) and, with
-# ITREK_GPU_PREBUILT=DIR (binaries from tests/gpu/prebuild.sh), TC (test_cuda), SHARED and
+# ITREK_GPU_PREBUILT=DIR (binaries from dev/gpu/prebuild.sh), TC (test_cuda), SHARED and
 # LD_LIBRARY_PATH; PREBUILT is DIR made absolute, or empty. Prints what it found with `say`
 # when the caller defines it.
 _gpu_say() { if declare -F say >/dev/null; then say "$@"; else echo "$@" >&2; fi; }

@@ -18,7 +18,7 @@
 # LORA_STEPS=N trains N steps instead of the run's (a quick look; the losses then differ).
 # Output in $OUT (default /tmp/itrek-gpu-pipeline): the answers, adapters, logs, table.txt.
 # Needs python3 for the comparisons (dev-only, as tests/gpu/peft_bench.py). With
-# ITREK_GPU_PREBUILT=DIR it runs the binaries of tests/gpu/prebuild.sh (as run.sh does).
+# ITREK_GPU_PREBUILT=DIR it runs the binaries of dev/gpu/prebuild.sh (as run.sh does).
 set -u
 A=${1:?usage: tests/gpu/pipeline.sh SCHEME_DIR}
 A=$(cd "$A" && pwd)

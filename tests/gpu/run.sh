@@ -21,7 +21,7 @@
 # Without a GPU it prints "SKIP no GPU" and exits 0. Each step has its own time limit.
 # ITREK_GPU_PREBUILT=DIR runs binaries built on another machine, for a device machine that
 # lacks the Debian -dev packages: DIR/bin (the programs), DIR/test_cuda, DIR/lib (shared
-# libraries put first on LD_LIBRARY_PATH) and DIR/shared (as SHARED); tests/gpu/prebuild.sh
+# libraries put first on LD_LIBRARY_PATH) and DIR/shared (as SHARED); dev/gpu/prebuild.sh
 # makes DIR. ITREK_GPU_QUICK=1 leaves out the ITREK_CUDA_SYNC_UPLOAD=1 repetitions.
 set -u
 cd "$(dirname "$0")/../.."

@@ -3,7 +3,7 @@
 # backbone pretrained from item-vector title embeddings (item-embedding-init.py), then the
 # default's LoRA, rank, fuse and metrics --part valid, the commands `make valid` runs.
 #
-#   docs/tuning/item-init-run.sh mf|ppmi STD SEED SRC_DIR OUT_DIR
+#   dev/tuning/item-init-run.sh mf|ppmi STD SEED SRC_DIR OUT_DIR
 # SRC_DIR: the loo folder of a default `make valid PROFILE=small SCHEMES=loo ART=... [PRETRAIN_SEED=SEED]`
 # run (its tokenizer, corpus, prompts, instructions, queries and parameters are reused, so only
 # the initialisation differs); OUT_DIR gets init0/ (the plain random initialisation), init/,
@@ -21,7 +21,7 @@ read -r -a PRETRAIN <<< "$(sed 's/.* pretrain \(.*\) --seed .*/\1/' "$S/backbone
 t0=$(date +%s)
 $B/lora-train --quiet --full --init "$D/backbone-config.json" --tokenizer "$D/tok/tokenizer.model" \
     --text "$D/corpus.txt" --out "$D/init0" --steps 0 --seed "$SEED" --threads 2
-${PYTHON:-python3} docs/tuning/item-embedding-init.py "$MODE" "$D/init0" "$D" "$D/init" "$STD"
+${PYTHON:-python3} dev/tuning/item-embedding-init.py "$MODE" "$D/init0" "$D" "$D/init" "$STD"
 $B/lora-train --log-every 100 --full --model "$D/init" --text "$D/corpus.txt" "$D/pretrain-prompts.mp" \
     --out "$D/backbone" --log "$D/pretrain-log.jsonl" "${PRETRAIN[@]}" --seed "$SEED" --threads 2
 t1=$(date +%s)

@@ -3,8 +3,8 @@
 # weights --lambda l1,l2,l3 over a grid, on one set of valid queries and answers. Prints one
 # line per weighting: valid H@3, N@3, H@5, N@5 of the hybrid, best H@3 first.
 #
-#   docs/tuning/fuse-grid.sh ART_DIR QUERIES ANSWERS [FUSE_ARGS]
-#   e.g. docs/tuning/fuse-grid.sh artifacts/small/loo artifacts/small/loo/queries-valid.mp \
+#   dev/tuning/fuse-grid.sh ART_DIR QUERIES ANSWERS [FUSE_ARGS]
+#   e.g. dev/tuning/fuse-grid.sh artifacts/small/loo artifacts/small/loo/queries-valid.mp \
 #          artifacts/small/loo/answers-valid.mp
 set -euo pipefail
 A=$1 Q=$2 ANS=$3 FA=${4:-}

@@ -8,7 +8,7 @@
 # listwise ranking by likelihood alone (fuse's listwise: the top five of it, then base order).
 # Prints H@3 and N@3 of each.
 #
-#   docs/tuning/listwise-prior.py ART_DIR PART     e.g. ... /tmp/v1/loo valid
+#   dev/tuning/listwise-prior.py ART_DIR PART     e.g. ... /tmp/v1/loo valid
 # ART_DIR needs interactions.mp, queries-PART.mp and answers-PART.mp.
 import json, os, subprocess, sys, math, collections
 A = sys.argv[1]; part = sys.argv[2]

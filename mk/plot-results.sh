@@ -1,5 +1,5 @@
 #!/bin/sh
-# plot-results.sh - the figures of docs/results.md, drawn with gnuplot from a scheme's artifacts.
+# mk/plot-results.sh - the figures of docs/results.md, drawn with gnuplot from a scheme's artifacts.
 #
 #   plot-results.sh loss    PRETRAIN_LOG|none LORA_LOG OUT.svg   training and validation loss
 #   plot-results.sh metrics RESULTS.json OUT.svg            metric bars with bootstrap intervals

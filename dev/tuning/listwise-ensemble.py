@@ -6,7 +6,7 @@
 # must share the split, the candidates and the queries (same SEED; PRETRAIN_SEED or the tuning
 # may differ), which the script checks.
 #
-#   docs/tuning/listwise-ensemble.py PART ART_DIR [ART_DIR ...]   e.g. valid /tmp/d1/loo /tmp/d2/loo
+#   dev/tuning/listwise-ensemble.py PART ART_DIR [ART_DIR ...]   e.g. valid /tmp/d1/loo /tmp/d2/loo
 # Each ART_DIR needs interactions.mp, queries-PART.mp and answers-PART.mp.
 import json, os, subprocess, sys, math
 BIN = os.environ.get('BINDIR', os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..', 'bin'))

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# tune-mf.sh - grid search of mf-train's hyper-parameters on the VALID part only (never test).
-# Usage: tests/bench/tune-mf.sh INTERACTIONS OUT.tsv [threads]
+# dev/tuning/tune-mf.sh - grid search of mf-train's hyper-parameters on the VALID part only (never test).
+# Usage: dev/tuning/tune-mf.sh INTERACTIONS OUT.tsv [threads]
 # Each line: params, then valid H@3 H@5 N@10 from `metrics --part valid`, and the epochs run.
 # The grid is the one recorded in docs/results.md; edit GRID_* to search elsewhere.
 set -euo pipefail

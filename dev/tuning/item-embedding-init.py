@@ -13,9 +13,9 @@
 #         places after a in a user's time-ordered train history, weight 1/gap, made symmetric),
 #         factorised by SVD: U_64 * sqrt(S_64), as word2vec-style embeddings.
 # Only train-split data is read. Pretrain from OUT_DIR with `lora-train --full --model OUT_DIR`
-# (docs/tuning/item-init-run.sh does the whole valid run).
+# (dev/tuning/item-init-run.sh does the whole valid run).
 #
-#   docs/tuning/item-embedding-init.py mf|ppmi INIT_DIR ART_DIR OUT_DIR STD
+#   dev/tuning/item-embedding-init.py mf|ppmi INIT_DIR ART_DIR OUT_DIR STD
 # ART_DIR needs items.mp, interactions.mp, mf.mp and tok/tokenizer.vocab. Needs numpy.
 import base64, collections, json, os, shutil, struct, subprocess, sys
 import numpy as np

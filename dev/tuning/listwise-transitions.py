@@ -9,7 +9,7 @@
 # for a grid of w (w = 0: the listwise ranking alone; "table alone": t only), ties by the base
 # rank. Prints H@3 and N@3 of each run and their mean over the runs.
 #
-#   docs/tuning/listwise-transitions.py PART ART_DIR [ART_DIR ...]   e.g. valid /tmp/d1/loo /tmp/d2/loo
+#   dev/tuning/listwise-transitions.py PART ART_DIR [ART_DIR ...]   e.g. valid /tmp/d1/loo /tmp/d2/loo
 # Each ART_DIR needs interactions.mp, queries-PART.mp and answers-PART.mp; the runs must share
 # the split and the candidates (same SEED).
 import json, os, subprocess, sys, math, collections

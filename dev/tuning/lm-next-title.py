@@ -8,8 +8,8 @@
 # user counts, not only the ~110-170 whose film is among the ten): the held-out film's rank among
 # all titles the user has not rated (HR@10, HR@50 over the catalogue) and its mean log-probability.
 #
-#   docs/tuning/lm-next-title.py ART_DIR PART MODEL_DIR H [MAX_USERS]
-#   e.g. docs/tuning/lm-next-title.py artifacts/small/loo valid artifacts/small/loo/backbone 50
+#   dev/tuning/lm-next-title.py ART_DIR PART MODEL_DIR H [MAX_USERS]
+#   e.g. dev/tuning/lm-next-title.py artifacts/small/loo valid artifacts/small/loo/backbone 50
 import json, math, os, subprocess, sys
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..')

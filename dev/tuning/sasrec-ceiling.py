@@ -15,7 +15,7 @@
 # Also prints the valid (and test) fusion log_softmax_10(logits) + w * (-log(MF rank + 1)),
 # rank 1..10, w in {0, 0.25, 0.5, 1} (a diagnostic).
 #
-#   docs/tuning/sasrec-ceiling.py ART_DIR TEST_CAND [--seq liked|all] [--dim 64] [--drop 0.2]
+#   dev/tuning/sasrec-ceiling.py ART_DIR TEST_CAND [--seq liked|all] [--dim 64] [--drop 0.2]
 #       [--maxlen 50] [--blocks 2] [--heads 1] [--lr 1e-3] [--bs 128] [--epochs 300] [--eval 5]
 #       [--patience 8] [--select ndcg10|h3] [--seed 0] [--json OUT.json]
 #   e.g. ... /tmp/d1/loo /tmp/sas/cand-test.mp --seq liked --seed 0

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# tests/gpu/prebuild.sh DIR [SCHEME_DIR] - everything tests/gpu/run.sh (and pipeline.sh) need on
+# dev/gpu/prebuild.sh DIR [SCHEME_DIR] - everything tests/gpu/run.sh (and pipeline.sh) need on
 # a device machine that has the CUDA driver but not this project's Debian -dev packages:
 # builds here (make, with nvcc), then copies into DIR the programs (DIR/bin),
 # tests/gpu/test_cuda (DIR/test_cuda), the shared libraries they load that are not part of
@@ -11,7 +11,7 @@
 #   tar xzf DIR.tgz && ITREK_GPU_PREBUILT=DIR bash tests/gpu/run.sh
 #   ITREK_GPU_PREBUILT=DIR bash tests/gpu/pipeline.sh DIR/scheme
 set -eu
-dir=${1:?usage: tests/gpu/prebuild.sh DIR [SCHEME_DIR]}
+dir=${1:?usage: dev/gpu/prebuild.sh DIR [SCHEME_DIR]}
 scheme=${2:-}
 cd "$(dirname "$0")/../.."
 SHARED=${SHARED:-$(cd .. && pwd)/shared}

@@ -6,7 +6,7 @@
 # last L films within five positions in other users' train histories, also divided by the square
 # root of its popularity). Prints H@3 and N@3 of each order, and of the base (MF) order.
 #
-#   docs/tuning/candidate-features.py ART_DIR PART      e.g. ... /tmp/x/loo valid
+#   dev/tuning/candidate-features.py ART_DIR PART      e.g. ... /tmp/x/loo valid
 # ART_DIR needs interactions.mp, items.mp and cand-PART.mp (make ART=... ART_DIR/cand-PART.mp).
 import json, os, subprocess, sys, math, collections
 A=sys.argv[1]; part=sys.argv[2]

@@ -2,7 +2,7 @@
 # valid-run.sh - one tuning run of docs/results.md on the valid part (never test): training
 # instructions, an adapter (or --full weights), valid queries, rank, fuse, metrics --part valid.
 #
-#   docs/tuning/valid-run.sh NAME "TRAIN_PROMPT_ARGS" "LORA_ARGS" ["FUSE_ARGS"]
+#   dev/tuning/valid-run.sh NAME "TRAIN_PROMPT_ARGS" "LORA_ARGS" ["FUSE_ARGS"]
 #
 # Uses the small profile's artifacts of the loo scheme (A=artifacts/small/loo: split, MF,
 # candidates, backbone; `make results PROFILE=small SCHEMES=loo` or at least its backbone
