@@ -133,3 +133,17 @@ int json_to_msgpack(msgpack_packer *pk, const json_t *j, char *err, size_t errle
     snprintf(err, errlen, "unsupported JSON value");
     return -1;
 }
+
+json_t *json_f32_real(float f) {
+    char buf[64];
+    for (int p = 6; p <= 9; p++) {
+        snprintf(buf, sizeof buf, "%.*g", p, (double)f);
+        if ((float)strtod(buf, NULL) == f) break;
+    }
+    return json_real(strtod(buf, NULL));
+}
+
+json_t *json_f32_number(float f) {
+    if (f == (float)(long)f && fabsf(f) < 1e9f) return json_integer((json_int_t)f);
+    return json_f32_real(f);
+}

@@ -34,7 +34,6 @@ void pk_kv_f32bin(msgpack_packer *pk, const char *key, const float *v, size_t n)
     _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "float32 LE packing assumes a little-endian host");
     msgpack_pack_bin_body(pk, v, n * 4);
 }
-void pk_object(msgpack_packer *pk, const msgpack_object *o) { msgpack_pack_object(pk, *o); }
 
 /* ---------- counted maps ---------- */
 

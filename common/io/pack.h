@@ -31,8 +31,6 @@ void pk_kv_bool(msgpack_packer *pk, const char *key, bool v);
 void pk_kv_ints(msgpack_packer *pk, const char *key, const int32_t *v, size_t n);
 void pk_kv_floats(msgpack_packer *pk, const char *key, const float *v, size_t n);
 void pk_kv_f32bin(msgpack_packer *pk, const char *key, const float *v, size_t n); /* float32 LE */
-/* Copies a whole msgpack object (e.g. an input's params into provenance). */
-void pk_object(msgpack_packer *pk, const msgpack_object *o);
 
 /* ---------- counted maps ---------- */
 

@@ -18,7 +18,6 @@ static size_t default_max_record = STREAM_DEFAULT_MAX_RECORD;
 
 bool is_zstd_magic(const unsigned char b[4]) { return memcmp(b, ZSTD_MAGIC, 4) == 0; }
 
-void sr_set_default_max_record(size_t bytes) { default_max_record = bytes; }
 
 /* ======================================================================== reader */
 
@@ -188,7 +187,6 @@ const msgpack_object *sr_header(const stream_reader *r) { return r->header; }
 const char *sr_schema(const stream_reader *r) { return r->schema; }
 long sr_index(const stream_reader *r) { return r->index; }
 const char *sr_name(const stream_reader *r) { return r->name; }
-void sr_set_max_record(stream_reader *r, size_t bytes) { r->max_record = bytes; }
 
 void sr_close(stream_reader *r) {
     if (!r) return;
@@ -304,11 +302,6 @@ int64_t sr_elem_int(const stream_reader *r, const msgpack_object_array *a, uint3
     return as_int(r, &a->ptr[i], k);
 }
 
-double sr_elem_num(const stream_reader *r, const msgpack_object_array *a, uint32_t i, const char *key) {
-    char k[96];
-    snprintf(k, sizeof k, "%s[%u]", key, i);
-    return as_num(r, &a->ptr[i], k);
-}
 
 int64_t sr_header_int(const stream_reader *r, const char *key, int64_t dflt) {
     const msgpack_object *o = mp_find(r->header, key);
@@ -318,23 +311,7 @@ int64_t sr_header_int(const stream_reader *r, const char *key, int64_t dflt) {
     return as_int(&tmp, o, key);
 }
 
-double sr_header_num(const stream_reader *r, const char *key, double dflt) {
-    const msgpack_object *o = mp_find(r->header, key);
-    if (!o) return dflt;
-    stream_reader tmp = *r;
-    tmp.index = 0;
-    return as_num(&tmp, o, key);
-}
 
-char *sr_header_strdup(const stream_reader *r, const char *key) {
-    const msgpack_object *o = mp_find(r->header, key);
-    if (!o) return NULL;
-    if (o->type != MSGPACK_OBJECT_STR) die_at(r->name, 0, "field '%s': expected string, got %s", key, type_name(o->type));
-    char *d = xmalloc(o->via.str.size + 1);
-    memcpy(d, o->via.str.ptr, o->via.str.size);
-    d[o->via.str.size] = 0;
-    return d;
-}
 
 const msgpack_object *sr_header_param(const stream_reader *r, const char *key) {
     return mp_find(mp_find(r->header, "params"), key);
@@ -406,7 +383,6 @@ void sw_end_record(stream_writer *w) {
     w->records++;
 }
 
-long sw_records(const stream_writer *w) { return w->records > 0 ? w->records - 1 : 0; }
 
 void sw_header_common(stream_writer *w, const char *schema, int version) {
     char producer[128];

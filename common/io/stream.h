@@ -36,10 +36,7 @@ const char *sr_schema(const stream_reader *r);
 const msgpack_object *sr_next(stream_reader *r);
 long sr_index(const stream_reader *r);      /* index of the last record returned */
 const char *sr_name(const stream_reader *r); /* file name for messages */
-void sr_set_max_record(stream_reader *r, size_t bytes);
 void sr_close(stream_reader *r);
-/* The record cap for readers opened from now on; ITREK_MAX_RECORD, when set, overrides it. */
-void sr_set_default_max_record(size_t bytes);
 
 /* Field getters on a map. The required forms die naming file, record and field. */
 const msgpack_object *mp_find(const msgpack_object *map, const char *key);
@@ -54,14 +51,10 @@ const msgpack_object_bin *sr_bin(const stream_reader *r, const msgpack_object *m
 bool sr_has(const msgpack_object *map, const char *key);
 /* Element getters for arrays returned by sr_array (field names "key[i]" in messages). */
 int64_t sr_elem_int(const stream_reader *r, const msgpack_object_array *a, uint32_t i, const char *key);
-double sr_elem_num(const stream_reader *r, const msgpack_object_array *a, uint32_t i, const char *key);
 /* Any failure about the current record: "prog: error: FILE:RECORD: what". */
 noreturn void sr_fail(const stream_reader *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Header getters (record 0); defaults used when the key is absent. */
 int64_t sr_header_int(const stream_reader *r, const char *key, int64_t dflt);
-double sr_header_num(const stream_reader *r, const char *key, double dflt);
-/* NUL-terminated copy of a header string, or NULL when absent. Caller frees. */
-char *sr_header_strdup(const stream_reader *r, const char *key);
 /* params.<key> from the header, or NULL. */
 const msgpack_object *sr_header_param(const stream_reader *r, const char *key);
 
@@ -81,7 +74,6 @@ void sw_header_common(stream_writer *w, const char *schema, int version);
 void sw_header_common_map(stream_writer *w, pk_map *m, const char *schema, int version);
 /* Finish: flush, end the zstd frame, fsync, rename into place. Dies on failure. */
 void sw_close(stream_writer *w);
-long sw_records(const stream_writer *w); /* data records written so far (header excluded) */
 
 /* Whether a path (or stdin for "-") starts with the zstd magic; used by tests. */
 bool is_zstd_magic(const unsigned char b[4]);

@@ -2,6 +2,7 @@
 #include "llm/config.h"
 
 #include "io/atomic.h"
+#include "io/jsonview.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -105,15 +106,6 @@ out:
     return rc;
 }
 
-/* The shortest decimal that reads back as the same float (1e-05, not 9.99999975e-06). */
-static json_t *json_float(float f) {
-    char buf[64];
-    for (int p = 6; p <= 9; p++) {
-        snprintf(buf, sizeof buf, "%.*g", p, (double)f);
-        if ((float)strtod(buf, NULL) == f) break;
-    }
-    return json_real(strtod(buf, NULL));
-}
 
 int llm_config_save(const char *path, const llm_config *c, char *err, size_t errlen) {
     json_t *o = json_object();
@@ -128,8 +120,8 @@ int llm_config_save(const char *path, const llm_config *c, char *err, size_t err
     if (c->head_dim != c->dim / c->n_heads) json_object_set_new(o, "head_dim", json_integer(c->head_dim));
     json_object_set_new(o, "vocab_size", json_integer(c->vocab_size));
     json_object_set_new(o, "max_position_embeddings", json_integer(c->max_seq_len));
-    json_object_set_new(o, "rms_norm_eps", json_float(c->norm_eps));
-    json_object_set_new(o, "rope_theta", json_float(c->rope_theta));
+    json_object_set_new(o, "rms_norm_eps", json_f32_real(c->norm_eps));
+    json_object_set_new(o, "rope_theta", json_f32_real(c->rope_theta));
     json_object_set_new(o, "rope_scaling", json_null());
     json_object_set_new(o, "tie_word_embeddings", json_boolean(c->tie_embeddings));
     if (c->bos_id >= 0) json_object_set_new(o, "bos_token_id", json_integer(c->bos_id));

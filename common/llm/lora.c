@@ -2,6 +2,7 @@
 #include "llm/lora.h"
 
 #include "io/atomic.h"
+#include "io/jsonview.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -134,16 +135,6 @@ void llm_lora_merge_weight(const llm_lora *a, int layer, int mod, llm_weight *w)
 
 /* ---------------------------------------------------------------- PEFT files */
 
-/* The shortest decimal that reads back as the same float; an integer when it is one. */
-static json_t *json_num(float f) {
-    if (f == (float)(long)f && fabsf(f) < 1e9f) return json_integer((json_int_t)f);
-    char buf[64];
-    for (int p = 6; p <= 9; p++) {
-        snprintf(buf, sizeof buf, "%.*g", p, (double)f);
-        if ((float)strtod(buf, NULL) == f) break;
-    }
-    return json_real(strtod(buf, NULL));
-}
 
 static void key(char *buf, size_t n, int l, int mod, char ab) {
     snprintf(buf, n, "base_model.model.model.layers.%d.%s.lora_%c.weight", l, MOD_PATH[mod], ab);
@@ -159,8 +150,8 @@ int llm_lora_save(const llm_lora *a, const char *dir, char *err, size_t errlen) 
     json_object_set_new(o, "task_type", json_string("CAUSAL_LM"));
     json_object_set_new(o, "base_model_name_or_path", a->base_model ? json_string(a->base_model) : json_null());
     json_object_set_new(o, "r", json_integer(a->r));
-    json_object_set_new(o, "lora_alpha", json_num(a->alpha));
-    json_object_set_new(o, "lora_dropout", json_num(a->dropout));
+    json_object_set_new(o, "lora_alpha", json_f32_number(a->alpha));
+    json_object_set_new(o, "lora_dropout", json_f32_number(a->dropout));
     json_object_set_new(o, "target_modules", tm);
     json_object_set_new(o, "bias", json_string("none"));
     json_object_set_new(o, "fan_in_fan_out", json_false());
