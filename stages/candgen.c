@@ -25,7 +25,7 @@ enum { O_MF = OPT_FIRST_STAGE, O_FOR, O_USERS };
 int main(int argc, char **argv) {
     err_set_prog(argv[0]);
     cli_common cc;
-    cli_common_init(&cc);
+    cli_common_init(&cc, argv);
     const char *mf_path = NULL, *out = NULL;
     part_t target = PART_TEST;
     int n = 10;
@@ -34,7 +34,7 @@ int main(int argc, char **argv) {
                                          {"users", 1, 0, O_USERS}, {"output", 1, 0, 'o'}, {"zstd", 0, 0, 'z'},
                                          CLI_COMMON_OPTIONS,       {0, 0, 0, 0}};
     int c;
-    while ((c = getopt_long(argc, argv, "hn:o:z", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":hn:o:z", opts, NULL)) != -1) {
         switch (c) {
         case O_MF: mf_path = optarg; break;
         case O_FOR:
@@ -58,6 +58,7 @@ int main(int argc, char **argv) {
 
     interactions ia;
     interactions_load(&ia, optind < argc ? argv[optind] : NULL);
+    if (ia.n == 0) die_at(ia.source, -1, "no interactions");
     mf_model m;
     mf_read(&m, mf_path);
     if (ia.n_users > m.n_users || ia.n_items > m.n_items)

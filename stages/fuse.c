@@ -30,7 +30,7 @@ enum { O_QUERIES = OPT_FIRST_STAGE, O_C1, O_C2, O_C3, O_LAMBDA, O_POINT_SCORE, O
 int main(int argc, char **argv) {
     err_set_prog(argv[0]);
     cli_common cc;
-    cli_common_init(&cc);
+    cli_common_init(&cc, argv);
     fuse_params p;
     fuse_params_default(&p);
     fuse_io io = {0};
@@ -48,7 +48,7 @@ int main(int argc, char **argv) {
                                          CLI_COMMON_OPTIONS,
                                          {0, 0, 0, 0}};
     int c;
-    while ((c = getopt_long(argc, argv, "ho:z", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":ho:z", opts, NULL)) != -1) {
         switch (c) {
         case O_QUERIES: io.queries = optarg; break;
         case O_C1: p.c1 = cli_double("--c1", optarg, -1e6, 1e6, USAGE); break;

@@ -18,13 +18,13 @@ static const char USAGE[] =
 int main(int argc, char **argv) {
     err_set_prog(argv[0]);
     cli_common cc;
-    cli_common_init(&cc);
+    cli_common_init(&cc, argv);
     const char *out = NULL;
     bool zstd = false;
     static const struct option opts[] = {{"output", required_argument, 0, 'o'}, {"zstd", no_argument, 0, 'z'},
                                          CLI_COMMON_OPTIONS, {0, 0, 0, 0}};
     int c;
-    while ((c = getopt_long(argc, argv, "ho:z", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":ho:z", opts, NULL)) != -1) {
         if (c == 'o') out = optarg;
         else if (c == 'z') zstd = true;
         else cli_common_opt(c, optarg, &cc, USAGE);

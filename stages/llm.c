@@ -334,7 +334,7 @@ static void cmd_init(const opts *o, const char *outdir) {
 int main(int argc, char **argv) {
     err_set_prog(argv[0]);
     opts o = {.s = llm_sampling_default(), .init_std = 0.02};
-    cli_common_init(&o.cc);
+    cli_common_init(&o.cc, argv);
     if (argc < 2) die_usage(USAGE, "missing command");
     const char *cmd = argv[1];
     if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) { fputs(USAGE, stdout); close_stdout(); return 0; }

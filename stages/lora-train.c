@@ -93,7 +93,7 @@ static int save_model(void *vctx, const char *dir, char *err, size_t errlen) {
 int main(int argc, char **argv) {
     err_set_prog(argv[0]);
     cli_common cc;
-    cli_common_init(&cc);
+    cli_common_init(&cc, argv);
     const char *model = NULL, *out = NULL, *init = NULL, *tokf = NULL, *text = NULL, *targets_s = "q_proj,k_proj,v_proj,o_proj";
     const char *device = NULL, *init_emb = NULL, *precision = NULL;
     double init_emb_std = 0.05;

@@ -27,16 +27,17 @@ enum { O_IA = OPT_FIRST_STAGE, O_CAND, O_PART, O_K, O_FORMAT, O_BOOT, O_BASELINE
 int main(int argc, char **argv) {
     err_set_prog(argv[0]);
     cli_common cc;
-    cli_common_init(&cc);
+    cli_common_init(&cc, argv);
     const char *ia_path = NULL, *cand = NULL, *format = "md", *out = NULL;
     part_t part = PART_TEST;
+    bool baseline_given = false;
     eval_params p = {.n_k = 3, .ks = {3, 5, 10}, .bootstrap = 1000, .baseline = "base"};
     static const struct option opts[] = {
         {"interactions", 1, 0, O_IA}, {"candidates", 1, 0, O_CAND}, {"part", 1, 0, O_PART},
         {"k", 1, 0, O_K},             {"format", 1, 0, O_FORMAT},   {"bootstrap", 1, 0, O_BOOT},
         {"baseline", 1, 0, O_BASELINE}, {"output", 1, 0, 'o'},     CLI_COMMON_OPTIONS, {0, 0, 0, 0}};
     int c;
-    while ((c = getopt_long(argc, argv, "ho:", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":ho:", opts, NULL)) != -1) {
         switch (c) {
         case O_IA: ia_path = optarg; break;
         case O_CAND: cand = optarg; break;
@@ -56,7 +57,10 @@ int main(int argc, char **argv) {
             format = optarg;
             break;
         case O_BOOT: p.bootstrap = (int)cli_long("--bootstrap", optarg, 0, 1000000, USAGE); break;
-        case O_BASELINE: snprintf(p.baseline, sizeof p.baseline, "%s", optarg); break;
+        case O_BASELINE:
+            snprintf(p.baseline, sizeof p.baseline, "%s", optarg);
+            baseline_given = true;
+            break;
         case 'o': out = optarg; break;
         default: cli_common_opt(c, optarg, &cc, USAGE);
         }
@@ -71,6 +75,10 @@ int main(int argc, char **argv) {
     int n = 0;
     if (cand) candidates_load_as_method(&ms, &n, cand, &ia, "base");
     for (int k = optind; k < argc; k++) rankings_load(&ms, &n, argv[k], &ia);
+    /* the default baseline may be absent (no intervals then); a named one must exist */
+    bool found = false;
+    for (int k = 0; k < n; k++) found |= strcmp(ms[k].name, p.baseline) == 0;
+    if (baseline_given && !found) die("--baseline %s: no method of that name in the inputs", p.baseline);
     eval_table t;
     eval_compute(&t, &ia, part, ms, n, &p);
 

@@ -35,7 +35,7 @@ enum { O_DIM = OPT_FIRST_STAGE, O_LR, O_REG, O_REGB, O_INIT, O_EPOCHS, O_BATCH, 
 int main(int argc, char **argv) {
     err_set_prog(argv[0]);
     cli_common cc;
-    cli_common_init(&cc);
+    cli_common_init(&cc, argv);
     mf_params p;
     mf_params_default(&p);
     const char *out = NULL;
@@ -48,7 +48,7 @@ int main(int argc, char **argv) {
         {"recency", 1, 0, O_REC},   {"recency-floor", 1, 0, O_RECF},
         {"output", 1, 0, 'o'},      {"zstd", 0, 0, 'z'},          CLI_COMMON_OPTIONS, {0, 0, 0, 0}};
     int c;
-    while ((c = getopt_long(argc, argv, "ho:z", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":ho:z", opts, NULL)) != -1) {
         switch (c) {
         case O_DIM: p.dim = (int)cli_long("--dim", optarg, 1, 4096, USAGE); break;
         case O_LR: p.lr = cli_double("--lr", optarg, 0, 100, USAGE); break;
@@ -85,6 +85,9 @@ int main(int argc, char **argv) {
 
     interactions ia;
     interactions_load(&ia, optind < argc ? argv[optind] : NULL);
+    size_t n_train = 0;
+    for (size_t k = 0; k < ia.n; k++) n_train += ia.v[k].part == PART_TRAIN;
+    if (n_train == 0) die_at(ia.source, -1, "no train interactions to learn from");
     mf_model m;
     mf_train(&m, &ia, &p);
     mf_write(&m, &p, out, zstd, ia.source);

@@ -25,13 +25,13 @@ static void print(const msgpack_object *o) {
 int main(int argc, char **argv) {
     err_set_prog(argv[0]);
     cli_common cc;
-    cli_common_init(&cc);
+    cli_common_init(&cc, argv);
     const char *schema = NULL;
     long head = -1;
     static const struct option opts[] = {{"schema", required_argument, 0, 's'}, {"head", required_argument, 0, 'n'},
                                          CLI_COMMON_OPTIONS, {0, 0, 0, 0}};
     int c;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         if (c == 's') schema = optarg;
         else if (c == 'n') head = cli_long("--head", optarg, 0, 1L << 62, USAGE);
         else cli_common_opt(c, optarg, &cc, USAGE);

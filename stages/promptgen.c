@@ -173,7 +173,7 @@ static void pk_record(msgpack_packer *pk, const catalog *cat, const prompt_recor
 int main(int argc, char **argv) {
     err_set_prog(argv[0]);
     cli_common cc;
-    cli_common_init(&cc);
+    cli_common_init(&cc, argv);
     const char *ia_path = NULL, *cat_path = NULL, *mf_path = NULL, *cand_path = NULL, *tmpl_path = NULL, *tok_path = NULL,
                *out = NULL;
     int mode = -1; /* 0 train, 1 eval, 2 corpus */
@@ -207,7 +207,7 @@ int main(int argc, char **argv) {
         {"check", 0, 0, O_CHECK},       {"output", 1, 0, 'o'},        {"zstd", 0, 0, 'z'},
         CLI_COMMON_OPTIONS,             {0, 0, 0, 0}};
     int c;
-    while ((c = getopt_long(argc, argv, "ho:z", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":ho:z", opts, NULL)) != -1) {
         switch (c) {
         case O_MODE:
             if (strcmp(optarg, "train") == 0) mode = 0;

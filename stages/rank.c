@@ -58,7 +58,7 @@ static char *unescape(char *s) {
 int main(int argc, char **argv) {
     err_set_prog(argv[0]);
     cli_common cc;
-    cli_common_init(&cc);
+    cli_common_init(&cc, argv);
     rank_opts o;
     rank_opts_default(&o);
     bool merge = false;
@@ -74,7 +74,7 @@ int main(int argc, char **argv) {
         {"output", 1, 0, 'o'},          {"zstd", 0, 0, 'z'},           CLI_COMMON_OPTIONS,
         {0, 0, 0, 0}};
     int c;
-    while ((c = getopt_long(argc, argv, "ho:z", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":ho:z", opts, NULL)) != -1) {
         switch (c) {
         case O_MODEL: o.model = optarg; break;
         case O_ADAPTER: o.adapter = optarg; break;

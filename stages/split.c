@@ -34,7 +34,7 @@ static void write_catalog(const char *path, const char *dir, bool zstd) {
 int main(int argc, char **argv) {
     err_set_prog(argv[0]);
     cli_common cc;
-    cli_common_init(&cc);
+    cli_common_init(&cc, argv);
     const char *ml100k = NULL, *table = NULL, *out = NULL, *catalog_out = NULL;
     bool zstd = false;
     split_params p = {SPLIT_RATIO, {0.8, 0.1, 0.1}, 4, 2, false};
@@ -46,7 +46,7 @@ int main(int argc, char **argv) {
         {"output", required_argument, 0, 'o'},
         {"zstd", no_argument, 0, 'z'},                CLI_COMMON_OPTIONS, {0, 0, 0, 0}};
     int c;
-    while ((c = getopt_long(argc, argv, "ho:z", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":ho:z", opts, NULL)) != -1) {
         switch (c) {
         case OPT_ML100K: ml100k = optarg; break;
         case OPT_RATINGS: table = optarg; break;

@@ -10,7 +10,10 @@
 #include <string.h>
 #include <unistd.h>
 
-void cli_common_init(cli_common *c) {
+static char **cli_argv;
+
+void cli_common_init(cli_common *c, char **argv) {
+    cli_argv = argv;
     c->seed = 1;
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     c->threads = n > 0 ? (int)n : 1;
@@ -39,7 +42,9 @@ bool cli_common_opt(int opt, const char *arg, cli_common *c, const char *usage) 
     case OPT_THREADS: c->threads = (int)cli_long("--threads", arg, 1, 1024, usage); return true;
     case OPT_QUIET: c->quiet = true; return true;
     case OPT_LOG_EVERY: c->log_every = cli_double("--log-every", arg, 0, 1e9, usage); return true;
-    case '?': die_usage(usage, "invalid option");
+    /* getopt leaves the offending word at argv[optind - 1] */
+    case '?': die_usage(usage, "unknown option '%s'", cli_argv && optind > 0 ? cli_argv[optind - 1] : "?");
+    case ':': die_usage(usage, "option '%s' needs a value", cli_argv && optind > 0 ? cli_argv[optind - 1] : "?");
     default: return false;
     }
 }

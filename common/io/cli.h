@@ -33,8 +33,11 @@ enum { OPT_HELP = 'h', OPT_VERSION = 0x1000, OPT_SEED, OPT_THREADS, OPT_QUIET, O
     "  --log-every S     seconds between progress lines when stderr is not a terminal (10)\n" \
     "  --help, --version\n"
 
-void cli_common_init(cli_common *c);
-/* Handles a common option (exits for --help/--version and on '?'); false if not common. */
+/* Defaults; ARGV is kept to name a bad option. Stages pass getopt_long an option string that
+ * starts with ':' so that getopt prints nothing and a missing value comes back as ':'. */
+void cli_common_init(cli_common *c, char **argv);
+/* Handles a common option (exits for --help/--version, and with one line naming the option on
+ * '?' (unknown) and ':' (value missing)); false if not common. */
 bool cli_common_opt(int opt, const char *arg, cli_common *c, const char *usage);
 long cli_long(const char *name, const char *arg, long min, long max, const char *usage);
 double cli_double(const char *name, const char *arg, double min, double max, const char *usage);
