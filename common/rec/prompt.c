@@ -60,13 +60,24 @@ static void item_list(sbuf *b, const prompt_env *env, const int32_t *items, int 
     }
 }
 
+/* The numbers the templates offer, as text: {min} {max} (the rating scale), and for a query of
+ * n_items items {k} (the answers asked for) and {n} (the candidates shown). */
+typedef struct { char min[16], max[16], k[16], n[16]; } numbers;
+
+static numbers numbers_of(const prompt_env *env, int n_items) {
+    numbers s;
+    snprintf(s.min, sizeof s.min, "%d", env->scale_min);
+    snprintf(s.max, sizeof s.max, "%d", env->scale_max);
+    snprintf(s.k, sizeof s.k, "%d", PROMPT_TOP < n_items ? PROMPT_TOP : n_items);
+    snprintf(s.n, sizeof s.n, "%d", n_items);
+    return s;
+}
+
 /* The task's history template with the entries h[0..n): the rated list (pointwise, and the
  * tasks whose template shows {history}) or the liked and disliked lists. */
 static void history_part(sbuf *b, const prompt_env *env, prompt_task task, const hist_entry *h, int n) {
     const prompt_templates *t = env->t;
-    char smin[16], smax[16];
-    snprintf(smin, sizeof smin, "%d", env->scale_min);
-    snprintf(smax, sizeof smax, "%d", env->scale_max);
+    numbers num = numbers_of(env, 0);
     sbuf x = {0}, y = {0};
     template_key key = task == TASK_POINTWISE ? T_POINT_HIST : task == TASK_PAIRWISE ? T_PAIR_HIST : T_LIST_HIST;
     if (task == TASK_POINTWISE || t->rated[task]) {
@@ -83,7 +94,7 @@ static void history_part(sbuf *b, const prompt_env *env, prompt_task task, const
             free(it.p);
         }
         if (!shown) sb_str(&x, t->text[T_NONE]);
-        const char *kv[] = {"history", x.p, "min", smin, "max", smax};
+        const char *kv[] = {"history", x.p, "min", num.min, "max", num.max};
         render(b, t->text[key], kv, 3);
     } else {
         int32_t *liked = xmalloc(sizeof *liked * (size_t)(n + 1)), *dis = xmalloc(sizeof *dis * (size_t)(n + 1));
@@ -108,13 +119,11 @@ static void history_part(sbuf *b, const prompt_env *env, prompt_task task, const
 /* The query part and hint of one query (appended to b). */
 static void query_part(sbuf *b, const prompt_env *env, prompt_task task, const prompt_query *q) {
     const prompt_templates *t = env->t;
-    char smin[16], smax[16], sk[16], sn[16];
-    snprintf(smin, sizeof smin, "%d", env->scale_min);
-    snprintf(smax, sizeof smax, "%d", env->scale_max);
+    numbers num = numbers_of(env, q->n_items);
     sbuf x = {0}, y = {0};
     if (task == TASK_POINTWISE) {
         add_item(&x, env, q->items[0]);
-        const char *kv[] = {"target", x.p, "min", smin, "max", smax};
+        const char *kv[] = {"target", x.p, "min", num.min, "max", num.max};
         render(b, t->text[T_POINT_QUERY], kv, 3);
         if (env->hint) {
             double s = q->hint_score;
@@ -123,7 +132,7 @@ static void query_part(sbuf *b, const prompt_env *env, prompt_task task, const p
             if (!env->leaky && s > env->scale_max) s = env->scale_max;
             char hs[32];
             snprintf(hs, sizeof hs, "%.1f", s);
-            const char *kh[] = {"hint", hs, "min", smin, "max", smax};
+            const char *kh[] = {"hint", hs, "min", num.min, "max", num.max};
             render(b, t->text[T_POINT_HINT], kh, 3);
         }
     } else if (task == TASK_PAIRWISE) {
@@ -136,16 +145,14 @@ static void query_part(sbuf *b, const prompt_env *env, prompt_task task, const p
             render(b, t->text[T_PAIR_HINT], kh, 1);
         }
     } else {
-        snprintf(sk, sizeof sk, "%d", PROMPT_TOP < q->n_items ? PROMPT_TOP : q->n_items);
-        snprintf(sn, sizeof sn, "%d", q->n_items);
         item_list(&x, env, q->items, q->n_items, t->text[T_LIST_SEP]);
         sb_grow(&x, 0);
-        const char *kv[] = {"candidates", x.p, "k", sk, "n", sn};
+        const char *kv[] = {"candidates", x.p, "k", num.k, "n", num.n};
         render(b, t->text[T_LIST_QUERY], kv, 3);
         if (env->hint) {
             item_list(&y, env, q->hint_top, q->n_hint_top, t->text[T_LIST_SEP]);
             sb_grow(&y, 0);
-            const char *kh[] = {"hint", y.p, "k", sk};
+            const char *kh[] = {"hint", y.p, "k", num.k};
             render(b, t->text[T_LIST_HINT], kh, 2);
         }
     }
@@ -178,17 +185,13 @@ static char *response_text(const prompt_env *env, prompt_task task, const prompt
 static char *instruction_text(const prompt_env *env, prompt_task task, const prompt_query *q) {
     const prompt_templates *t = env->t;
     sbuf b = {0};
-    char smin[16], smax[16], sk[16], sn[16];
-    snprintf(smin, sizeof smin, "%d", env->scale_min);
-    snprintf(smax, sizeof smax, "%d", env->scale_max);
-    snprintf(sk, sizeof sk, "%d", PROMPT_TOP < q->n_items ? PROMPT_TOP : q->n_items);
-    snprintf(sn, sizeof sn, "%d", q->n_items);
+    numbers num = numbers_of(env, q->n_items);
     /* the listwise instruction may show the candidates, so that the history comes last and
      * the answer follows it (data/prompts/rated-last.tmpl) */
     sbuf c = {0};
     if (task == TASK_LISTWISE) item_list(&c, env, q->items, q->n_items, t->text[T_LIST_SEP]);
     sb_grow(&c, 0);
-    const char *kv[] = {"min", smin, "max", smax, "k", sk, "n", sn, "candidates", c.p};
+    const char *kv[] = {"min", num.min, "max", num.max, "k", num.k, "n", num.n, "candidates", c.p};
     render(&b, t->text[task == TASK_POINTWISE ? T_POINT_INSTR : task == TASK_PAIRWISE ? T_PAIR_INSTR : T_LIST_INSTR], kv, 5);
     sb_grow(&b, 0);
     free(c.p);

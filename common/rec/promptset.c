@@ -316,17 +316,12 @@ static int32_t draw_negative(const promptset *ps, rng_t *r, int32_t u, const int
     die("user %d: no item left to draw as a negative", u);
 }
 
-typedef struct { int32_t item; float rating; int64_t ts; double score; } ranked;
+typedef struct { int32_t item; float rating; int64_t ts; } ranked;
 
 static int cmp_answer(const void *a, const void *b) { /* rating desc, then more recent, then item id */
     const ranked *x = a, *y = b;
     if (x->rating != y->rating) return x->rating > y->rating ? -1 : 1;
     if (x->ts != y->ts) return x->ts > y->ts ? -1 : 1;
-    return (x->item > y->item) - (x->item < y->item);
-}
-static int cmp_score(const void *a, const void *b) { /* score desc, then item id */
-    const ranked *x = a, *y = b;
-    if (x->score != y->score) return x->score > y->score ? -1 : 1;
     return (x->item > y->item) - (x->item < y->item);
 }
 
@@ -390,26 +385,26 @@ static void train_one(void *vctx, int k, int worker) {
             }
         } else {
             if (nl >= PROMPT_TOP + 1) {
-                /* PROMPT_TOP distinct liked items (partial Fisher-Yates over the liked list) */
-                ranked pos[PROMPT_TOP], all[2 * PROMPT_TOP];
+                /* PROMPT_TOP distinct liked items, liked[first .. first + PROMPT_TOP): next, the
+                 * ones from a random cut on (the history before it); otherwise random ones
+                 * (partial Fisher-Yates over the liked list) */
+                ranked pos[PROMPT_TOP];
+                scored_item all[2 * PROMPT_TOP];
                 int32_t held[PROMPT_TOP];
-                int cut = -1; /* next: the liked items from liked[first] on, history before it */
+                int first = 0, cut = -1;
                 if (ps->next) {
-                    int first = 1 + (int)rng_below(&r, (uint64_t)(nl - PROMPT_TOP));
+                    first = 1 + (int)rng_below(&r, (uint64_t)(nl - PROMPT_TOP));
                     cut = liked[first];
-                    for (int s = 0; s < PROMPT_TOP; s++) {
-                        int j = liked[first + s];
-                        pos[s] = (ranked){L->item[j], L->rating[j], L->ts[j], 0};
-                        held[s] = L->item[j];
-                    }
                 } else {
                     for (int s = 0; s < PROMPT_TOP; s++) {
                         int pick = s + (int)rng_below(&r, (uint64_t)(nl - s));
                         int32_t tmp = liked[s]; liked[s] = liked[pick]; liked[pick] = tmp;
-                        int j = liked[s];
-                        pos[s] = (ranked){L->item[j], L->rating[j], L->ts[j], 0};
-                        held[s] = L->item[j];
                     }
+                }
+                for (int s = 0; s < PROMPT_TOP; s++) {
+                    int j = liked[first + s];
+                    pos[s] = (ranked){L->item[j], L->rating[j], L->ts[j]};
+                    held[s] = L->item[j];
                 }
                 int32_t cand[2 * PROMPT_TOP];
                 for (int s = 0; s < PROMPT_TOP; s++) cand[s] = held[s];
@@ -418,9 +413,9 @@ static void train_one(void *vctx, int k, int worker) {
                 q.n_items = 2 * PROMPT_TOP;
                 for (int s = 0; s < 2 * PROMPT_TOP; s++) {
                     q.items[s] = cand[s];
-                    all[s] = (ranked){cand[s], 0, 0, promptset_score(ps, u, cand[s])};
+                    all[s] = (scored_item){promptset_score(ps, u, cand[s]), cand[s]};
                 }
-                qsort(all, 2 * PROMPT_TOP, sizeof all[0], cmp_score);
+                qsort(all, 2 * PROMPT_TOP, sizeof all[0], cmp_scored);
                 q.n_hint_top = PROMPT_TOP;
                 for (int s = 0; s < PROMPT_TOP; s++) q.hint_top[s] = all[s].item;
                 if (ps->hints == HINTS_RECRANKER_LEAKY) q.n_hint_top = hint_top_leaky(ps, u, q.items, q.n_items, q.hint_top);

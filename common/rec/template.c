@@ -158,26 +158,36 @@ static int count_placeholder(const char *s, const char *name, long *first) {
     return c;
 }
 
+/* The physical line at *pos in text[0..n), without its "\n" or "\r\n": its start, its length in
+ * *len; *pos moves to the next line. */
+static const char *next_line(const char *text, size_t n, size_t *pos, size_t *len) {
+    size_t e = *pos;
+    while (e < n && text[e] != '\n') e++;
+    const char *l = text + *pos;
+    *len = e - *pos;
+    *pos = e < n ? e + 1 : e;
+    if (*len && l[*len - 1] == '\r') (*len)--;
+    return l;
+}
+
+static void no_nul(const char *name, long line_no, const char *l, size_t len) {
+    for (size_t k = 0; k < len; k++)
+        if (l[k] == 0) die_at(name, line_no, "a NUL byte in the template");
+}
+
 void templates_parse(prompt_templates *t, const char *text, size_t n, const char *name) {
     memset(t, 0, sizeof *t);
     t->source = xstrdup(name);
     long line_no = 0;
     size_t pos = 0;
     while (pos < n) {
-        /* one physical line */
-        size_t e = pos;
-        while (e < n && text[e] != '\n') e++;
-        line_no++;
-        long key_line = line_no;
-        const char *l = text + pos;
-        size_t len = e - pos;
-        pos = e < n ? e + 1 : e;
-        if (len && l[len - 1] == '\r') len--;
+        size_t len;
+        const char *l = next_line(text, n, &pos, &len);
+        long key_line = ++line_no; /* the line the key is on, for messages */
         size_t i = 0;
         while (i < len && (l[i] == ' ' || l[i] == '\t')) i++;
         if (i == len || l[i] == '#') continue;
-        for (size_t k = 0; k < len; k++)
-            if (l[k] == 0) die_at(name, key_line, "a NUL byte in the template");
+        no_nul(name, key_line, l, len);
         /* key */
         size_t ks = i;
         while (i < len && l[i] != '=' && l[i] != ' ' && l[i] != '\t') i++;
@@ -215,15 +225,9 @@ void templates_parse(prompt_templates *t, const char *text, size_t n, const char
             }
             if (!cont) break;
             if (pos >= n) die_at(name, line_no, "a continuation backslash on the last line");
-            e = pos;
-            while (e < n && text[e] != '\n') e++;
+            l = next_line(text, n, &pos, &len);
             line_no++;
-            l = text + pos;
-            len = e - pos;
-            pos = e < n ? e + 1 : e;
-            if (len && l[len - 1] == '\r') len--;
-            for (size_t k = 0; k < len; k++)
-                if (l[k] == 0) die_at(name, line_no, "a NUL byte in the template");
+            no_nul(name, line_no, l, len);
             i = 0;
         }
         sb_grow(&v, 0);
