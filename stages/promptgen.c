@@ -307,7 +307,7 @@ int main(int argc, char **argv) {
         prompt_templates tm;
         cand_set cs;
         if (cat_path) { catalog_load(&cat, cat_path); templates_load(&tm, tmpl_path); }
-        if (cand_path) cand_set_load(&cs, cand_path);
+        if (cand_path) cand_set_load(&cs, cand_path, PROMPT_MAX_ITEMS);
         leak_inputs in = {&ia, cat_path ? &cat : NULL, cat_path ? &tm : NULL, cand_path ? &cs : NULL, diagnostic};
         leak_report rep;
         leakcheck_stream(argv[optind], &in, &rep);
@@ -441,7 +441,7 @@ int main(int argc, char **argv) {
     cand_set cs;
     memset(&cs, 0, sizeof cs);
     if (mode == 1) {
-        cand_set_load(&cs, cand_path);
+        cand_set_load(&cs, cand_path, PROMPT_MAX_ITEMS);
         int cp = part_from_name(cs.part, strlen(cs.part));
         if (cp != PART_TEST && cp != PART_VALID) die_at(cand_path, 0, "field 'params.for': expected test or valid");
         if (for_part < 0) for_part = cp;

@@ -1,7 +1,7 @@
 /* promptset.h - the record generator: training instructions and evaluation queries, each a
  * prompt (rec/prompt.h) with the items it shows, its history and, for training, its answer. It
  * decides what the prompts are about (targets, pairs, negatives, candidates, hints); prompt.h
- * decides how they read. Also the candidates reader and the task names. See docs/promptgen.md.
+ * decides how they read. Also the task names. See docs/promptgen.md.
  */
 #ifndef ITREK_REC_PROMPTSET_H
 #define ITREK_REC_PROMPTSET_H
@@ -9,6 +9,7 @@
 #include "rec/data.h"
 #include "rec/mf.h"
 #include "rec/prompt.h"
+#include "records/candidates.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -21,20 +22,6 @@ int task_from_name(const char *s, size_t n); /* -1 when unknown */
  * the scores do not vary. */
 void fit_line(const double *x, const double *y, size_t n, double *a, double *b);
 
-/* A candidates stream (itrek.candidates) by user. */
-typedef struct {
-    int32_t n_users;      /* max user id + 1 */
-    int32_t **items;      /* per user: candidates best first, or NULL */
-    int *len;
-    int32_t *order;       /* users in stream order */
-    int n_order;
-    char part[8];         /* header params.for */
-    int n;                /* header params.n (0 when absent) */
-    char *source;
-} cand_set;
-
-void cand_set_load(cand_set *c, const char *path);
-void cand_set_free(cand_set *c);
 
 /* Where the hints come from.
  * HINTS_BASE: the base model (MF): pointwise its score calibrated to the rating scale, pairwise

@@ -25,4 +25,21 @@ stream_writer *candidates_write_begin(const char *path, bool zstd, const candida
 /* One user's candidates, best first, with their base scores. */
 void candidates_put(stream_writer *w, int32_t user, const int32_t *items, const float *scores, int n);
 
+/* A candidates stream (itrek.candidates) by user. */
+typedef struct {
+    int32_t n_users;      /* max user id + 1 */
+    int32_t **items;      /* per user: candidates best first, or NULL */
+    int *len;
+    int32_t *order;       /* users in stream order */
+    int n_order;
+    char part[8];         /* header params.for */
+    int n;                /* header params.n (0 when absent) */
+    char *source;
+} cand_set;
+
+/* Reads PATH; MAX_ITEMS > 0 caps the candidates per user (a prompt shows at most so many). Dies
+ * on a user or an item listed twice, an id out of range, a list over the cap. */
+void cand_set_load(cand_set *c, const char *path, int max_items);
+void cand_set_free(cand_set *c);
+
 #endif
