@@ -5,6 +5,7 @@
 #include "io/stream.h"
 #include "records/answers.h"
 #include "records/queries.h"
+#include "records/rankings.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -487,24 +488,20 @@ static void read_answers(query_set *qs, query **by_id, const char *path, const f
     sr_close(r);
 }
 
-static void pack_ranking(msgpack_packer *pk, int32_t user, int method, const char *label, const int32_t *item,
-                         const int *order, int n, const double *u) {
-    msgpack_pack_map(pk, u ? 4 : 3);
-    pk_kv_int(pk, "user", user);
-    if (label && method != FUSE_M_BASE) {
-        char name[64];
-        snprintf(name, sizeof name, "%s %s", label, METHOD_NAMES[method]);
-        pk_kv_str(pk, "method", name);
-    } else
-        pk_kv_str(pk, "method", METHOD_NAMES[method]);
-    pk_str(pk, "items");
-    msgpack_pack_array(pk, (size_t)n);
-    for (int k = 0; k < n; k++) msgpack_pack_int64(pk, item[order ? order[k] : k]);
-    if (u) {
-        pk_str(pk, "scores");
-        msgpack_pack_array(pk, (size_t)n);
-        for (int k = 0; k < n; k++) msgpack_pack_double(pk, u[order[k]]);
+static void write_ranking(stream_writer *w, int32_t user, int method, const char *label, const int32_t *item,
+                          const int *order, int n, const double *u) {
+    char name[64];
+    if (label && method != FUSE_M_BASE) snprintf(name, sizeof name, "%s %s", label, METHOD_NAMES[method]);
+    else snprintf(name, sizeof name, "%s", METHOD_NAMES[method]);
+    int32_t *items = xmalloc(sizeof *items * (size_t)(n ? n : 1));
+    double *scores = u ? xmalloc(sizeof *scores * (size_t)(n ? n : 1)) : NULL;
+    for (int k = 0; k < n; k++) {
+        items[k] = item[order ? order[k] : k];
+        if (u) scores[k] = u[order[k]];
     }
+    rankings_write(w, user, name, items, n, scores);
+    free(items);
+    free(scores);
 }
 
 void fuse_run(const fuse_io *io, const fuse_params *p) {
@@ -576,40 +573,13 @@ void fuse_run(const fuse_io *io, const fuse_params *p) {
     }
 
     /* output */
-    stream_writer *w = sw_open(io->output, io->zstd);
-    msgpack_packer *pk = sw_pk(w);
-    msgpack_pack_map(pk, 7);
-    sw_header_common(w, "itrek.rankings", 1);
-    pk_str(pk, "params");
-    /* label, methods and leaky only when given, so default outputs keep their bytes. Rankings
-     * from leaky queries say so in the header and in every reranked method's name. */
+    /* Rankings from leaky queries say so in the header and in every reranked method's name. */
     char leaky_label[64];
     const char *label = p->label;
     if (qs.leaky) {
         snprintf(leaky_label, sizeof leaky_label, "LEAKY%s%s", p->label ? " " : "", p->label ? p->label : "");
         label = leaky_label;
     }
-    msgpack_pack_map(pk, 7 + (label != NULL) + (p->methods != 0) + qs.leaky);
-    pk_kv_str(pk, "scheme", qs.scheme);
-    pk_kv_str(pk, "part", qs.part);
-    pk_kv_num(pk, "c1", p->c1);
-    pk_kv_num(pk, "c2", p->c2);
-    pk_kv_num(pk, "c3", p->c3);
-    pk_str(pk, "lambda");
-    msgpack_pack_array(pk, 3);
-    for (int k = 0; k < 3; k++) msgpack_pack_double(pk, p->lambda[k]);
-    pk_kv_str(pk, "point_score", fuse_point_score_name(p->point_score));
-    if (label) pk_kv_str(pk, "label", label);
-    if (qs.leaky) pk_kv_bool(pk, "leaky", true);
-    if (p->methods) {
-        int nm = 0;
-        for (int k = 0; k < FUSE_NMETHODS; k++) nm += (p->methods >> k) & 1;
-        pk_str(pk, "methods");
-        msgpack_pack_array(pk, (size_t)nm);
-        for (int k = 0; k < FUSE_NMETHODS; k++)
-            if (p->methods & 1u << k) pk_str(pk, METHOD_NAMES[k]);
-    }
-
     /* the per-user pass computes the pair fallbacks the header needs; rankings are kept */
     int max_n = 1;
     for (int k = 0; k < n_users; k++)
@@ -649,37 +619,31 @@ void fuse_run(const fuse_io *io, const fuse_params *p) {
         off += (size_t)n;
     }
 
-    pk_str(pk, "parse");
-    msgpack_pack_map(pk, FUSE_NTASKS);
-    for (int t = 0; t < FUSE_NTASKS; t++) {
-        pk_str(pk, rtask_name(t));
-        msgpack_pack_map(pk, t == FUSE_LISTWISE ? 5 : 4);
-        pk_kv_int(pk, "answers", st[t].answers);
-        pk_kv_int(pk, "unparsed", st[t].unparsed);
-        pk_kv_int(pk, "fallbacks", st[t].fallbacks);
-        pk_kv_int(pk, "missing", st[t].missing);
-        if (t == FUSE_LISTWISE) pk_kv_int(pk, "partial", st[t].partial);
-    }
-    pk_str(pk, "inputs");
-    msgpack_pack_map(pk, 2);
-    pk_kv_str(pk, "queries", qs.name);
-    pk_kv_str(pk, "answers", ans_name);
-    pk_kv_int(pk, "users", n_users);
-    sw_end_record(w);
+    const char *methods[FUSE_NMETHODS];
+    int nm = 0;
+    for (int k = 0; k < FUSE_NMETHODS; k++)
+        if (p->methods & 1u << k) methods[nm++] = METHOD_NAMES[k];
+    rankings_header rh = {.scheme = qs.scheme, .part = qs.part, .c1 = p->c1, .c2 = p->c2, .c3 = p->c3,
+                          .lambda = {p->lambda[0], p->lambda[1], p->lambda[2]},
+                          .point_score = fuse_point_score_name(p->point_score), .label = label, .leaky = qs.leaky,
+                          .methods = methods, .n_methods = nm, .queries_path = qs.name, .answers_path = ans_name,
+                          .users = n_users};
+    for (int t = 0; t < FUSE_NTASKS; t++)
+        rh.parse[t] = (rankings_parse_stats){st[t].answers, st[t].unparsed, st[t].fallbacks, st[t].missing, st[t].partial};
+    stream_writer *w = sw_open(io->output, io->zstd);
+    rankings_write_header(w, &rh);
 
     off = 0;
     for (int k = 0; k < n_users; k++) {
         user_view *v = &uv[k];
         int n = v->n;
         if (!p->methods || p->methods & 1u << FUSE_M_BASE) {
-            pack_ranking(pk, v->user, FUSE_M_BASE, label, v->item, NULL, n, NULL);
-            sw_end_record(w);
+            write_ranking(w, v->user, FUSE_M_BASE, label, v->item, NULL, n, NULL);
         }
         for (int mth = 0; mth < 4; mth++) {
             if (p->methods && !(p->methods & 1u << (FUSE_M_POINTWISE + mth))) continue;
-            pack_ranking(pk, v->user, FUSE_M_POINTWISE + mth, label, v->item, orders + 4 * off + (size_t)mth * n, n,
-                         utils + 4 * off + (size_t)mth * n);
-            sw_end_record(w);
+            write_ranking(w, v->user, FUSE_M_POINTWISE + mth, label, v->item, orders + 4 * off + (size_t)mth * n, n,
+                          utils + 4 * off + (size_t)mth * n);
         }
         off += (size_t)n;
     }
