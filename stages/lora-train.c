@@ -3,6 +3,7 @@
 #include "io/cli.h"
 #include "io/err.h"
 #include "io/stream.h"
+#include "records/instructions.h"
 #include "llm/backend_dnnl.h"
 #include "llm/embedinit.h"
 #include "llm/lora.h"
@@ -248,10 +249,9 @@ int main(int argc, char **argv) {
         if (optind < argc) {
             /* instructions as pretraining documents: the prompt formats with their answers, so
                the backbone learns what follows "### Response:" (docs/backbone.md) */
-            stream_reader *r = sr_open(argv[optind], "itrek.instructions", 1);
-            const msgpack_object *rec;
-            while ((rec = sr_next(r))) {
-                char *p = sr_strdup(r, rec, "prompt"), *resp = sr_strdup(r, rec, "response");
+            stream_reader *r = sr_open(argv[optind], INSTRUCTIONS_SCHEMA, 1);
+            char *p, *resp;
+            while (instructions_next_text(r, &p, &resp)) {
                 size_t lp = strlen(p), lr = strlen(resp);
                 char *doc = xmalloc(lp + lr + 1);
                 memcpy(doc, p, lp);
@@ -267,10 +267,9 @@ int main(int argc, char **argv) {
         free(stream);
     } else {
         const char *in = optind < argc ? argv[optind] : NULL;
-        stream_reader *r = sr_open(in, "itrek.instructions", 1);
-        const msgpack_object *rec;
-        while ((rec = sr_next(r))) {
-            char *p = sr_strdup(r, rec, "prompt"), *resp = sr_strdup(r, rec, "response");
+        stream_reader *r = sr_open(in, INSTRUCTIONS_SCHEMA, 1);
+        char *p, *resp;
+        while (instructions_next_text(r, &p, &resp)) {
             llm_dataset_add_instruction(&all, tok, p, resp, ctx, loss_all);
             free(p);
             free(resp);

@@ -12,6 +12,8 @@
 #include "rec/itemvec.h"
 #include "rec/prompt.h"
 #include "rec/sampling.h"
+#include "records/instructions.h"
+#include "records/queries.h"
 
 #include <errno.h>
 #include <libgen.h>
@@ -113,63 +115,332 @@ static char *default_templates(void) {
     return NULL;
 }
 
-static int cmp_int(const void *a, const void *b) { return (*(const int *)a > *(const int *)b) - (*(const int *)a < *(const int *)b); }
-
+/* Everything the command line sets; main parses it, the modes below run on it. */
 typedef struct {
-    long shortened, overlong, per_task[TASK_COUNT];
-    int *tokens;
-    size_t n_tokens, cap;
-} out_stats;
+    cli_common cc;
+    const char *ia_path, *cat_path, *mf_path, *cand_path, *tmpl_path, *tok_path, *out;
+    int mode; /* 0 train, 1 eval, 2 corpus, -1 none */
+    const char *symbols_path, *itemvecs_path;
+    bool entry_symbols;
+    itemvec_params ivp;
+    corpus_params cp;
+    int for_part;
+    bool zstd, hint, next_positives, diagnostic;
+    hint_source hints;
+    int hard_negatives;
+    int context, reserve, history, max_dislikes;
+    double dislike;
+    int scale[2];
+    bool have_scale;
+    bool tasks[TASK_COUNT];
+    sampling_params sp;
+    const char *stream; /* --check: the stream to check */
+} pg_opts;
 
-static void stats_add(out_stats *s, const prompt_record *r) {
+#define PG_LOCALS                                                                                                          \
+    cli_common cc = o->cc;                                                                                                 \
+    const char *ia_path = o->ia_path, *cat_path = o->cat_path, *mf_path = o->mf_path, *cand_path = o->cand_path,          \
+               *tmpl_path = o->tmpl_path, *tok_path = o->tok_path, *out = o->out;                                         \
+    (void)cc; (void)ia_path; (void)cat_path; (void)mf_path; (void)cand_path; (void)tmpl_path; (void)tok_path; (void)out
+
+/* The token statistics of the records, for the header. */
+static void stats_add(prompt_token_stats *s, size_t *cap, const prompt_record *r) {
     if (r->dropped > 0) s->shortened++;
     if (r->overlong) s->overlong++;
     s->per_task[r->task]++;
-    if (s->n_tokens == s->cap) s->tokens = xrealloc(s->tokens, (s->cap = s->cap ? 2 * s->cap : 4096) * sizeof *s->tokens);
+    if (s->n_tokens == *cap) s->tokens = xrealloc(s->tokens, (*cap = *cap ? 2 * *cap : 4096) * sizeof *s->tokens);
     s->tokens[s->n_tokens++] = r->text.tokens;
 }
 
-static void pk_stats(msgpack_packer *pk, out_stats *s, bool estimated) {
-    pk_kv_int(pk, "shortened", s->shortened);
-    pk_kv_int(pk, "overlong", s->overlong);
-    pk_str(pk, "per_task");
-    msgpack_pack_map(pk, TASK_COUNT);
-    for (int t = 0; t < TASK_COUNT; t++) pk_kv_int(pk, task_name((prompt_task)t), s->per_task[t]);
-    qsort(s->tokens, s->n_tokens, sizeof *s->tokens, cmp_int);
-    pk_str(pk, "tokens");
-    msgpack_pack_map(pk, 5);
-    pk_kv_str(pk, "from", estimated ? "estimate" : "tokenizer");
-    pk_kv_int(pk, "min", s->n_tokens ? s->tokens[0] : 0);
-    pk_kv_int(pk, "median", s->n_tokens ? s->tokens[s->n_tokens / 2] : 0);
-    pk_kv_int(pk, "p90", s->n_tokens ? s->tokens[(s->n_tokens * 9) / 10] : 0);
-    pk_kv_int(pk, "max", s->n_tokens ? s->tokens[s->n_tokens - 1] : 0);
+/* --check: the leakage check of one stream (rec/leakcheck). */
+static void run_check(const pg_opts *o) {
+    PG_LOCALS;
+    if (cat_path && !tmpl_path) die_usage(USAGE, "no default templates found: give --templates F");
+    interactions ia;
+    interactions_load(&ia, ia_path);
+    catalog cat;
+    prompt_templates tm;
+    cand_set cs;
+    if (cat_path) { catalog_load(&cat, cat_path); templates_load(&tm, tmpl_path); }
+    if (cand_path) cand_set_load(&cs, cand_path, PROMPT_MAX_ITEMS);
+    leak_inputs in = {&ia, cat_path ? &cat : NULL, cat_path ? &tm : NULL, cand_path ? &cs : NULL, o->diagnostic};
+    leak_report rep;
+    leakcheck_stream(o->stream, &in, &rep);
+    if (!cc.quiet)
+        fprintf(stderr, "promptgen: %s: %ld %s records of %ld users: %ld history ids, %ld title searches%s: %s\n",
+                o->stream, rep.records, rep.schema, rep.users, rep.history_ids, rep.title_checks,
+                cand_path ? ", candidates match" : "",
+                rep.leaky ? "LEAKY hints (the diagnostic, accepted by --diagnostic); nothing else leaks" : "no leakage");
+    if (cand_path) cand_set_free(&cs);
+    if (cat_path) { catalog_free(&cat); templates_free(&tm); }
+    interactions_free(&ia);
 }
 
-static void pk_record(msgpack_packer *pk, const catalog *cat, const prompt_record *r, long id, bool eval) {
-    bool pair = eval && r->task == TASK_PAIRWISE;
-    msgpack_pack_map(pk, eval ? 11 + (pair ? 2 : 0) : 10);
-    pk_kv_int(pk, "id", id);
-    pk_kv_str(pk, "task", task_name(r->task));
-    pk_kv_int(pk, "user", r->user);
-    pk_kv_str(pk, "prompt", r->text.prompt);
-    if (!eval) pk_kv_str(pk, "response", r->text.response);
-    pk_kv_int(pk, "prefix_len", (int64_t)r->text.prefix_len);
-    pk_kv_ints(pk, "items", r->items, (size_t)r->n_items);
-    if (eval) {
-        pk_kv_ints(pk, "ranks", r->ranks, (size_t)r->n_items);
-        pk_str(pk, "titles");
-        msgpack_pack_array(pk, (size_t)r->n_items);
-        for (int k = 0; k < r->n_items; k++) pk_str(pk, prompt_title(cat, r->items[k]));
-        if (pair) {
-            pk_kv_int(pk, "pair", r->pair);
-            pk_kv_bool(pk, "swapped", r->swapped);
+/* --mode corpus: plain text for the tokenizer and pretraining, symbols, item vectors. */
+static void run_corpus(const pg_opts *o) {
+    PG_LOCALS;
+    corpus_params cp = o->cp;
+    itemvec_params ivp = o->ivp;
+    const char *symbols_path = o->symbols_path, *itemvecs_path = o->itemvecs_path;
+    bool entry_symbols = o->entry_symbols, zstd = o->zstd;
+    if (!cat_path) die_usage(USAGE, "--catalog F is required");
+    if (entry_symbols && !symbols_path) die_usage(USAGE, "--entry-symbols needs --symbols F");
+    if (!tmpl_path) die_usage(USAGE, "no default templates found next to the program: give --templates F");
+    interactions ia;
+    interactions_load(&ia, ia_path);
+    catalog cat;
+    catalog_load(&cat, cat_path);
+    prompt_templates tm;
+    templates_load(&tm, tmpl_path);
+    float *ivec = NULL;
+    unsigned char *ivpresent = NULL;
+    if (itemvecs_path) { /* computed before anything is written, so a failure leaves no file */
+        char err[256];
+        if (!(ivec = itemvec_ppmi(&ia, &ivp, &ivpresent, err, sizeof err))) die_at(ia_path, -1, "--item-vectors: %s", err);
+    }
+    if (entry_symbols) { /* checked before anything is written */
+        char *suffix = prompt_rated_suffix(&tm, "5");
+        if (!suffix) die_at(tmpl_path, -1, "field 'rated_item': --entry-symbols needs it to begin with {item}");
+        free(suffix);
+    }
+    cp.seed = cc.seed;
+    corpus_stats st;
+    atomic_file of;
+    atomic_open_or_die(&of, out);
+    corpus_write(of.fp, atomic_name(&of), &ia, &cat, &tm, &cp, &st);
+    atomic_commit_or_die(&of);
+    long nsym = 0;
+    if (symbols_path) {
+        atomic_file so;
+        atomic_open_or_die(&so, symbols_path);
+        nsym = corpus_write_symbols(so.fp, atomic_name(&so), &cat, &tm, entry_symbols ? &ia : NULL);
+        atomic_commit_or_die(&so);
+    }
+    if (itemvecs_path) {
+        itemvec_write(itemvecs_path, zstd, ivec, ivpresent, ia.n_items, &cat, &tm, &ivp, ia_path);
+        free(ivec);
+        free(ivpresent);
+    }
+    if (!cc.quiet)
+        fprintf(stderr, "promptgen: corpus: %ld documents (%ld catalogue, %ld rated windows, %ld liked windows), %ld bytes%s",
+                st.docs, st.catalog_docs, st.rated_docs, st.liked_docs, st.bytes, symbols_path ? "" : "\n");
+    if (!cc.quiet && symbols_path) fprintf(stderr, "; %ld symbols\n", nsym);
+    templates_free(&tm);
+    catalog_free(&cat);
+    interactions_free(&ia);
+}
+
+/* --mode train|eval: the prompts, written as itrek.instructions or itrek.queries. */
+static void run_prompts(const pg_opts *o) {
+    PG_LOCALS;
+    int mode = o->mode, for_part = o->for_part, hard_negatives = o->hard_negatives, context = o->context, reserve = o->reserve;
+    int history = o->history, max_dislikes = o->max_dislikes, scale[2] = {o->scale[0], o->scale[1]};
+    bool zstd = o->zstd, hint = o->hint, next_positives = o->next_positives, have_scale = o->have_scale;
+    hint_source hints = o->hints;
+    double dislike = o->dislike;
+    bool tasks[TASK_COUNT];
+    memcpy(tasks, o->tasks, sizeof tasks);
+    sampling_params sp = o->sp;
+    if (!cat_path) die_usage(USAGE, "--catalog F is required");
+    if (!mf_path) die_usage(USAGE, "--mf F is required");
+    if (mode == 1 && !cand_path) die_usage(USAGE, "--mode eval needs --candidates F");
+    if (mode == 0 && (cand_path || for_part >= 0)) die_usage(USAGE, "--candidates and --for belong to --mode eval");
+    if (mode == 1 && (next_positives || hard_negatives > 0))
+        die_usage(USAGE, "--positives and --hard-negatives belong to --mode train");
+    if (!tmpl_path) die_usage(USAGE, "no default templates found next to the program: give --templates F");
+    if (!tasks[0] && !tasks[1] && !tasks[2]) die_usage(USAGE, "--tasks: no task");
+
+    interactions ia;
+    interactions_load(&ia, ia_path);
+    catalog cat;
+    catalog_load(&cat, cat_path);
+    mf_model mf;
+    mf_read(&mf, mf_path);
+    prompt_templates tm;
+    templates_load(&tm, tmpl_path);
+    llm_tokenizer *tok = NULL;
+    if (tok_path) {
+        char err[512];
+        tok = tok_load(tok_path, err, sizeof err);
+        if (!tok) die_at(tok_path, -1, "%s", err);
+    }
+    if (ia.n == 0) die_at(ia.source, -1, "no interactions");
+    if (!have_scale) {
+        double lo = ia.v[0].rating, hi = ia.v[0].rating;
+        for (size_t k = 0; k < ia.n; k++) {
+            if (ia.v[k].rating < lo) lo = ia.v[k].rating;
+            if (ia.v[k].rating > hi) hi = ia.v[k].rating;
+        }
+        scale[0] = (int)floor(lo);
+        scale[1] = (int)ceil(hi);
+        if (scale[0] == scale[1]) scale[1]++;
+    }
+    for (size_t k = 0; k < ia.n; k++)
+        if (ia.v[k].part != PART_DROP && ia.v[k].item < cat.n_items && !cat.by_id[ia.v[k].item].title)
+            die_at(cat_path, -1, "item %d (user %d's interaction) has no title", ia.v[k].item, ia.v[k].user);
+    for (size_t k = 0; k < ia.n; k++)
+        if (ia.v[k].item >= cat.n_items)
+            die_at(cat_path, -1, "item %d (user %d's interaction) is not in the catalogue", ia.v[k].item, ia.v[k].user);
+
+    promptset ps;
+    memset(&ps, 0, sizeof ps);
+    ps.ia = &ia;
+    ps.cat = &cat;
+    ps.mf = &mf;
+    bool leaky = hint && hints == HINTS_RECRANKER_LEAKY;
+    ps.env = (prompt_env){&tm, &cat, scale[0], scale[1], hint, tok ? tok_count : NULL, tok, context, reserve, leaky};
+    ps.hints = hints;
+    ps.history = history;
+    ps.max_dislikes = max_dislikes;
+    ps.dislike = dislike;
+    memcpy(ps.tasks, tasks, sizeof tasks);
+    ps.seed = cc.seed;
+    ps.threads = cc.threads;
+    ps.next = next_positives;
+    ps.hard = hard_negatives;
+
+    cand_set cs;
+    memset(&cs, 0, sizeof cs);
+    if (mode == 1) {
+        cand_set_load(&cs, cand_path, PROMPT_MAX_ITEMS);
+        int cp = part_from_name(cs.part, strlen(cs.part));
+        if (cp != PART_TEST && cp != PART_VALID) die_at(cand_path, 0, "field 'params.for': expected test or valid");
+        if (for_part < 0) for_part = cp;
+        if (cp != for_part)
+            die_at(cand_path, 0, "field 'params.for': the candidates are for '%s', --for asks for '%s'", cs.part,
+                   part_name((part_t)for_part));
+        for (int k = 0; k < cs.n_order; k++) {
+            int32_t u = cs.order[k];
+            for (int j = 0; j < cs.len[u]; j++)
+                if (cs.items[u][j] >= cat.n_items || !cat.by_id[cs.items[u][j]].title)
+                    die_at(cand_path, k + 1, "field 'items': item %d has no title in %s", cs.items[u][j], cat_path);
         }
     }
-    pk_kv_ints(pk, "history", r->history, (size_t)r->n_history);
-    pk_kv_int(pk, "tokens", r->text.tokens);
-    pk_kv_int(pk, "dropped", r->dropped);
-}
+    promptset_init(&ps, mode == 1, mode == 1 ? (part_t)for_part : PART_TRAIN);
+    if (mf.n_users < ia.n_users)
+        die_at(mf_path, 0, "field 'users': the model covers %d users, the interactions need %d", mf.n_users, ia.n_users);
 
+    double t0 = now_seconds();
+    prompt_token_stats os;
+    memset(&os, 0, sizeof os);
+    size_t os_cap = 0;
+    prompt_record *recs = NULL;
+    int n_recs = 0;
+    sampling_result sr;
+    memset(&sr, 0, sizeof sr);
+    long skipped[TASK_COUNT] = {0, 0, 0};
+    int n_eval_users = 0;
+    progress pg;
+    if (mode == 0) {
+        sampling_draw(&sr, &sp, ps.n_liked, ia.n_users, mf.P, mf.dim, cc.seed);
+        recs = xmalloc(sizeof *recs * ((size_t)sr.n * TASK_COUNT + 1));
+        progress_start(&pg, "promptgen", (uint64_t)sr.n, cc.quiet, cc.log_every);
+        enum { CHUNK = 256 };
+        for (int s = 0; s < sr.n; s += CHUNK) {
+            int n = sr.n - s < CHUNK ? sr.n - s : CHUNK, m;
+            prompt_record *part = promptset_train(&ps, sr.users + s, n, s, &m, skipped);
+            memcpy(recs + n_recs, part, sizeof *recs * (size_t)m);
+            n_recs += m;
+            free(part);
+            progress_update(&pg, (uint64_t)(s + n), NULL);
+        }
+        progress_done(&pg, (uint64_t)sr.n, NULL);
+    } else {
+        int32_t *users = xmalloc(sizeof *users * (size_t)(cs.n_order + 1));
+        for (int k = 0; k < cs.n_order; k++) {
+            int32_t u = cs.order[k];
+            if (u < ia.n_users && ul_len(&ps.target_pos, u) > 0 && cs.len[u] > 0) users[n_eval_users++] = u;
+        }
+        size_t cap = 0;
+        progress_start(&pg, "promptgen", (uint64_t)n_eval_users, cc.quiet, cc.log_every);
+        enum { CHUNK = 64 };
+        for (int s = 0; s < n_eval_users; s += CHUNK) {
+            int n = n_eval_users - s < CHUNK ? n_eval_users - s : CHUNK, m;
+            prompt_record *part = promptset_eval(&ps, &cs, users + s, n, &m);
+            if ((size_t)(n_recs + m) > cap) {
+                while ((size_t)(n_recs + m) > cap) cap = cap ? 2 * cap : 4096;
+                recs = xrealloc(recs, sizeof *recs * cap);
+            }
+            memcpy(recs + n_recs, part, sizeof *recs * (size_t)m);
+            n_recs += m;
+            free(part);
+            progress_update(&pg, (uint64_t)(s + n), NULL);
+        }
+        progress_done(&pg, (uint64_t)n_eval_users, NULL);
+        free(users);
+    }
+    for (int k = 0; k < n_recs; k++) stats_add(&os, &os_cap, &recs[k]);
+    double secs = now_seconds() - t0;
+
+    /* ---------- output ---------- */
+    prompt_params pp = {
+        .scheme = ia.scheme, .part = mode == 1 ? part_name((part_t)for_part) : NULL, .scale = {scale[0], scale[1]},
+        .hint = hint, .history = history, .max_dislikes = max_dislikes, .like = ia.like, .dislike = dislike,
+        .context = context, .reserve = reserve, .tokenizer = tok != NULL, .leaky = leaky, .cal_a = ps.cal_a, .cal_b = ps.cal_b,
+        .cal_n = ps.cal_n, .seed = cc.seed, .item = tm.text[T_ITEM], .sep = tm.text[T_ANSWER_SEP], .yes = tm.text[T_PAIR_YES],
+        .no = tm.text[T_PAIR_NO], .interactions = ia_path, .catalog = cat_path, .mf = mf_path,
+        .candidates = mode == 1 ? cand_path : NULL, .templates = tmpl_path, .tokenizer_path = tok_path};
+    memcpy(pp.tasks, tasks, sizeof pp.tasks);
+    stream_writer *w = sw_open(out, zstd);
+    if (mode == 0) {
+        instructions_sampling is = {
+            .uniform = sp.uniform, .draws = sp.draws, .pool = sp.pool, .penalty = sp.penalty, .clusters = sp.clusters,
+            .next_positives = next_positives, .hard_negatives = hard_negatives, .records = n_recs, .eligible = sr.eligible,
+            .n_draws = sr.n, .distinct = sr.distinct, .min_per_user = sr.min_per_user, .max_per_user = sr.max_per_user,
+            .mean_per_user = sr.mean_per_user, .n_importance = sr.n_importance, .n_cluster = sr.n_cluster,
+            .kmeans_iters = sr.kmeans_iters, .kmeans_inertia = sr.kmeans_inertia, .cluster_sizes = sr.cluster_sizes,
+            .n_cluster_sizes = sp.uniform ? 0 : sp.clusters};
+        memcpy(is.skipped, skipped, sizeof is.skipped);
+        instructions_write_header(w, &pp, &is, &os);
+        for (int k = 0; k < n_recs; k++) {
+            const prompt_record *r = &recs[k];
+            instruction_rec ir = {k, r->user, (int)r->task, r->text.prompt, r->text.response, r->text.prefix_len, r->items,
+                                  r->history, r->n_items, r->n_history, r->text.tokens, r->dropped};
+            instructions_write(w, &ir);
+        }
+    } else {
+        queries_write_header(w, &pp, cs.n, n_recs, n_eval_users, &os);
+        char *titles[PROMPT_MAX_ITEMS];
+        for (int k = 0; k < n_recs; k++) {
+            prompt_record *r = &recs[k];
+            for (int i = 0; i < r->n_items; i++) titles[i] = (char *)prompt_title(&cat, r->items[i]);
+            query_rec q = {.id = k, .user = r->user, .task = (int)r->task, .prompt = r->text.prompt,
+                           .prefix_len = r->text.prefix_len, .items = r->items, .ranks = r->ranks, .n_items = r->n_items,
+                           .titles = titles, .history = r->history, .n_history = r->n_history, .pair = r->pair,
+                           .swapped = r->swapped, .tokens = r->text.tokens, .dropped = r->dropped};
+            queries_write(w, &q);
+        }
+    }
+    sw_close(w);
+    if (!cc.quiet) {
+        if (mode == 0)
+            fprintf(stderr,
+                    "promptgen: %d draws of %d eligible users (%s): %d distinct, %d..%d per user (mean %.2f); %d instructions "
+                    "(%ld pointwise, %ld pairwise, %ld listwise; skipped %ld listwise); %ld shortened, %ld over budget; "
+                    "tokens median %d max %d (%s); %.1f s\n",
+                    sr.n, sr.eligible, sp.uniform ? "uniform" : "adaptive", sr.distinct, sr.min_per_user, sr.max_per_user,
+                    sr.mean_per_user, n_recs, os.per_task[0], os.per_task[1], os.per_task[2], skipped[2], os.shortened,
+                    os.overlong, os.n_tokens ? os.tokens[os.n_tokens / 2] : 0, os.n_tokens ? os.tokens[os.n_tokens - 1] : 0,
+                    tok ? "tokenizer" : "estimate", secs);
+        else
+            fprintf(stderr,
+                    "promptgen: %s queries for %d users: %d (%ld pointwise, %ld pairwise, %ld listwise); %ld shortened, %ld "
+                    "over budget; tokens median %d max %d (%s); %.1f s\n",
+                    part_name((part_t)for_part), n_eval_users, n_recs, os.per_task[0], os.per_task[1], os.per_task[2],
+                    os.shortened, os.overlong, os.n_tokens ? os.tokens[os.n_tokens / 2] : 0,
+                    os.n_tokens ? os.tokens[os.n_tokens - 1] : 0, tok ? "tokenizer" : "estimate", secs);
+    }
+    prompt_records_free(recs, n_recs);
+    free(os.tokens);
+    sampling_result_free(&sr);
+    if (mode == 1) cand_set_free(&cs);
+    promptset_free(&ps);
+    if (tok) tok_free(tok);
+    templates_free(&tm);
+    mf_free(&mf);
+    catalog_free(&cat);
+    interactions_free(&ia);
+}
 int main(int argc, char **argv) {
     err_set_prog(argv[0]);
     cli_common cc;
@@ -295,352 +566,22 @@ int main(int argc, char **argv) {
         tmpl_path = tmpl_found;
     }
 
-    /* ---------- --check ---------- */
+    pg_opts o = {cc, ia_path, cat_path, mf_path, cand_path, tmpl_path, tok_path, out, mode, symbols_path, itemvecs_path,
+                 entry_symbols, ivp, cp, for_part, zstd, hint, next_positives, diagnostic, hints, hard_negatives, context,
+                 reserve, history, max_dislikes, dislike, {scale[0], scale[1]}, have_scale, {tasks[0], tasks[1], tasks[2]}, sp,
+                 NULL};
     if (check) {
         if (mode >= 0) die_usage(USAGE, "--check takes no --mode");
         if (hints != HINTS_BASE) die_usage(USAGE, "--check takes no --hints (give --diagnostic to accept a leaky stream)");
         if (argc - optind != 1) die_usage(USAGE, "--check needs exactly one STREAM");
-        if (cat_path && !tmpl_path) die_usage(USAGE, "no default templates found: give --templates F");
-        interactions ia;
-        interactions_load(&ia, ia_path);
-        catalog cat;
-        prompt_templates tm;
-        cand_set cs;
-        if (cat_path) { catalog_load(&cat, cat_path); templates_load(&tm, tmpl_path); }
-        if (cand_path) cand_set_load(&cs, cand_path, PROMPT_MAX_ITEMS);
-        leak_inputs in = {&ia, cat_path ? &cat : NULL, cat_path ? &tm : NULL, cand_path ? &cs : NULL, diagnostic};
-        leak_report rep;
-        leakcheck_stream(argv[optind], &in, &rep);
-        if (!cc.quiet)
-            fprintf(stderr, "promptgen: %s: %ld %s records of %ld users: %ld history ids, %ld title searches%s: %s\n",
-                    argv[optind], rep.records, rep.schema, rep.users, rep.history_ids, rep.title_checks,
-                    cand_path ? ", candidates match" : "",
-                    rep.leaky ? "LEAKY hints (the diagnostic, accepted by --diagnostic); nothing else leaks" : "no leakage");
-        if (cand_path) cand_set_free(&cs);
-        if (cat_path) { catalog_free(&cat); templates_free(&tm); }
-        interactions_free(&ia);
-        free(tmpl_found);
-        close_stdout();
-        return 0;
-    }
-
-    /* ---------- corpus ---------- */
-    if (mode == 2) {
+        o.stream = argv[optind];
+        run_check(&o);
+    } else {
+        if (mode < 0) die_usage(USAGE, "--mode train|eval|corpus is required");
         if (optind < argc) die_usage(USAGE, "unexpected argument '%s'", argv[optind]);
-        if (!cat_path) die_usage(USAGE, "--catalog F is required");
-        if (entry_symbols && !symbols_path) die_usage(USAGE, "--entry-symbols needs --symbols F");
-        if (!tmpl_path) die_usage(USAGE, "no default templates found next to the program: give --templates F");
-        interactions ia;
-        interactions_load(&ia, ia_path);
-        catalog cat;
-        catalog_load(&cat, cat_path);
-        prompt_templates tm;
-        templates_load(&tm, tmpl_path);
-        float *ivec = NULL;
-        unsigned char *ivpresent = NULL;
-        if (itemvecs_path) { /* computed before anything is written, so a failure leaves no file */
-            char err[256];
-            if (!(ivec = itemvec_ppmi(&ia, &ivp, &ivpresent, err, sizeof err))) die_at(ia_path, -1, "--item-vectors: %s", err);
-        }
-        if (entry_symbols) { /* checked before anything is written */
-            char *suffix = prompt_rated_suffix(&tm, "5");
-            if (!suffix) die_at(tmpl_path, -1, "field 'rated_item': --entry-symbols needs it to begin with {item}");
-            free(suffix);
-        }
-        cp.seed = cc.seed;
-        corpus_stats st;
-        atomic_file o;
-        atomic_open_or_die(&o, out);
-        corpus_write(o.fp, atomic_name(&o), &ia, &cat, &tm, &cp, &st);
-        atomic_commit_or_die(&o);
-        long nsym = 0;
-        if (symbols_path) {
-            atomic_file so;
-            atomic_open_or_die(&so, symbols_path);
-            nsym = corpus_write_symbols(so.fp, atomic_name(&so), &cat, &tm, entry_symbols ? &ia : NULL);
-            atomic_commit_or_die(&so);
-        }
-        if (itemvecs_path) {
-            itemvec_write(itemvecs_path, zstd, ivec, ivpresent, ia.n_items, &cat, &tm, &ivp, ia_path);
-            free(ivec);
-            free(ivpresent);
-        }
-        if (!cc.quiet)
-            fprintf(stderr, "promptgen: corpus: %ld documents (%ld catalogue, %ld rated windows, %ld liked windows), %ld bytes%s",
-                    st.docs, st.catalog_docs, st.rated_docs, st.liked_docs, st.bytes, symbols_path ? "" : "\n");
-        if (!cc.quiet && symbols_path) fprintf(stderr, "; %ld symbols\n", nsym);
-        templates_free(&tm);
-        catalog_free(&cat);
-        interactions_free(&ia);
-        free(tmpl_found);
-        close_stdout();
-        return 0;
+        if (mode == 2) run_corpus(&o);
+        else run_prompts(&o);
     }
-
-    /* ---------- generation ---------- */
-    if (mode < 0) die_usage(USAGE, "--mode train|eval|corpus is required");
-    if (optind < argc) die_usage(USAGE, "unexpected argument '%s'", argv[optind]);
-    if (!cat_path) die_usage(USAGE, "--catalog F is required");
-    if (!mf_path) die_usage(USAGE, "--mf F is required");
-    if (mode == 1 && !cand_path) die_usage(USAGE, "--mode eval needs --candidates F");
-    if (mode == 0 && (cand_path || for_part >= 0)) die_usage(USAGE, "--candidates and --for belong to --mode eval");
-    if (mode == 1 && (next_positives || hard_negatives > 0))
-        die_usage(USAGE, "--positives and --hard-negatives belong to --mode train");
-    if (!tmpl_path) die_usage(USAGE, "no default templates found next to the program: give --templates F");
-    if (!tasks[0] && !tasks[1] && !tasks[2]) die_usage(USAGE, "--tasks: no task");
-
-    interactions ia;
-    interactions_load(&ia, ia_path);
-    catalog cat;
-    catalog_load(&cat, cat_path);
-    mf_model mf;
-    mf_read(&mf, mf_path);
-    prompt_templates tm;
-    templates_load(&tm, tmpl_path);
-    llm_tokenizer *tok = NULL;
-    if (tok_path) {
-        char err[512];
-        tok = tok_load(tok_path, err, sizeof err);
-        if (!tok) die_at(tok_path, -1, "%s", err);
-    }
-    if (ia.n == 0) die_at(ia.source, -1, "no interactions");
-    if (!have_scale) {
-        double lo = ia.v[0].rating, hi = ia.v[0].rating;
-        for (size_t k = 0; k < ia.n; k++) {
-            if (ia.v[k].rating < lo) lo = ia.v[k].rating;
-            if (ia.v[k].rating > hi) hi = ia.v[k].rating;
-        }
-        scale[0] = (int)floor(lo);
-        scale[1] = (int)ceil(hi);
-        if (scale[0] == scale[1]) scale[1]++;
-    }
-    for (size_t k = 0; k < ia.n; k++)
-        if (ia.v[k].part != PART_DROP && ia.v[k].item < cat.n_items && !cat.by_id[ia.v[k].item].title)
-            die_at(cat_path, -1, "item %d (user %d's interaction) has no title", ia.v[k].item, ia.v[k].user);
-    for (size_t k = 0; k < ia.n; k++)
-        if (ia.v[k].item >= cat.n_items)
-            die_at(cat_path, -1, "item %d (user %d's interaction) is not in the catalogue", ia.v[k].item, ia.v[k].user);
-
-    promptset ps;
-    memset(&ps, 0, sizeof ps);
-    ps.ia = &ia;
-    ps.cat = &cat;
-    ps.mf = &mf;
-    bool leaky = hint && hints == HINTS_RECRANKER_LEAKY;
-    ps.env = (prompt_env){&tm, &cat, scale[0], scale[1], hint, tok ? tok_count : NULL, tok, context, reserve, leaky};
-    ps.hints = hints;
-    ps.history = history;
-    ps.max_dislikes = max_dislikes;
-    ps.dislike = dislike;
-    memcpy(ps.tasks, tasks, sizeof tasks);
-    ps.seed = cc.seed;
-    ps.threads = cc.threads;
-    ps.next = next_positives;
-    ps.hard = hard_negatives;
-
-    cand_set cs;
-    memset(&cs, 0, sizeof cs);
-    if (mode == 1) {
-        cand_set_load(&cs, cand_path, PROMPT_MAX_ITEMS);
-        int cp = part_from_name(cs.part, strlen(cs.part));
-        if (cp != PART_TEST && cp != PART_VALID) die_at(cand_path, 0, "field 'params.for': expected test or valid");
-        if (for_part < 0) for_part = cp;
-        if (cp != for_part)
-            die_at(cand_path, 0, "field 'params.for': the candidates are for '%s', --for asks for '%s'", cs.part,
-                   part_name((part_t)for_part));
-        for (int k = 0; k < cs.n_order; k++) {
-            int32_t u = cs.order[k];
-            for (int j = 0; j < cs.len[u]; j++)
-                if (cs.items[u][j] >= cat.n_items || !cat.by_id[cs.items[u][j]].title)
-                    die_at(cand_path, k + 1, "field 'items': item %d has no title in %s", cs.items[u][j], cat_path);
-        }
-    }
-    promptset_init(&ps, mode == 1, mode == 1 ? (part_t)for_part : PART_TRAIN);
-    if (mf.n_users < ia.n_users)
-        die_at(mf_path, 0, "field 'users': the model covers %d users, the interactions need %d", mf.n_users, ia.n_users);
-
-    double t0 = now_seconds();
-    out_stats os;
-    memset(&os, 0, sizeof os);
-    prompt_record *recs = NULL;
-    int n_recs = 0;
-    sampling_result sr;
-    memset(&sr, 0, sizeof sr);
-    long skipped[TASK_COUNT] = {0, 0, 0};
-    int n_eval_users = 0;
-    progress pg;
-    if (mode == 0) {
-        sampling_draw(&sr, &sp, ps.n_liked, ia.n_users, mf.P, mf.dim, cc.seed);
-        recs = xmalloc(sizeof *recs * ((size_t)sr.n * TASK_COUNT + 1));
-        progress_start(&pg, "promptgen", (uint64_t)sr.n, cc.quiet, cc.log_every);
-        enum { CHUNK = 256 };
-        for (int s = 0; s < sr.n; s += CHUNK) {
-            int n = sr.n - s < CHUNK ? sr.n - s : CHUNK, m;
-            prompt_record *part = promptset_train(&ps, sr.users + s, n, s, &m, skipped);
-            memcpy(recs + n_recs, part, sizeof *recs * (size_t)m);
-            n_recs += m;
-            free(part);
-            progress_update(&pg, (uint64_t)(s + n), NULL);
-        }
-        progress_done(&pg, (uint64_t)sr.n, NULL);
-    } else {
-        int32_t *users = xmalloc(sizeof *users * (size_t)(cs.n_order + 1));
-        for (int k = 0; k < cs.n_order; k++) {
-            int32_t u = cs.order[k];
-            if (u < ia.n_users && ul_len(&ps.target_pos, u) > 0 && cs.len[u] > 0) users[n_eval_users++] = u;
-        }
-        size_t cap = 0;
-        progress_start(&pg, "promptgen", (uint64_t)n_eval_users, cc.quiet, cc.log_every);
-        enum { CHUNK = 64 };
-        for (int s = 0; s < n_eval_users; s += CHUNK) {
-            int n = n_eval_users - s < CHUNK ? n_eval_users - s : CHUNK, m;
-            prompt_record *part = promptset_eval(&ps, &cs, users + s, n, &m);
-            if ((size_t)(n_recs + m) > cap) {
-                while ((size_t)(n_recs + m) > cap) cap = cap ? 2 * cap : 4096;
-                recs = xrealloc(recs, sizeof *recs * cap);
-            }
-            memcpy(recs + n_recs, part, sizeof *recs * (size_t)m);
-            n_recs += m;
-            free(part);
-            progress_update(&pg, (uint64_t)(s + n), NULL);
-        }
-        progress_done(&pg, (uint64_t)n_eval_users, NULL);
-        free(users);
-    }
-    for (int k = 0; k < n_recs; k++) stats_add(&os, &recs[k]);
-    double secs = now_seconds() - t0;
-
-    /* ---------- output ---------- */
-    stream_writer *w = sw_open(out, zstd);
-    msgpack_packer *pk = sw_pk(w);
-    msgpack_pack_map(pk, mode == 0 ? 6 : 7);
-    sw_header_common(w, mode == 0 ? "itrek.instructions" : "itrek.queries", 1);
-    pk_str(pk, "params");
-    /* leaky only when set, so that honest streams keep their bytes */
-    int n_params = 17 + (mode == 0 ? 7 : 1) + leaky;
-    msgpack_pack_map(pk, n_params);
-    pk_kv_str(pk, "scheme", ia.scheme);
-    if (mode == 1) pk_kv_str(pk, "part", part_name((part_t)for_part));
-    pk_str(pk, "scale");
-    msgpack_pack_array(pk, 2);
-    msgpack_pack_int(pk, scale[0]);
-    msgpack_pack_int(pk, scale[1]);
-    pk_str(pk, "tasks");
-    msgpack_pack_array(pk, (size_t)(tasks[0] + tasks[1] + tasks[2]));
-    for (int t = 0; t < TASK_COUNT; t++)
-        if (tasks[t]) pk_str(pk, task_name((prompt_task)t));
-    pk_kv_bool(pk, "hint", hint);
-    pk_kv_int(pk, "history", history);
-    pk_kv_int(pk, "max_dislikes", max_dislikes);
-    pk_kv_num(pk, "like", ia.like);
-    pk_kv_num(pk, "dislike", dislike);
-    pk_kv_int(pk, "context", context);
-    pk_kv_int(pk, "reserve", reserve);
-    pk_kv_str(pk, "tokens", tok ? "tokenizer" : "estimate: 1 + bytes/2");
-    pk_kv_int(pk, "top", PROMPT_TOP);
-    pk_kv_str(pk, "history_order", "oldest first");
-    if (leaky) {
-        pk_kv_bool(pk, "leaky", true);
-        pk_kv_str(pk, "hint_rating", "RecRanker's rating matrix: the user's rating in train, valid or test, 0 when unrated, "
-                                     "1 decimal (LEAKS held-out ratings; listwise: top by it; pairwise: base)");
-    } else
-        pk_kv_str(pk, "hint_rating", "least-squares line rating = a + b * MF score on train, clamped, 1 decimal");
-    pk_str(pk, "calibration");
-    msgpack_pack_map(pk, 3);
-    pk_kv_num(pk, "a", ps.cal_a);
-    pk_kv_num(pk, "b", ps.cal_b);
-    pk_kv_int(pk, "n", ps.cal_n);
-    pk_kv_int(pk, "seed", (int64_t)cc.seed);
-    /* how answers look, for the rank and fuse stages (from the templates) */
-    pk_str(pk, "format");
-    msgpack_pack_map(pk, 4);
-    pk_kv_str(pk, "item", tm.text[T_ITEM]);
-    pk_kv_str(pk, "sep", tm.text[T_ANSWER_SEP]);
-    pk_kv_str(pk, "yes", tm.text[T_PAIR_YES]);
-    pk_kv_str(pk, "no", tm.text[T_PAIR_NO]);
-    if (mode == 0) {
-        pk_kv_str(pk, "sampling", sp.uniform ? "uniform" : "adaptive");
-        pk_kv_int(pk, "draws", sp.draws);
-        pk_kv_num(pk, "pool", sp.pool);
-        pk_kv_num(pk, "penalty", sp.penalty);
-        pk_kv_int(pk, "clusters", sp.clusters);
-        pk_kv_str(pk, "positives", next_positives ? "next" : "random");
-        pk_kv_int(pk, "hard_negatives", hard_negatives);
-    }
-    pk_str(pk, "inputs");
-    msgpack_pack_map(pk, 5 + (mode == 1));
-    pk_kv_str(pk, "interactions", ia_path);
-    pk_kv_str(pk, "catalog", cat_path);
-    pk_kv_str(pk, "mf", mf_path);
-    if (mode == 1) pk_kv_str(pk, "candidates", cand_path);
-    pk_kv_str(pk, "templates", tmpl_path);
-    pk_kv_str(pk, "tokenizer", tok_path ? tok_path : "");
-    if (mode == 1) pk_kv_int(pk, "candidates", cs.n);
-    pk_str(pk, "stats");
-    if (mode == 0) {
-        msgpack_pack_map(pk, 11);
-        pk_kv_int(pk, "records", n_recs);
-        pk_kv_int(pk, "eligible", sr.eligible);
-        pk_kv_int(pk, "draws", sr.n);
-        pk_kv_int(pk, "distinct", sr.distinct);
-        pk_str(pk, "per_user");
-        msgpack_pack_map(pk, 3);
-        pk_kv_int(pk, "min", sr.min_per_user);
-        pk_kv_num(pk, "mean", sr.mean_per_user);
-        pk_kv_int(pk, "max", sr.max_per_user);
-        pk_str(pk, "pool");
-        msgpack_pack_map(pk, 5);
-        pk_kv_int(pk, "importance", sr.n_importance);
-        pk_kv_int(pk, "cluster", sr.n_cluster);
-        pk_kv_int(pk, "kmeans_iters", sr.kmeans_iters);
-        pk_kv_num(pk, "kmeans_inertia", sr.kmeans_inertia);
-        pk_str(pk, "cluster_sizes");
-        int nk = sp.uniform ? 0 : sp.clusters;
-        msgpack_pack_array(pk, (size_t)nk);
-        for (int k = 0; k < nk; k++) msgpack_pack_int(pk, sr.cluster_sizes[k]);
-        pk_str(pk, "skipped");
-        msgpack_pack_map(pk, TASK_COUNT);
-        for (int t = 0; t < TASK_COUNT; t++) pk_kv_int(pk, task_name((prompt_task)t), skipped[t]);
-    } else {
-        msgpack_pack_map(pk, 6);
-        pk_kv_int(pk, "records", n_recs);
-        pk_kv_int(pk, "users", n_eval_users);
-    }
-    pk_stats(pk, &os, tok == NULL);
-    sw_end_record(w);
-    for (int k = 0; k < n_recs; k++) {
-        pk_record(pk, &cat, &recs[k], k, mode == 1);
-        sw_end_record(w);
-    }
-    sw_close(w);
-    if (!cc.quiet) {
-        if (mode == 0)
-            fprintf(stderr,
-                    "promptgen: %d draws of %d eligible users (%s): %d distinct, %d..%d per user (mean %.2f); %d instructions "
-                    "(%ld pointwise, %ld pairwise, %ld listwise; skipped %ld listwise); %ld shortened, %ld over budget; "
-                    "tokens median %d max %d (%s); %.1f s\n",
-                    sr.n, sr.eligible, sp.uniform ? "uniform" : "adaptive", sr.distinct, sr.min_per_user, sr.max_per_user,
-                    sr.mean_per_user, n_recs, os.per_task[0], os.per_task[1], os.per_task[2], skipped[2], os.shortened,
-                    os.overlong, os.n_tokens ? os.tokens[os.n_tokens / 2] : 0, os.n_tokens ? os.tokens[os.n_tokens - 1] : 0,
-                    tok ? "tokenizer" : "estimate", secs);
-        else
-            fprintf(stderr,
-                    "promptgen: %s queries for %d users: %d (%ld pointwise, %ld pairwise, %ld listwise); %ld shortened, %ld "
-                    "over budget; tokens median %d max %d (%s); %.1f s\n",
-                    part_name((part_t)for_part), n_eval_users, n_recs, os.per_task[0], os.per_task[1], os.per_task[2],
-                    os.shortened, os.overlong, os.n_tokens ? os.tokens[os.n_tokens / 2] : 0,
-                    os.n_tokens ? os.tokens[os.n_tokens - 1] : 0, tok ? "tokenizer" : "estimate", secs);
-    }
-    prompt_records_free(recs, n_recs);
-    free(os.tokens);
-    sampling_result_free(&sr);
-    if (mode == 1) cand_set_free(&cs);
-    promptset_free(&ps);
-    if (tok) tok_free(tok);
-    templates_free(&tm);
-    mf_free(&mf);
-    catalog_free(&cat);
-    interactions_free(&ia);
     free(tmpl_found);
     close_stdout();
     return 0;

@@ -2,7 +2,7 @@
 #include "io/cli.h"
 #include "io/err.h"
 #include "llm/backend_dnnl.h"
-#include "llm/rank.h"
+#include "rerank/rank.h"
 
 #include <stdio.h>
 #include <stdlib.h>

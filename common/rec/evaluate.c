@@ -3,6 +3,7 @@
 
 #include "io/err.h"
 #include "io/stream.h"
+#include "records/rankings.h"
 #include "rec/metrics.h"
 
 #include <jansson.h>
@@ -67,15 +68,12 @@ static void store(stream_reader *r, method_ranking *m, const msgpack_object *rec
 
 void rankings_load(method_ranking **ms, int *n, const char *path, const interactions *ia) {
     load_calls++;
-    stream_reader *r = sr_open(path, "itrek.rankings", 1);
+    stream_reader *r = sr_open(path, RANKINGS_SCHEMA, 1);
     check_scheme(r, ia);
-    const msgpack_object *lk = sr_header_param(r, "leaky");
-    if (lk && lk->type != MSGPACK_OBJECT_BOOLEAN) die_at(sr_name(r), 0, "field 'params.leaky': expected a boolean");
-    bool leaky = lk && lk->via.boolean;
+    bool leaky = rankings_header_leaky(r);
     const msgpack_object *rec;
     while ((rec = sr_next(r))) {
-        char *name = sr_strdup(r, rec, "method");
-        if (!name[0] || strlen(name) >= 32) sr_fail(r, "field 'method': empty or longer than 31 bytes");
+        char *name = rankings_method(r, rec);
         bool mark = leaky && strcmp(name, "base") != 0;
         if (mark && !strstr(name, "LEAKY")) {
             char *named = xmalloc(strlen(name) + 7);

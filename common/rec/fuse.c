@@ -3,13 +3,15 @@
 
 #include "io/err.h"
 #include "io/stream.h"
+#include "records/answers.h"
+#include "records/queries.h"
+#include "records/rankings.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const TASK_NAMES[FUSE_NTASKS] = {"pointwise", "pairwise", "listwise"};
 static const char *const METHOD_NAMES[FUSE_NMETHODS] = {"base", "pointwise", "pairwise", "listwise", "hybrid"};
 
 void fuse_params_default(fuse_params *p) {
@@ -22,15 +24,11 @@ void fuse_params_default(fuse_params *p) {
     p->allow_missing = false;
 }
 
-const char *fuse_task_name(fuse_task t) { return t < FUSE_NTASKS ? TASK_NAMES[t] : "?"; }
+const char *fuse_task_name(fuse_task t) { return rtask_name((int)t); }
 const char *fuse_method_name(int m) { return m >= 0 && m < FUSE_NMETHODS ? METHOD_NAMES[m] : "?"; }
 const char *fuse_point_score_name(fuse_point_score s) { return s == FUSE_SCORE_ARGMAX ? "argmax" : "expected"; }
 
-int fuse_task_from_name(const char *s, size_t n) {
-    for (int t = 0; t < FUSE_NTASKS; t++)
-        if (strlen(TASK_NAMES[t]) == n && memcmp(TASK_NAMES[t], s, n) == 0) return t;
-    return -1;
-}
+int fuse_task_from_name(const char *s, size_t n) { return rtask_from_name(s, n); }
 
 /* ====================================================================== parsing */
 
@@ -266,105 +264,39 @@ typedef struct {
     bool leaky; /* params.leaky: the queries' hints are RecRanker's leaky ones (a diagnostic) */
 } query_set;
 
-static char *obj_strdup(const msgpack_object *o) {
-    char *d = xmalloc(o->via.str.size + 1);
-    memcpy(d, o->via.str.ptr, o->via.str.size);
-    d[o->via.str.size] = 0;
-    return d;
-}
-
-/* A required header string params.KEY of the queries stream. */
-static char *header_param_str(stream_reader *r, const char *key) {
-    const msgpack_object *o = sr_header_param(r, key);
-    if (!o) die_at(sr_name(r), 0, "field 'params.%s': missing", key);
-    if (o->type != MSGPACK_OBJECT_STR) die_at(sr_name(r), 0, "field 'params.%s': expected string", key);
-    return obj_strdup(o);
-}
-
-static bool obj_int(const msgpack_object *o, int64_t *v) {
-    if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER && o->via.u64 <= INT64_MAX) *v = (int64_t)o->via.u64;
-    else if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) *v = o->via.i64;
-    else return false;
-    return true;
-}
-
-static int32_t get_id32(stream_reader *r, const msgpack_object *rec, const char *key) {
-    int64_t v = sr_int(r, rec, key);
-    if (v < 0 || v > INT32_MAX) sr_fail(r, "field '%s': %lld is not an id", key, (long long)v);
-    return (int32_t)v;
-}
-
+/* The queries through records/queries: fuse needs the scheme, part and scale, and of every
+ * record the items with their base ranks, the pair of a pairwise query, a listwise query's titles. */
 static void read_queries(query_set *qs, const char *path) {
     memset(qs, 0, sizeof *qs);
-    stream_reader *r = sr_open(path, "itrek.queries", 1);
-    qs->name = xstrdup(sr_name(r));
-    qs->scheme = header_param_str(r, "scheme");
-    qs->part = header_param_str(r, "part");
-    const msgpack_object *lk = sr_header_param(r, "leaky");
-    if (lk && lk->type != MSGPACK_OBJECT_BOOLEAN) die_at(qs->name, 0, "field 'params.leaky': expected a boolean");
-    qs->leaky = lk && lk->via.boolean;
-    const msgpack_object *sc = sr_header_param(r, "scale");
-    int64_t lo, hi;
-    if (!sc) die_at(qs->name, 0, "field 'params.scale': missing (the rating scale [min, max])");
-    if (sc->type != MSGPACK_OBJECT_ARRAY || sc->via.array.size != 2 || !obj_int(&sc->via.array.ptr[0], &lo) ||
-        !obj_int(&sc->via.array.ptr[1], &hi) || lo > hi || lo < -1000000 || hi > 1000000)
-        die_at(qs->name, 0, "field 'params.scale': expected [min, max] integers with min <= max");
-    qs->scale_lo = (int)lo;
-    qs->scale_hi = (int)hi;
-    size_t cap = 0;
-    const msgpack_object *rec;
-    while ((rec = sr_next(r))) {
-        if (qs->n == cap) {
-            cap = cap ? 2 * cap : 1024;
-            qs->q = xrealloc(qs->q, sizeof *qs->q * cap);
-        }
-        query *q = &qs->q[qs->n];
-        memset(q, 0, sizeof *q);
-        q->rec = sr_index(r);
-        q->id = sr_int(r, rec, "id");
-        uint32_t tl;
-        const char *ts = sr_str(r, rec, "task", &tl);
-        q->task = fuse_task_from_name(ts, tl);
-        if (q->task < 0) sr_fail(r, "field 'task': unknown task '%.*s'", (int)tl, ts);
-        q->user = get_id32(r, rec, "user");
-        const msgpack_object_array *items = sr_array(r, rec, "items"), *ranks = sr_array(r, rec, "ranks");
-        if (ranks->size != items->size)
-            sr_fail(r, "field 'ranks': %u entries but 'items' has %u", ranks->size, items->size);
-        uint32_t want = q->task == FUSE_POINTWISE ? 1 : q->task == FUSE_PAIRWISE ? 2 : 0;
-        if (want && items->size != want)
-            sr_fail(r, "field 'items': a %s query shows %u item%s, got %u", TASK_NAMES[q->task], want, want > 1 ? "s" : "",
-                    items->size);
-        if (items->size == 0) sr_fail(r, "field 'items': empty");
-        q->n = (int)items->size;
-        q->items = xmalloc(sizeof *q->items * items->size);
-        q->ranks = xmalloc(sizeof *q->ranks * items->size);
-        for (uint32_t i = 0; i < items->size; i++) {
-            int64_t it = sr_elem_int(r, items, i, "items"), rk = sr_elem_int(r, ranks, i, "ranks");
-            if (it < 0 || it > INT32_MAX) sr_fail(r, "field 'items[%u]': %lld is not an item id", i, (long long)it);
-            if (rk < 0 || rk > 1000000) sr_fail(r, "field 'ranks[%u]': %lld is not a base rank", i, (long long)rk);
-            for (uint32_t j = 0; j < i; j++)
-                if (q->items[j] == it) sr_fail(r, "field 'items[%u]': item %lld shown twice", i, (long long)it);
-            q->items[i] = (int32_t)it;
-            q->ranks[i] = (int32_t)rk;
-        }
-        if (q->task == FUSE_PAIRWISE) q->pair = sr_int(r, rec, "pair");
+    queries all;
+    queries_load(&all, path, QH_SCHEME | QH_PART | QH_SCALE, QR_ITEMS | QR_RANKS | QR_TITLES | QR_PAIR);
+    qs->name = xstrdup(all.h.source);
+    qs->scheme = xstrdup(all.h.scheme);
+    qs->part = xstrdup(all.h.part);
+    qs->leaky = all.h.leaky;
+    qs->scale_lo = all.h.scale_lo;
+    qs->scale_hi = all.h.scale_hi;
+    qs->n = all.n;
+    qs->q = xcalloc(all.n ? all.n : 1, sizeof *qs->q);
+    for (size_t k = 0; k < all.n; k++) {
+        query_rec *r = &all.q[k];
+        query *q = &qs->q[k];
+        if (r->user < 0 || r->user > INT32_MAX) die_at(qs->name, r->rec, "field 'user': %lld is not an id", (long long)r->user);
+        q->rec = r->rec;
+        q->id = r->id;
+        q->task = r->task;
+        q->user = (int32_t)r->user;
+        q->n = r->n_items;
+        q->items = r->items; r->items = NULL;
+        q->ranks = r->ranks; r->ranks = NULL;
+        q->pair = r->pair;
         if (q->task == FUSE_LISTWISE) {
-            const msgpack_object_array *t = sr_array(r, rec, "titles");
-            if (t->size != items->size) sr_fail(r, "field 'titles': %u entries but 'items' has %u", t->size, items->size);
-            q->titles = xmalloc(sizeof *q->titles * t->size);
-            q->tlen = xmalloc(sizeof *q->tlen * t->size);
-            for (uint32_t i = 0; i < t->size; i++) {
-                const msgpack_object *o = &t->ptr[i];
-                if (o->type != MSGPACK_OBJECT_STR) sr_fail(r, "field 'titles[%u]': expected string", i);
-                if (memchr(o->via.str.ptr, 0, o->via.str.size)) sr_fail(r, "field 'titles[%u]': contains a NUL byte", i);
-                q->titles[i] = obj_strdup(o);
-                q->tlen[i] = o->via.str.size;
-            }
+            q->titles = r->titles; r->titles = NULL; r->n_titles = 0;
+            q->tlen = r->title_len; r->title_len = NULL;
         }
         qs->have[q->task] = true;
-        qs->n++;
     }
-    sr_close(r);
+    queries_free(&all);
 }
 
 static int cmp_query_id(const void *a, const void *b) {
@@ -472,47 +404,28 @@ static void check_user(const query_set *qs, user_view *uv) {
     }
 }
 
-/* Pointwise / pairwise log-probabilities: numbers; -inf allowed (an impossible option). */
-static double elem_logp(stream_reader *r, const msgpack_object_array *a, uint32_t i) {
-    const msgpack_object *o = &a->ptr[i];
-    double v;
-    switch (o->type) {
-    case MSGPACK_OBJECT_POSITIVE_INTEGER: v = (double)o->via.u64; break;
-    case MSGPACK_OBJECT_NEGATIVE_INTEGER: v = (double)o->via.i64; break;
-    case MSGPACK_OBJECT_FLOAT32:
-    case MSGPACK_OBJECT_FLOAT64: v = o->via.f64; break;
-    default: sr_fail(r, "field 'scores[%u]': expected number", i);
-    }
-    if (isnan(v) || v == INFINITY) sr_fail(r, "field 'scores[%u]': not a log-probability (NaN or +inf)", i);
-    return v;
-}
-
-static void parse_answer(stream_reader *r, const msgpack_object *rec, const query_set *qs, query *q, const fuse_params *p) {
-    uint32_t tl;
-    const char *text = sr_str(r, rec, "text", &tl);
-    const msgpack_object_array *sc = sr_has(rec, "scores") ? sr_array(r, rec, "scores") : NULL;
+static void parse_answer(const answer_rec *a, const char *f, const query_set *qs, query *q, const fuse_params *p) {
+    const char *text = a->text;
+    size_t tl = strlen(text);
     if (q->task == FUSE_POINTWISE) {
         int lo = qs->scale_lo, hi = qs->scale_hi, rating;
         bool ok;
-        if (sc) {
+        if (a->scores) {
             int k = hi - lo + 1;
-            if (sc->size != (uint32_t)k)
-                sr_fail(r, "field 'scores': %u entries, expected %d (log-probabilities of the ratings %d..%d)", sc->size, k,
-                        lo, hi);
-            double *lp = xmalloc(sizeof *lp * (size_t)k);
-            for (int i = 0; i < k; i++) lp[i] = elem_logp(r, sc, (uint32_t)i);
-            ok = fuse_point_from_logp(lp, k, lo, p->point_score, &q->score);
-            free(lp);
+            if (a->n_scores != k)
+                die_at(f, a->rec, "field 'scores': %d entries, expected %d (log-probabilities of the ratings %d..%d)", a->n_scores,
+                       k, lo, hi);
+            ok = fuse_point_from_logp(a->scores, k, lo, p->point_score, &q->score);
         } else {
             ok = fuse_parse_point_text(text, tl, lo, hi, &rating);
             if (ok) q->score = rating;
         }
         q->unparsed = !ok;
     } else if (q->task == FUSE_PAIRWISE) {
-        if (sc) {
-            if (sc->size != 2) sr_fail(r, "field 'scores': %u entries, expected 2 (log-probabilities of Yes and No)", sc->size);
-            double lp[2] = {elem_logp(r, sc, 0), elem_logp(r, sc, 1)};
-            q->yes = fuse_pair_from_logp(lp);
+        if (a->scores) {
+            if (a->n_scores != 2)
+                die_at(f, a->rec, "field 'scores': %d entries, expected 2 (log-probabilities of Yes and No)", a->n_scores);
+            q->yes = fuse_pair_from_logp(a->scores);
         } else {
             q->yes = fuse_parse_pair_text(text, tl);
         }
@@ -524,86 +437,71 @@ static void parse_answer(stream_reader *r, const msgpack_object *rec, const quer
     }
 }
 
-/* The answers header's `queries` {scheme, part, count} against the queries stream. */
-static void check_answers_header(stream_reader *r, const query_set *qs) {
-    const char *f = sr_name(r);
-    const msgpack_object *m = mp_find(sr_header(r), "queries");
-    if (!m) die_at(f, 0, "field 'queries': missing (the header must describe the queries it answers)");
-    if (m->type != MSGPACK_OBJECT_MAP) die_at(f, 0, "field 'queries': expected map");
+/* The answers header's `queries` {scheme, part, count, leaky} against the queries stream. */
+static void check_answers_header(const answers_header *h, const query_set *qs) {
+    const char *f = h->source;
     const char *keys[2] = {"scheme", "part"};
-    const char *want[2] = {qs->scheme, qs->part};
-    for (int k = 0; k < 2; k++) {
-        const msgpack_object *o = mp_find(m, keys[k]);
-        if (!o) die_at(f, 0, "field 'queries.%s': missing", keys[k]);
-        if (o->type != MSGPACK_OBJECT_STR) die_at(f, 0, "field 'queries.%s': expected string", keys[k]);
-        if (o->via.str.size != strlen(want[k]) || memcmp(o->via.str.ptr, want[k], o->via.str.size) != 0)
-            die_at(f, 0, "field 'queries.%s': the answers are for %s '%.*s' but %s has %s '%s'", keys[k], keys[k],
-                   (int)o->via.str.size, o->via.str.ptr, qs->name, keys[k], want[k]);
-    }
-    const msgpack_object *lk = mp_find(m, "leaky");
-    if (lk && lk->type != MSGPACK_OBJECT_BOOLEAN) die_at(f, 0, "field 'queries.leaky': expected a boolean");
-    if ((lk && lk->via.boolean) != qs->leaky)
+    const char *got[2] = {h->scheme, h->part}, *want[2] = {qs->scheme, qs->part};
+    for (int k = 0; k < 2; k++)
+        if (strcmp(got[k], want[k]) != 0)
+            die_at(f, 0, "field 'queries.%s': the answers are for %s '%s' but %s has %s '%s'", keys[k], keys[k], got[k], qs->name,
+                   keys[k], want[k]);
+    if (h->leaky != qs->leaky)
         die_at(f, 0, "field 'queries.leaky': the answers are for %s queries but %s is %s", qs->leaky ? "honest" : "leaky",
                qs->name, qs->leaky ? "leaky" : "honest");
-    const msgpack_object *c = mp_find(m, "count");
-    int64_t count;
-    if (!c) die_at(f, 0, "field 'queries.count': missing");
-    if (!obj_int(c, &count)) die_at(f, 0, "field 'queries.count': expected integer");
-    if (count != (int64_t)qs->n)
-        die_at(f, 0, "field 'queries.count': the answers are for %lld queries but %s has %zu", (long long)count, qs->name,
+    if (h->count != (int64_t)qs->n)
+        die_at(f, 0, "field 'queries.count': the answers are for %lld queries but %s has %zu", (long long)h->count, qs->name,
                qs->n);
 }
 
 static void read_answers(query_set *qs, query **by_id, const char *path, const fuse_params *p, char **name_out) {
-    stream_reader *r = sr_open(path, "itrek.answers", 1);
-    *name_out = xstrdup(sr_name(r));
-    check_answers_header(r, qs);
-    const msgpack_object *rec;
-    while ((rec = sr_next(r))) {
-        int64_t id = sr_int(r, rec, "id");
+    stream_reader *r = sr_open(path, ANSWERS_SCHEMA, 1);
+    answers_header h;
+    answers_header_read(r, &h);
+    *name_out = xstrdup(h.source);
+    check_answers_header(&h, qs);
+    const char *f = h.source;
+    answer_rec a = {0};
+    while (answers_next(r, &a)) {
+        int64_t id = a.id;
         size_t lo = 0, hi = qs->n;
         while (lo < hi) {
             size_t mid = (lo + hi) / 2;
             if (by_id[mid]->id < id) lo = mid + 1;
             else hi = mid;
         }
-        if (lo == qs->n || by_id[lo]->id != id) sr_fail(r, "field 'id': no query with id %lld in %s", (long long)id, qs->name);
+        if (lo == qs->n || by_id[lo]->id != id) die_at(f, a.rec, "field 'id': no query with id %lld in %s", (long long)id, qs->name);
         query *q = by_id[lo];
         if (q->ans_rec)
-            sr_fail(r, "field 'id': a second answer to query %lld (first at record %ld)", (long long)id, q->ans_rec);
-        uint32_t tl;
-        const char *ts = sr_str(r, rec, "task", &tl);
-        if (fuse_task_from_name(ts, tl) != q->task)
-            sr_fail(r, "field 'task': '%.*s', but query %lld (%s:%ld) is %s", (int)tl, ts, (long long)id, qs->name, q->rec,
-                    TASK_NAMES[q->task]);
-        int64_t u = sr_int(r, rec, "user");
-        if (u != q->user)
-            sr_fail(r, "field 'user': %lld, but query %lld (%s:%ld) is for user %d", (long long)u, (long long)id, qs->name,
-                    q->rec, q->user);
-        q->ans_rec = sr_index(r);
-        parse_answer(r, rec, qs, q, p);
+            die_at(f, a.rec, "field 'id': a second answer to query %lld (first at record %ld)", (long long)id, q->ans_rec);
+        if (a.task != q->task)
+            die_at(f, a.rec, "field 'task': '%s', but query %lld (%s:%ld) is %s", rtask_name(a.task), (long long)id, qs->name,
+                   q->rec, rtask_name(q->task));
+        if (a.user != q->user)
+            die_at(f, a.rec, "field 'user': %lld, but query %lld (%s:%ld) is for user %d", (long long)a.user, (long long)id,
+                   qs->name, q->rec, q->user);
+        q->ans_rec = a.rec;
+        parse_answer(&a, f, qs, q, p);
     }
+    answer_rec_free(&a);
+    answers_header_free(&h);
     sr_close(r);
 }
 
-static void pack_ranking(msgpack_packer *pk, int32_t user, int method, const char *label, const int32_t *item,
-                         const int *order, int n, const double *u) {
-    msgpack_pack_map(pk, u ? 4 : 3);
-    pk_kv_int(pk, "user", user);
-    if (label && method != FUSE_M_BASE) {
-        char name[64];
-        snprintf(name, sizeof name, "%s %s", label, METHOD_NAMES[method]);
-        pk_kv_str(pk, "method", name);
-    } else
-        pk_kv_str(pk, "method", METHOD_NAMES[method]);
-    pk_str(pk, "items");
-    msgpack_pack_array(pk, (size_t)n);
-    for (int k = 0; k < n; k++) msgpack_pack_int64(pk, item[order ? order[k] : k]);
-    if (u) {
-        pk_str(pk, "scores");
-        msgpack_pack_array(pk, (size_t)n);
-        for (int k = 0; k < n; k++) msgpack_pack_double(pk, u[order[k]]);
+static void write_ranking(stream_writer *w, int32_t user, int method, const char *label, const int32_t *item,
+                          const int *order, int n, const double *u) {
+    char name[64];
+    if (label && method != FUSE_M_BASE) snprintf(name, sizeof name, "%s %s", label, METHOD_NAMES[method]);
+    else snprintf(name, sizeof name, "%s", METHOD_NAMES[method]);
+    int32_t *items = xmalloc(sizeof *items * (size_t)(n ? n : 1));
+    double *scores = u ? xmalloc(sizeof *scores * (size_t)(n ? n : 1)) : NULL;
+    for (int k = 0; k < n; k++) {
+        items[k] = item[order ? order[k] : k];
+        if (u) scores[k] = u[order[k]];
     }
+    rankings_write(w, user, name, items, n, scores);
+    free(items);
+    free(scores);
 }
 
 void fuse_run(const fuse_io *io, const fuse_params *p) {
@@ -615,14 +513,10 @@ void fuse_run(const fuse_io *io, const fuse_params *p) {
                p->label, strlen(p->label));
     size_t N = qs.n;
 
-    /* ids unique */
+    /* by id (queries_load checked that ids are unique) */
     query **by_id = xmalloc(sizeof *by_id * (N ? N : 1));
     for (size_t k = 0; k < N; k++) by_id[k] = &qs.q[k];
     qsort(by_id, N, sizeof *by_id, cmp_query_id);
-    for (size_t k = 1; k < N; k++)
-        if (by_id[k]->id == by_id[k - 1]->id)
-            die_at(qs.name, by_id[k]->rec, "field 'id': duplicate query id %lld (first at record %ld)", (long long)by_id[k]->id,
-                   by_id[k - 1]->rec);
 
     /* users, each validated before any answer is read */
     query **by_user = xmalloc(sizeof *by_user * (N ? N : 1));
@@ -665,7 +559,7 @@ void fuse_run(const fuse_io *io, const fuse_params *p) {
     if (missing && !p->allow_missing)
         die_at(ans_name, -1, "field 'id': %ld of %zu queries have no answer (the first: query %lld, user %d, %s); "
                "--allow-missing counts them as unparsed",
-               missing, N, (long long)first_missing->id, first_missing->user, TASK_NAMES[first_missing->task]);
+               missing, N, (long long)first_missing->id, first_missing->user, rtask_name(first_missing->task));
     double mid = (qs.scale_lo + qs.scale_hi) / 2.0;
     for (size_t k = 0; k < N; k++) {
         query *q = &qs.q[k];
@@ -679,40 +573,13 @@ void fuse_run(const fuse_io *io, const fuse_params *p) {
     }
 
     /* output */
-    stream_writer *w = sw_open(io->output, io->zstd);
-    msgpack_packer *pk = sw_pk(w);
-    msgpack_pack_map(pk, 7);
-    sw_header_common(w, "itrek.rankings", 1);
-    pk_str(pk, "params");
-    /* label, methods and leaky only when given, so default outputs keep their bytes. Rankings
-     * from leaky queries say so in the header and in every reranked method's name. */
+    /* Rankings from leaky queries say so in the header and in every reranked method's name. */
     char leaky_label[64];
     const char *label = p->label;
     if (qs.leaky) {
         snprintf(leaky_label, sizeof leaky_label, "LEAKY%s%s", p->label ? " " : "", p->label ? p->label : "");
         label = leaky_label;
     }
-    msgpack_pack_map(pk, 7 + (label != NULL) + (p->methods != 0) + qs.leaky);
-    pk_kv_str(pk, "scheme", qs.scheme);
-    pk_kv_str(pk, "part", qs.part);
-    pk_kv_num(pk, "c1", p->c1);
-    pk_kv_num(pk, "c2", p->c2);
-    pk_kv_num(pk, "c3", p->c3);
-    pk_str(pk, "lambda");
-    msgpack_pack_array(pk, 3);
-    for (int k = 0; k < 3; k++) msgpack_pack_double(pk, p->lambda[k]);
-    pk_kv_str(pk, "point_score", fuse_point_score_name(p->point_score));
-    if (label) pk_kv_str(pk, "label", label);
-    if (qs.leaky) pk_kv_bool(pk, "leaky", true);
-    if (p->methods) {
-        int nm = 0;
-        for (int k = 0; k < FUSE_NMETHODS; k++) nm += (p->methods >> k) & 1;
-        pk_str(pk, "methods");
-        msgpack_pack_array(pk, (size_t)nm);
-        for (int k = 0; k < FUSE_NMETHODS; k++)
-            if (p->methods & 1u << k) pk_str(pk, METHOD_NAMES[k]);
-    }
-
     /* the per-user pass computes the pair fallbacks the header needs; rankings are kept */
     int max_n = 1;
     for (int k = 0; k < n_users; k++)
@@ -752,37 +619,31 @@ void fuse_run(const fuse_io *io, const fuse_params *p) {
         off += (size_t)n;
     }
 
-    pk_str(pk, "parse");
-    msgpack_pack_map(pk, FUSE_NTASKS);
-    for (int t = 0; t < FUSE_NTASKS; t++) {
-        pk_str(pk, TASK_NAMES[t]);
-        msgpack_pack_map(pk, t == FUSE_LISTWISE ? 5 : 4);
-        pk_kv_int(pk, "answers", st[t].answers);
-        pk_kv_int(pk, "unparsed", st[t].unparsed);
-        pk_kv_int(pk, "fallbacks", st[t].fallbacks);
-        pk_kv_int(pk, "missing", st[t].missing);
-        if (t == FUSE_LISTWISE) pk_kv_int(pk, "partial", st[t].partial);
-    }
-    pk_str(pk, "inputs");
-    msgpack_pack_map(pk, 2);
-    pk_kv_str(pk, "queries", qs.name);
-    pk_kv_str(pk, "answers", ans_name);
-    pk_kv_int(pk, "users", n_users);
-    sw_end_record(w);
+    const char *methods[FUSE_NMETHODS];
+    int nm = 0;
+    for (int k = 0; k < FUSE_NMETHODS; k++)
+        if (p->methods & 1u << k) methods[nm++] = METHOD_NAMES[k];
+    rankings_header rh = {.scheme = qs.scheme, .part = qs.part, .c1 = p->c1, .c2 = p->c2, .c3 = p->c3,
+                          .lambda = {p->lambda[0], p->lambda[1], p->lambda[2]},
+                          .point_score = fuse_point_score_name(p->point_score), .label = label, .leaky = qs.leaky,
+                          .methods = methods, .n_methods = nm, .queries_path = qs.name, .answers_path = ans_name,
+                          .users = n_users};
+    for (int t = 0; t < FUSE_NTASKS; t++)
+        rh.parse[t] = (rankings_parse_stats){st[t].answers, st[t].unparsed, st[t].fallbacks, st[t].missing, st[t].partial};
+    stream_writer *w = sw_open(io->output, io->zstd);
+    rankings_write_header(w, &rh);
 
     off = 0;
     for (int k = 0; k < n_users; k++) {
         user_view *v = &uv[k];
         int n = v->n;
         if (!p->methods || p->methods & 1u << FUSE_M_BASE) {
-            pack_ranking(pk, v->user, FUSE_M_BASE, label, v->item, NULL, n, NULL);
-            sw_end_record(w);
+            write_ranking(w, v->user, FUSE_M_BASE, label, v->item, NULL, n, NULL);
         }
         for (int mth = 0; mth < 4; mth++) {
             if (p->methods && !(p->methods & 1u << (FUSE_M_POINTWISE + mth))) continue;
-            pack_ranking(pk, v->user, FUSE_M_POINTWISE + mth, label, v->item, orders + 4 * off + (size_t)mth * n, n,
-                         utils + 4 * off + (size_t)mth * n);
-            sw_end_record(w);
+            write_ranking(w, v->user, FUSE_M_POINTWISE + mth, label, v->item, orders + 4 * off + (size_t)mth * n, n,
+                          utils + 4 * off + (size_t)mth * n);
         }
         off += (size_t)n;
     }
@@ -791,10 +652,10 @@ void fuse_run(const fuse_io *io, const fuse_params *p) {
     /* the parse summary: one line per task (always when something went unparsed) */
     for (int t = 0; t < FUSE_NTASKS; t++) {
         if (io->quiet && !st[t].unparsed) continue;
-        fprintf(stderr, "%s: %s: %ld answers, %ld unparsed (%ld missing), %ld fallbacks", err_prog(), TASK_NAMES[t],
+        fprintf(stderr, "%s: %s: %ld answers, %ld unparsed (%ld missing), %ld fallbacks", err_prog(), rtask_name(t),
                 st[t].answers, st[t].unparsed, st[t].missing, st[t].fallbacks);
         if (t == FUSE_LISTWISE) fprintf(stderr, ", %ld partial", st[t].partial);
-        if (!qs.have[t]) fprintf(stderr, " (no %s queries: its utility is 0 and its ranking the base order)", TASK_NAMES[t]);
+        if (!qs.have[t]) fprintf(stderr, " (no %s queries: its utility is 0 and its ranking the base order)", rtask_name(t));
         fputc('\n', stderr);
     }
 

@@ -19,13 +19,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "records/task.h"
+
 typedef enum { FUSE_POINTWISE = 0, FUSE_PAIRWISE = 1, FUSE_LISTWISE = 2, FUSE_NTASKS = 3 } fuse_task;
 typedef enum { FUSE_SCORE_EXPECTED = 0, FUSE_SCORE_ARGMAX = 1 } fuse_point_score;
 
 /* Output methods, in the fixed record order. */
 enum { FUSE_M_BASE, FUSE_M_POINTWISE, FUSE_M_PAIRWISE, FUSE_M_LISTWISE, FUSE_M_HYBRID, FUSE_NMETHODS };
 
-#define FUSE_LIST_TOP 5 /* positions of the listwise answer that earn utility */
+#define FUSE_LIST_TOP RTASK_LIST_TOP /* positions of the listwise answer that earn utility */
 
 typedef struct {
     double c1, c2, c3;

@@ -259,7 +259,7 @@ bad_queries pair3 's/^{"id":8,\(.*\)"pair":1,/{"id":8,\1"pair":0,/'
 expect_fail "a pair asked three times" 1 "pair3.mp:8: field 'pair': user 1 pair 0 is asked 3 times" \
     "$B/fuse" --queries "$T/pair3.mp" "$T/a.mp" -o "$T/out.mp"
 bad_queries dupq 's/^{"id":23,/{"id":22,/'
-expect_fail "duplicated query id" 1 "dupq.mp:23: field 'id': duplicate query id 22 \(first at record 22\)$" \
+expect_fail "duplicated query id" 1 "dupq.mp:23: field 'id': 22 repeats the id of record 22$" \
     "$B/fuse" --queries "$T/dupq.mp" "$T/a.mp" -o "$T/out.mp"
 bad_queries noscale '1s/"scale":\[1,5\],//'
 expect_fail "queries without a rating scale" 1 "noscale.mp:0: field 'params.scale': missing" \

@@ -3,7 +3,8 @@
  * emit them after an alpaca prompt, with the stories260K and (when present) LLaMA-2 tokenizers. */
 #include "../unit/harness.h"
 #include "io/rng.h"
-#include "llm/rank.h"
+#include "rerank/answer_tokens.h"
+#include "rerank/title_trie.h"
 #include "llm/tokenizer.h"
 
 #include <stdlib.h>
@@ -118,8 +119,8 @@ static void test_list_random(void) {
             ls[i] = le[i] = L + 1;
         }
         rank_list l;
-        rank_list_init(&l, (const int *const *)sep, ls, (const int *const *)eos, le, n, RANK_LIST_TOP);
-        int need = n < RANK_LIST_TOP ? n : RANK_LIST_TOP;
+        rank_list_init(&l, (const int *const *)sep, ls, (const int *const *)eos, le, n, RTASK_LIST_TOP);
+        int need = n < RTASK_LIST_TOP ? n : RTASK_LIST_TOP;
         int out[256], m = 0;
         float lg[V];
         for (int step = 0; step < 200; step++) {

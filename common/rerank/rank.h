@@ -1,4 +1,5 @@
-/* rank.h - the reranker: answers itrek.queries with a LLaMA model and writes itrek.answers.
+/* rank.h - the reranker (RecRanker's tasks on a LLaMA model): answers
+ * itrek.queries with a LLaMA model and writes itrek.answers.
  *
  * Two decode modes (docs/rank.md):
  *   generate  sampling (temperature, top-k, top-p, max_new, seed); the decoded text is the answer.
@@ -15,18 +16,18 @@
  * the same bytes as an uninterrupted one. Sampling draws from one generator per query,
  * seeded by (seed, query id).
  *
- * Layering: llm layer; includes io/ and llm/ headers only (never rec/).
+ * Layering: rerank sits above rec and llm: it uses records/ for the streams and llm/ for the
+ * model, generation and scoring; common/llm knows nothing of queries, answers or tasks. Files:
+ * queries.c (reading, shards, tokenising, the tasks' answer options), scheduler.c (batched
+ * decoding), output.c (answers, OUT.partial, --resume), merge.c (--merge), title_trie.c
+ * (constrained listwise decoding), answer_tokens.c, id_map.c, rank.c (the stage).
  */
-#ifndef ITREK_LLM_RANK_H
-#define ITREK_LLM_RANK_H
+#ifndef ITREK_RERANK_RANK_H
+#define ITREK_RERANK_RANK_H
 
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
-
-#include "llm/tokenizer.h"
-
-#define RANK_LIST_TOP 5    /* titles a listwise answer names */
 
 typedef enum { RANK_GENERATE = 0, RANK_SCORE = 1 } rank_decode;
 
@@ -79,46 +80,5 @@ void rank_run(const rank_opts *o, rank_stats *st);
  * headers must agree (apart from `shard`); shards must be 0..n-1 of one n, each once; ids
  * must not repeat. */
 void rank_merge(const char *const *inputs, int n, const char *output, bool zstd);
-
-/* ---------- building blocks (tests/llm/test_rank.c) ---------- */
-
-/* The tokens the model emits for `answer` right after `prompt`: encode(tail + answer) minus
- * encode(tail), where tail is the prompt's text after its last space (SentencePiece pieces do
- * not span a space, so this equals encode(prompt + answer) minus encode(prompt) and costs
- * little). *out is malloc'd. Returns the count, or -1 when the answer's first piece would
- * merge with the end of the prompt (no clean split; *out then holds the tokens after the
- * common prefix). */
-int rank_answer_tokens(const llm_tokenizer *t, const char *prompt, size_t prompt_len, const char *answer, int **out);
-
-/* A trie over token sequences (tokenised titles with their terminator). Sequences may repeat;
- * a removed ("chosen") sequence no longer counts: a node is live while a not-removed sequence
- * passes through it. Node 0 is the root. */
-typedef struct rank_trie rank_trie;
-rank_trie *rank_trie_new(const int *const *seqs, const int *lens, int n);
-void rank_trie_free(rank_trie *t);
-/* The live child of node for token tok, or -1. */
-int rank_trie_child(const rank_trie *t, int node, int tok);
-/* Tokens of the live children of node (ascending); returns the count (at most max written). */
-int rank_trie_allowed(const rank_trie *t, int node, int *toks, int max);
-/* The lowest-index live sequence that ends at node, or -1. */
-int rank_trie_complete(const rank_trie *t, int node);
-void rank_trie_remove(rank_trie *t, int seq);
-int rank_trie_live(const rank_trie *t); /* live sequences */
-
-/* Constrained listwise decoding: titles 0..n-1 with two token sequences each, title + separator
- * (used while more titles are to come) and title + EOS (the last one). Greedy: at each step
- * the most likely token that continues a not-yet-chosen title (lowest id on ties). */
-typedef struct {
-    rank_trie *mid, *last;
-    int need, n_chosen, node;
-    int chosen[RANK_LIST_TOP];
-} rank_list;
-void rank_list_init(rank_list *l, const int *const *sep_seqs, const int *sep_lens, const int *const *eos_seqs,
-                    const int *eos_lens, int n, int need);
-void rank_list_free(rank_list *l);
-/* The token to emit next given the model's logits (V). -1 when nothing can be emitted. */
-int rank_list_choose(const rank_list *l, const float *logits, int V);
-/* Advance by tok (which must be allowed); true once `need` titles are chosen. */
-bool rank_list_push(rank_list *l, int tok);
 
 #endif
