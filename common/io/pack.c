@@ -60,9 +60,7 @@ void pkm_end(pk_map *m) {
 void pkm_int(pk_map *m, const char *key, int64_t v) { msgpack_pack_int64(pkm_key(m, key), v); }
 void pkm_num(pk_map *m, const char *key, double v) { msgpack_pack_double(pkm_key(m, key), v); }
 void pkm_str(pk_map *m, const char *key, const char *v) { pk_str(pkm_key(m, key), v); }
-void pkm_strn(pk_map *m, const char *key, const char *v, size_t n) { pk_strn(pkm_key(m, key), v, n); }
 void pkm_bool(pk_map *m, const char *key, bool v) { pk_kv_bool(&m->pk, key, v); m->n++; }
 void pkm_ints(pk_map *m, const char *key, const int32_t *v, size_t n) { pk_kv_ints(&m->pk, key, v, n); m->n++; }
 void pkm_floats(pk_map *m, const char *key, const float *v, size_t n) { pk_kv_floats(&m->pk, key, v, n); m->n++; }
 void pkm_f32bin(pk_map *m, const char *key, const float *v, size_t n) { pk_kv_f32bin(&m->pk, key, v, n); m->n++; }
-void pkm_object(pk_map *m, const char *key, const msgpack_object *o) { msgpack_pack_object(pkm_key(m, key), *o); }

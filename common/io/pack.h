@@ -50,11 +50,9 @@ void pkm_end(pk_map *m);
 void pkm_int(pk_map *m, const char *key, int64_t v);
 void pkm_num(pk_map *m, const char *key, double v);
 void pkm_str(pk_map *m, const char *key, const char *v);
-void pkm_strn(pk_map *m, const char *key, const char *v, size_t n);
 void pkm_bool(pk_map *m, const char *key, bool v);
 void pkm_ints(pk_map *m, const char *key, const int32_t *v, size_t n);
 void pkm_floats(pk_map *m, const char *key, const float *v, size_t n);
 void pkm_f32bin(pk_map *m, const char *key, const float *v, size_t n);
-void pkm_object(pk_map *m, const char *key, const msgpack_object *o);
 
 #endif

@@ -384,22 +384,7 @@ void sw_end_record(stream_writer *w) {
 }
 
 
-void sw_header_common(stream_writer *w, const char *schema, int version) {
-    char producer[128];
-    snprintf(producer, sizeof producer, "%s %s", err_prog(), ITREK_VERSION);
-    pk_kv_str(&w->pk, "schema", schema);
-    pk_kv_int(&w->pk, "version", version);
-    pk_kv_str(&w->pk, "producer", producer);
-}
 
-void sw_header_common_map(stream_writer *w, pk_map *m, const char *schema, int version) {
-    (void)w;
-    char producer[128];
-    snprintf(producer, sizeof producer, "%s %s", err_prog(), ITREK_VERSION);
-    pkm_str(m, "schema", schema);
-    pkm_int(m, "version", version);
-    pkm_str(m, "producer", producer);
-}
 
 void sw_close(stream_writer *w) {
     if (w->sbuf.size) die("internal: record packed but not ended");

@@ -67,11 +67,7 @@ stream_writer *sw_open(const char *path, bool compress);
 /* The packer for the current record; pack exactly one map, then call sw_end_record. */
 msgpack_packer *sw_pk(stream_writer *w);
 void sw_end_record(stream_writer *w);
-/* Packs the common header keys: schema, version, producer ("<prog> <version>").
- * Counts as 3 of the header map's entries; the caller declares the map size. */
-void sw_header_common(stream_writer *w, const char *schema, int version);
-/* The same three keys into a counted header map (io/pack.h). */
-void sw_header_common_map(stream_writer *w, pk_map *m, const char *schema, int version);
+/* Headers begin with schema, version and producer: records/header.h. */
 /* Finish: flush, end the zstd frame, fsync, rename into place. Dies on failure. */
 void sw_close(stream_writer *w);
 

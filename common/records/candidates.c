@@ -2,14 +2,14 @@
 #include "records/candidates.h"
 
 #include "io/err.h"
+#include "records/header.h"
 
 #include <string.h>
 
 stream_writer *candidates_write_begin(const char *path, bool zstd, const candidates_header *h) {
     stream_writer *w = sw_open(path, zstd);
     pk_map m;
-    pkm_begin(&m, sw_pk(w));
-    sw_header_common_map(w, &m, "itrek.candidates", 1);
+    records_header_begin(&m, sw_pk(w), "itrek.candidates", 1);
     pk_map p;
     pkm_begin(&p, pkm_key(&m, "params"));
     pkm_str(&p, "for", h->part);

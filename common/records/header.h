@@ -1,7 +1,7 @@
 /* header.h - the keys every stream header starts with, packed into a counted map.
  *
- * sw_header_common packs schema, version and producer straight into the writer; the records
- * layer builds its headers as counted maps (io/pack.h), so it needs the same three keys there.
+ * Every ITREK stream's header map begins with schema, version and producer ("<prog> <version>");
+ * the records layer builds headers as counted maps (io/pack.h), and this is where they start.
  */
 #ifndef ITREK_RECORDS_HEADER_H
 #define ITREK_RECORDS_HEADER_H

@@ -2,6 +2,7 @@
 #include "records/interactions.h"
 
 #include "io/err.h"
+#include "records/header.h"
 
 #include <string.h>
 
@@ -65,8 +66,7 @@ void interactions_free(interactions *ia) {
 stream_writer *interactions_write_begin(const char *path, bool zstd, const interactions_header *h) {
     stream_writer *w = sw_open(path, zstd);
     pk_map m;
-    pkm_begin(&m, sw_pk(w));
-    sw_header_common_map(w, &m, "itrek.interactions", 1);
+    records_header_begin(&m, sw_pk(w), "itrek.interactions", 1);
     pk_map p;
     pkm_begin(&p, pkm_key(&m, "params"));
     pkm_str(&p, "scheme", h->scheme);

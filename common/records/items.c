@@ -2,6 +2,7 @@
 #include "records/items.h"
 
 #include "io/err.h"
+#include "records/header.h"
 #include "io/stream.h"
 
 #include <stdlib.h>
@@ -59,8 +60,7 @@ void catalog_free(catalog *c) {
 void items_write(const char *path, bool zstd, const catalog *c, const char *source) {
     stream_writer *w = sw_open(path, zstd);
     pk_map m;
-    pkm_begin(&m, sw_pk(w));
-    sw_header_common_map(w, &m, "itrek.items", 1);
+    records_header_begin(&m, sw_pk(w), "itrek.items", 1);
     pkm_int(&m, "items", c->count);
     pk_map in;
     pkm_begin(&in, pkm_key(&m, "inputs"));

@@ -2,6 +2,7 @@
 #include "records/itemvecs.h"
 
 #include "io/err.h"
+#include "records/header.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -11,8 +12,7 @@ stream_writer *itemvecs_write_begin(const char *path, bool zstd, const char *met
                                     const char *inputs_name) {
     stream_writer *w = sw_open(path, zstd);
     pk_map h;
-    pkm_begin(&h, sw_pk(w));
-    sw_header_common_map(w, &h, "itrek.itemvecs", 1);
+    records_header_begin(&h, sw_pk(w), "itrek.itemvecs", 1);
     pkm_str(&h, "method", method);
     pkm_int(&h, "dim", dim);
     pk_map p;

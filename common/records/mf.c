@@ -2,6 +2,7 @@
 #include "records/mf.h"
 
 #include "io/err.h"
+#include "records/header.h"
 #include "io/stream.h"
 
 #include <math.h>
@@ -10,8 +11,7 @@
 void mf_write(const mf_model *m, const mf_params *p, const char *path, bool zstd, const char *inputs_name) {
     stream_writer *w = sw_open(path, zstd);
     pk_map h;
-    pkm_begin(&h, sw_pk(w));
-    sw_header_common_map(w, &h, "itrek.mf", 1);
+    records_header_begin(&h, sw_pk(w), "itrek.mf", 1);
     pkm_int(&h, "dim", m->dim);
     pkm_int(&h, "users", m->n_users);
     pkm_int(&h, "items", m->n_items);
