@@ -86,11 +86,9 @@ static llm_model *load(const opts *o) {
     if (o->merge && !o->adapter) die_usage(USAGE, "--merge needs --adapter");
     llm_load_opts lo = {.int8 = o->int8, .threads = o->cc.threads, .adapter = o->adapter, .merge = o->merge,
                         .device = o->device};
-    int cuda = o->device && strcmp(o->device, "cuda") == 0;
-    if (cuda && o->precision && strcmp(o->precision, "fp32") == 0)
-        die_usage(USAGE, "--precision fp32: --device cuda computes in bf16 (docs/gpu.md); fp32 is the CPU's");
+    bool cpu_bf16 = cli_device_precision(o->device, o->precision, USAGE);
     const llm_backend *be16 = NULL;
-    if (!cuda && o->precision && strcmp(o->precision, "bf16") == 0) {
+    if (cpu_bf16) {
         if (!(be16 = llm_backend_cpu_bf16(err, sizeof err))) die("%s", err);
         if (llm_dnnl_isa_note() && !o->cc.quiet) warnf("%s", llm_dnnl_isa_note());
     }
@@ -377,16 +375,8 @@ int main(int argc, char **argv) {
         case OPT_CONFIG: o.config = optarg; break;
         case OPT_TOKENIZER: o.tokenizer = optarg; break;
         case OPT_INIT_STD: o.init_std = cli_double("--init-std", optarg, 0, 10, USAGE); break;
-        case OPT_DEVICE:
-            if (strcmp(optarg, "cpu") != 0 && strcmp(optarg, "cuda") != 0)
-                die_usage(USAGE, "--device: expected cpu or cuda, not '%s'", optarg);
-            o.device = optarg;
-            break;
-        case OPT_PRECISION:
-            if (strcmp(optarg, "fp32") != 0 && strcmp(optarg, "bf16") != 0)
-                die_usage(USAGE, "--precision: expected fp32 or bf16, not '%s'", optarg);
-            o.precision = optarg;
-            break;
+        case OPT_DEVICE: o.device = cli_device(optarg, USAGE); break;
+        case OPT_PRECISION: o.precision = cli_precision(optarg, USAGE); break;
         case ':': die_usage(USAGE, "option '%s' needs a value", argv[optind - 1]);
         case '?': die_usage(USAGE, "unknown option '%s'", argv[optind - 1]);
         default: cli_common_opt(c, optarg, &o.cc, USAGE);

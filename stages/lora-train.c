@@ -91,6 +91,57 @@ static int save_model(void *vctx, const char *dir, char *err, size_t errlen) {
     return copy_file(c->tok_src, dst, err, errlen);
 }
 
+/* The training examples: with --text, the text file's lines (and an optional instructions
+ * stream, prompt and answer as one document) packed into ctx-token rows for pretraining;
+ * otherwise the instructions, one example each, the loss on the response (or on all tokens). */
+static void load_examples(llm_dataset *all, const char *text, const char *in, const llm_tokenizer *tok, int ctx, int loss_all) {
+    if (text) {
+        FILE *fp = strcmp(text, "-") == 0 ? stdin : fopen(text, "r");
+        if (!fp) die_at(text, -1, "%s", strerror(errno));
+        char *line = NULL;
+        size_t cap = 0;
+        ssize_t len;
+        int *stream = NULL;
+        long n = 0, scap = 0;
+        while ((len = getline(&line, &cap, fp)) >= 0) {
+            if (len > 0 && line[len - 1] == '\n') line[--len] = 0;
+            if (len == 0) continue;
+            llm_text_append(&stream, &n, &scap, tok, line);
+        }
+        if (ferror(fp)) die_at(text, -1, "read error");
+        if (fp != stdin) fclose(fp);
+        free(line);
+        if (in) {
+            /* instructions as pretraining documents: the prompt formats with their answers, so
+               the backbone learns what follows "### Response:" (docs/backbone.md) */
+            stream_reader *r = sr_open(in, INSTRUCTIONS_SCHEMA, 1);
+            char *p, *resp;
+            while (instructions_next_text(r, &p, &resp)) {
+                size_t lp = strlen(p), lr = strlen(resp);
+                char *doc = xmalloc(lp + lr + 1);
+                memcpy(doc, p, lp);
+                memcpy(doc + lp, resp, lr + 1);
+                llm_text_append(&stream, &n, &scap, tok, doc);
+                free(doc);
+                free(p);
+                free(resp);
+            }
+            sr_close(r);
+        }
+        llm_dataset_pack(all, stream, n, ctx);
+        free(stream);
+    } else {
+        stream_reader *r = sr_open(in, INSTRUCTIONS_SCHEMA, 1);
+        char *p, *resp;
+        while (instructions_next_text(r, &p, &resp)) {
+            llm_dataset_add_instruction(all, tok, p, resp, ctx, loss_all);
+            free(p);
+            free(resp);
+        }
+        sr_close(r);
+    }
+}
+
 int main(int argc, char **argv) {
     err_set_prog(argv[0]);
     cli_common cc;
@@ -118,7 +169,6 @@ int main(int argc, char **argv) {
         CLI_COMMON_OPTIONS,
         {0, 0, 0, 0}};
     int c;
-    opterr = 0;
     while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         switch (c) {
         case O_MODEL: model = optarg; break;
@@ -158,18 +208,8 @@ int main(int argc, char **argv) {
         case O_KEEP: ro.keep_ckpt = (int)cli_long("--keep", optarg, 0, 1 << 20, USAGE); break;
         case O_RESUME: ro.resume = optarg; break;
         case O_LOG: ro.log_path = optarg; break;
-        case O_DEVICE:
-            if (strcmp(optarg, "cpu") != 0 && strcmp(optarg, "cuda") != 0)
-                die_usage(USAGE, "--device: expected cpu or cuda, not '%s'", optarg);
-            device = optarg;
-            break;
-        case O_PRECISION:
-            if (strcmp(optarg, "fp32") != 0 && strcmp(optarg, "bf16") != 0)
-                die_usage(USAGE, "--precision: expected fp32 or bf16, not '%s'", optarg);
-            precision = optarg;
-            break;
-        case ':': die_usage(USAGE, "option '%s' needs a value", argv[optind - 1]);
-        case '?': die_usage(USAGE, "unknown option '%s'", argv[optind - 1]);
+        case O_DEVICE: device = cli_device(optarg, USAGE); break;
+        case O_PRECISION: precision = cli_precision(optarg, USAGE); break;
         default: cli_common_opt(c, optarg, &cc, USAGE);
         }
     }
@@ -181,12 +221,9 @@ int main(int argc, char **argv) {
     if (full && int8) die_usage(USAGE, "--full trains fp32 weights; --int8 is for a frozen LoRA base");
     if (full && device && strcmp(device, "cuda") == 0) die_usage(USAGE, "--full runs on the CPU only; --device cuda is for LoRA");
     if (text && !full) die_usage(USAGE, "--text is for --full (pretraining); LoRA tuning reads itrek.instructions");
-    int cuda = device && strcmp(device, "cuda") == 0;
-    if (cuda && precision && strcmp(precision, "fp32") == 0)
-        die_usage(USAGE, "--precision fp32: --device cuda computes in bf16 (docs/gpu.md); fp32 is the CPU's");
     const llm_backend *be16 = NULL; /* --precision bf16 on the CPU */
     char err[1024];
-    if (!cuda && precision && strcmp(precision, "bf16") == 0) {
+    if (cli_device_precision(device, precision, USAGE)) {
         if (!(be16 = llm_backend_cpu_bf16(err, sizeof err))) die("%s", err);
         if (llm_dnnl_isa_note() && !cc.quiet) warnf("%s", llm_dnnl_isa_note());
         llm_dnnl_set_weight_cache(!full); /* full training rewrites the weights after every update */
@@ -230,52 +267,7 @@ int main(int argc, char **argv) {
 
     /* the data */
     llm_dataset all = {0}, val;
-    if (text) {
-        FILE *fp = strcmp(text, "-") == 0 ? stdin : fopen(text, "r");
-        if (!fp) die_at(text, -1, "%s", strerror(errno));
-        char *line = NULL;
-        size_t cap = 0;
-        ssize_t len;
-        int *stream = NULL;
-        long n = 0, scap = 0;
-        while ((len = getline(&line, &cap, fp)) >= 0) {
-            if (len > 0 && line[len - 1] == '\n') line[--len] = 0;
-            if (len == 0) continue;
-            llm_text_append(&stream, &n, &scap, tok, line);
-        }
-        if (ferror(fp)) die_at(text, -1, "read error");
-        if (fp != stdin) fclose(fp);
-        free(line);
-        if (optind < argc) {
-            /* instructions as pretraining documents: the prompt formats with their answers, so
-               the backbone learns what follows "### Response:" (docs/backbone.md) */
-            stream_reader *r = sr_open(argv[optind], INSTRUCTIONS_SCHEMA, 1);
-            char *p, *resp;
-            while (instructions_next_text(r, &p, &resp)) {
-                size_t lp = strlen(p), lr = strlen(resp);
-                char *doc = xmalloc(lp + lr + 1);
-                memcpy(doc, p, lp);
-                memcpy(doc + lp, resp, lr + 1);
-                llm_text_append(&stream, &n, &scap, tok, doc);
-                free(doc);
-                free(p);
-                free(resp);
-            }
-            sr_close(r);
-        }
-        llm_dataset_pack(&all, stream, n, ctx);
-        free(stream);
-    } else {
-        const char *in = optind < argc ? argv[optind] : NULL;
-        stream_reader *r = sr_open(in, INSTRUCTIONS_SCHEMA, 1);
-        char *p, *resp;
-        while (instructions_next_text(r, &p, &resp)) {
-            llm_dataset_add_instruction(&all, tok, p, resp, ctx, loss_all);
-            free(p);
-            free(resp);
-        }
-        sr_close(r);
-    }
+    load_examples(&all, text, optind < argc ? argv[optind] : NULL, tok, ctx, loss_all);
     llm_dataset_split(&all, &val, val_frac, cc.seed);
     if (all.n == 0) die_at(text ? text : optind < argc ? argv[optind] : "-", -1, "no training examples");
     if (!cc.quiet)

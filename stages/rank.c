@@ -108,16 +108,8 @@ int main(int argc, char **argv) {
         }
         case O_MAXUSERS: o.max_users = cli_long("--max-users", optarg, 1, 1L << 40, USAGE); break;
         case O_MERGE: merge = true; break;
-        case O_DEVICE:
-            if (strcmp(optarg, "cpu") != 0 && strcmp(optarg, "cuda") != 0)
-                die_usage(USAGE, "--device: expected cpu or cuda, got '%s'", optarg);
-            device = optarg;
-            break;
-        case O_PRECISION:
-            if (strcmp(optarg, "fp32") != 0 && strcmp(optarg, "bf16") != 0)
-                die_usage(USAGE, "--precision: expected fp32 or bf16, got '%s'", optarg);
-            precision = optarg;
-            break;
+        case O_DEVICE: device = cli_device(optarg, USAGE); break;
+        case O_PRECISION: precision = cli_precision(optarg, USAGE); break;
         case O_ITEM:
             if (!strstr(optarg, "{title}")) die_usage(USAGE, "--item-format: needs {title}");
             o.item_format = optarg;
@@ -147,9 +139,7 @@ int main(int argc, char **argv) {
     if (o.resume && !to_file) die_usage(USAGE, "--resume needs -o OUT");
     if (o.max_users && !to_file) die_usage(USAGE, "--max-users needs -o OUT");
     if (o.list_likelihood && o.decode != RANK_SCORE) die_usage(USAGE, "--listwise likelihood needs --decode score");
-    int cuda = strcmp(device, "cuda") == 0, bf16 = !cuda && precision && strcmp(precision, "bf16") == 0;
-    if (cuda && precision && strcmp(precision, "fp32") == 0)
-        die_usage(USAGE, "--precision fp32: --device cuda computes in bf16 (docs/gpu.md); fp32 is the CPU's");
+    bool bf16 = cli_device_precision(device, precision, USAGE);
     if (bf16) { /* the CPU backend with bf16 products: llm_backend_named("cpu-bf16") */
         char err[1024];
         if (!llm_backend_cpu_bf16(err, sizeof err)) die("%s", err);

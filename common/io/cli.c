@@ -49,6 +49,23 @@ bool cli_common_opt(int opt, const char *arg, cli_common *c, const char *usage) 
     }
 }
 
+const char *cli_device(const char *arg, const char *usage) {
+    if (strcmp(arg, "cpu") != 0 && strcmp(arg, "cuda") != 0) die_usage(usage, "--device: expected cpu or cuda, not '%s'", arg);
+    return arg;
+}
+
+const char *cli_precision(const char *arg, const char *usage) {
+    if (strcmp(arg, "fp32") != 0 && strcmp(arg, "bf16") != 0) die_usage(usage, "--precision: expected fp32 or bf16, not '%s'", arg);
+    return arg;
+}
+
+bool cli_device_precision(const char *device, const char *precision, const char *usage) {
+    bool cuda = device && strcmp(device, "cuda") == 0;
+    if (cuda && precision && strcmp(precision, "fp32") == 0)
+        die_usage(usage, "--precision fp32: --device cuda computes in bf16 (docs/gpu.md); fp32 is the CPU's");
+    return !cuda && precision && strcmp(precision, "bf16") == 0;
+}
+
 long cli_long(const char *name, const char *arg, long min, long max, const char *usage) {
     char *end;
     errno = 0;

@@ -39,6 +39,12 @@ void cli_common_init(cli_common *c, char **argv);
 /* Handles a common option (exits for --help/--version, and with one line naming the option on
  * '?' (unknown) and ':' (value missing)); false if not common. */
 bool cli_common_opt(int opt, const char *arg, cli_common *c, const char *usage);
+/* --device (cpu or cuda) and --precision (fp32 or bf16): the value, or a usage error. */
+const char *cli_device(const char *arg, const char *usage);
+const char *cli_precision(const char *arg, const char *usage);
+/* The pair together: cuda computes in bf16, so --precision fp32 there is a usage error. True
+ * when the CPU's bf16 products are asked for (device cpu or NULL, precision bf16). */
+bool cli_device_precision(const char *device, const char *precision, const char *usage);
 long cli_long(const char *name, const char *arg, long min, long max, const char *usage);
 double cli_double(const char *name, const char *arg, double min, double max, const char *usage);
 /* Comma-separated numbers into out[max]; returns the count. */

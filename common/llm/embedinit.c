@@ -10,10 +10,9 @@
 
 long llm_init_embeddings(llm_model *m, const llm_tokenizer *tok, const char *path, double std) {
     itemvecs iv;
-    itemvecs_load(&iv, path);
     const int C = m->cfg.dim;
+    itemvecs_load(&iv, path, C);
     const int64_t dim = iv.dim;
-    if (dim > C) die_at(iv.name, 0, "header field 'dim': %lld is more than the model's hidden size %d", (long long)dim, C);
     /* the vectors first (their spread sets the scale), then the rows */
     long n = iv.n;
     int *row = xmalloc(sizeof *row * (size_t)n);

@@ -38,12 +38,13 @@ void itemvecs_put(stream_writer *w, int32_t item, const char *symbol, const floa
     sw_end_record(w);
 }
 
-void itemvecs_load(itemvecs *v, const char *path) {
+void itemvecs_load(itemvecs *v, const char *path, int hidden) {
     memset(v, 0, sizeof *v);
     stream_reader *r = sr_open(path, "itrek.itemvecs", 1);
     v->name = xstrdup(sr_name(r));
     int64_t dim = sr_header_int(r, "dim", -1);
     if (dim < 1 || dim > 65536) sr_fail(r, "header field 'dim': expected a positive integer");
+    if (dim > hidden) sr_fail(r, "header field 'dim': %lld is more than the model's hidden size %d", (long long)dim, hidden);
     v->dim = (int)dim;
     long cap = 64;
     v->symbol = xmalloc(sizeof *v->symbol * (size_t)cap);

@@ -29,9 +29,10 @@ typedef struct {
     long *rec;
 } itemvecs;
 
-/* Reads PATH; dies on a missing or non-positive dim, a vec of the wrong size, a non-finite
- * entry, or no vectors at all. */
-void itemvecs_load(itemvecs *v, const char *path);
+/* Reads PATH; dies on a missing or non-positive dim, a dim over HIDDEN (the model's hidden
+ * size, checked before any record is read), a vec of the wrong size, a non-finite entry, or no
+ * vectors at all. */
+void itemvecs_load(itemvecs *v, const char *path, int hidden);
 void itemvecs_free(itemvecs *v);
 
 #endif

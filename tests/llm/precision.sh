@@ -12,7 +12,7 @@ M=$SHARED/models/stories260K
 # usage
 expect_fail llm-bad-precision 2 "precision: expected fp32 or bf16, not 'fp16'" "$LLM" generate --model "$T/hf" --ids 1 --precision fp16
 expect_fail lt-bad-precision 2 "precision: expected fp32 or bf16, not 'fp16'" "$LT" --model "$T/hf" --out "$T/x" --precision fp16
-expect_fail rank-bad-precision 2 "precision: expected fp32 or bf16, got 'fp16'" "$BINDIR/rank" --model "$T/hf" --precision fp16
+expect_fail rank-bad-precision 2 "precision: expected fp32 or bf16, not 'fp16'" "$BINDIR/rank" --model "$T/hf" --precision fp16
 expect_fail llm-cuda-fp32 2 'precision fp32: --device cuda computes in bf16' "$LLM" generate --model "$T/hf" --ids 1 --device cuda --precision fp32
 expect_fail lt-cuda-fp32 2 'precision fp32: --device cuda computes in bf16' "$LT" --model "$T/hf" --out "$T/x" --device cuda --precision fp32 "$T/x"
 expect_fail rank-cuda-fp32 2 'precision fp32: --device cuda computes in bf16' "$BINDIR/rank" --model "$T/hf" --device cuda --precision fp32
