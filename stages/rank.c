@@ -13,7 +13,7 @@ static const char USAGE[] =
     "       rank --merge [-o OUT] ANSWERS...\n"
     "Answers every itrek.queries record with the model: generated text, or (--decode score)\n"
     "log-probabilities of the answer options and a listwise answer constrained to the titles.\n"
-    "  --model PATH        Hugging Face directory or .gguf (required)\n"
+    "  --model PATH        Hugging Face directory, .gguf or llama2.c .bin (required)\n"
     "  --adapter DIR       LoRA adapter (PEFT layout)\n"
     "  --int8              hold the linear layers in int8\n"
     "  --decode MODE       generate (default) or score\n"
