@@ -11,10 +11,10 @@
 enum { MAX_PAIRS = PROMPT_MAX_ITEMS / 2 };
 
 typedef struct {
-    bool has[TASK_COUNT];
+    bool has[RTASK_COUNT];
     uint64_t cover;                 /* pointwise: ranks seen */
-    uint64_t prefix_hash[TASK_COUNT];
-    uint64_t prefix_len[TASK_COUNT];
+    uint64_t prefix_hash[RTASK_COUNT];
+    uint64_t prefix_len[RTASK_COUNT];
     int8_t pair_first[MAX_PAIRS], pair_second[MAX_PAIRS];
     uint8_t pair_seen[MAX_PAIRS];   /* bit 0: asked unswapped, bit 1: swapped */
     int8_t rank_pair[PROMPT_MAX_ITEMS];
@@ -116,7 +116,7 @@ void leakcheck_stream(const char *path, const leak_inputs *in, leak_report *rep)
         if (!useen[u]) { useen[u] = 1; rep->users++; }
         uint32_t tl;
         const char *ts = sr_str(r, rec, "task", &tl);
-        int task = task_from_name(ts, tl);
+        int task = rtask_from_name(ts, tl);
         if (task < 0) sr_fail(r, "field 'task': '%.*s' is not pointwise, pairwise or listwise", (int)(tl > 20 ? 20 : tl), ts);
         uint32_t plen;
         const char *prompt = sr_str(r, rec, "prompt", &plen);
@@ -157,7 +157,7 @@ void leakcheck_stream(const char *path, const leak_inputs *in, leak_report *rep)
             region = (size_t)pl;
         }
         char *blanked = NULL;
-        if (in->cat && queries && task == TASK_LISTWISE && it->size > 0) {
+        if (in->cat && queries && task == RTASK_LISTWISE && it->size > 0) {
             /* A listwise instruction may show the candidates (rated-last.tmpl), before the
              * history: that list, rendered exactly as prompt.c renders it, is not history. */
             const char *sep = in->tmpl->text[T_LIST_SEP];
@@ -207,11 +207,11 @@ void leakcheck_stream(const char *path, const leak_inputs *in, leak_report *rep)
         uint64_t hp = fnv1a(prompt, region);
         if (s->has[task] && (s->prefix_len[task] != region || s->prefix_hash[task] != hp))
             sr_fail(r, "field 'prefix_len': the prompt's first %zu bytes differ from user %d's other %s queries", region, u,
-                    task_name((prompt_task)task));
+                    rtask_name((prompt_task)task));
         if (!s->has[task]) {
             s->prefix_len[task] = region;
             s->prefix_hash[task] = hp;
-            if (task == TASK_PAIRWISE) {
+            if (task == RTASK_PAIRWISE) {
                 memset(s->rank_pair, -1, sizeof s->rank_pair);
                 memset(s->pair_seen, 0, sizeof s->pair_seen);
             }
@@ -234,10 +234,10 @@ void leakcheck_stream(const char *path, const leak_inputs *in, leak_report *rep)
                         c[m]);
             ranks[k] = (int)m;
         }
-        if (task == TASK_POINTWISE) {
+        if (task == RTASK_POINTWISE) {
             if (it->size != 1) sr_fail(r, "field 'items': a pointwise query shows 1 item, not %u", it->size);
             s->cover |= 1ull << ranks[0];
-        } else if (task == TASK_LISTWISE) {
+        } else if (task == RTASK_LISTWISE) {
             if ((int)it->size != nc) sr_fail(r, "field 'items': the listwise query shows %u of user %d's %d candidates", it->size, u, nc);
             for (int k = 0; k < nc; k++)
                 if (ranks[k] != k) sr_fail(r, "field 'ranks': the listwise candidates are not in base order (rank %d at %d)", ranks[k], k);
@@ -286,10 +286,10 @@ void leakcheck_stream(const char *path, const leak_inputs *in, leak_report *rep)
             }
             int nc = cs->len[u];
             uint64_t full = nc >= 64 ? ~0ull : (1ull << nc) - 1;
-            if (s->has[TASK_POINTWISE] && s->cover != full)
+            if (s->has[RTASK_POINTWISE] && s->cover != full)
                 die_at(name, s->last_record, "user %d: the pointwise queries cover %d of the %d candidates", u,
                        __builtin_popcountll(s->cover), nc);
-            if (s->has[TASK_PAIRWISE])
+            if (s->has[RTASK_PAIRWISE])
                 for (int p = 0; p < nc / 2; p++)
                     if (s->pair_seen[p] != 3)
                         die_at(name, s->last_record, "user %d: pair %d is not asked in both orders", u, p);
