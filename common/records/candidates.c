@@ -2,6 +2,7 @@
 #include "records/candidates.h"
 
 #include "io/err.h"
+#include "records/fields.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -39,16 +40,6 @@ void candidates_put(stream_writer *w, int32_t user, const int32_t *items, const 
     sw_end_record(w);
 }
 
-/* params.KEY as a NUL-terminated copy when it is a string, else NULL. */
-static char *param_strdup(stream_reader *r, const char *key) {
-    const msgpack_object *o = sr_header_param(r, key);
-    if (!o || o->type != MSGPACK_OBJECT_STR) return NULL;
-    char *d = xmalloc(o->via.str.size + 1);
-    memcpy(d, o->via.str.ptr, o->via.str.size);
-    d[o->via.str.size] = 0;
-    return d;
-}
-
 void cand_head_read(stream_reader *r, cand_head *h) {
     memset(h, 0, sizeof *h);
     const msgpack_object *f = sr_header_param(r, "for");
@@ -56,7 +47,8 @@ void cand_head_read(stream_reader *r, cand_head *h) {
         memcpy(h->part, f->via.str.ptr, f->via.str.size);
     const msgpack_object *nn = sr_header_param(r, "n");
     if (nn && nn->type == MSGPACK_OBJECT_POSITIVE_INTEGER) h->n = (int)nn->via.u64;
-    h->scheme = param_strdup(r, "scheme");
+    const msgpack_object *s = sr_header_param(r, "scheme");
+    if (s && s->type == MSGPACK_OBJECT_STR) h->scheme = records_strdup(s);
 }
 
 void cand_head_free(cand_head *h) {

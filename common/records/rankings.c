@@ -2,6 +2,7 @@
 #include "records/rankings.h"
 
 #include "io/err.h"
+#include "records/fields.h"
 #include "records/header.h"
 
 #include <stdlib.h>
@@ -71,14 +72,8 @@ void rankings_write(stream_writer *w, int32_t user, const char *method, const in
 void rankings_head_read(stream_reader *r, rankings_head *h) {
     memset(h, 0, sizeof *h);
     const msgpack_object *s = sr_header_param(r, "scheme");
-    if (s && s->type == MSGPACK_OBJECT_STR) {
-        h->scheme = xmalloc(s->via.str.size + 1);
-        memcpy(h->scheme, s->via.str.ptr, s->via.str.size);
-        h->scheme[s->via.str.size] = 0;
-    }
-    const msgpack_object *lk = sr_header_param(r, "leaky");
-    if (lk && lk->type != MSGPACK_OBJECT_BOOLEAN) die_at(sr_name(r), 0, "field 'params.leaky': expected a boolean");
-    h->leaky = lk && lk->via.boolean;
+    if (s && s->type == MSGPACK_OBJECT_STR) h->scheme = records_strdup(s);
+    h->leaky = records_param_leaky(r);
 }
 
 void rankings_head_free(rankings_head *h) {
