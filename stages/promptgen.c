@@ -132,7 +132,7 @@ typedef struct {
     double dislike;
     int scale[2];
     bool have_scale;
-    bool tasks[TASK_COUNT];
+    bool tasks[RTASK_COUNT];
     sampling_params sp;
     const char *stream; /* --check: the stream to check */
 } pg_opts;
@@ -238,7 +238,7 @@ static void run_prompts(const pg_opts *o) {
     bool zstd = o->zstd, hint = o->hint, next_positives = o->next_positives, have_scale = o->have_scale;
     hint_source hints = o->hints;
     double dislike = o->dislike;
-    bool tasks[TASK_COUNT];
+    bool tasks[RTASK_COUNT];
     memcpy(tasks, o->tasks, sizeof tasks);
     sampling_params sp = o->sp;
     if (!cat_path) die_usage(USAGE, "--catalog F is required");
@@ -328,12 +328,12 @@ static void run_prompts(const pg_opts *o) {
     int n_recs = 0;
     sampling_result sr;
     memset(&sr, 0, sizeof sr);
-    long skipped[TASK_COUNT] = {0, 0, 0};
+    long skipped[RTASK_COUNT] = {0, 0, 0};
     int n_eval_users = 0;
     progress pg;
     if (mode == 0) {
         sampling_draw(&sr, &sp, ps.n_liked, ia.n_users, mf.P, mf.dim, cc.seed);
-        recs = xmalloc(sizeof *recs * ((size_t)sr.n * TASK_COUNT + 1));
+        recs = xmalloc(sizeof *recs * ((size_t)sr.n * RTASK_COUNT + 1));
         progress_start(&pg, "promptgen", (uint64_t)sr.n, cc.quiet, cc.log_every);
         enum { CHUNK = 256 };
         for (int s = 0; s < sr.n; s += CHUNK) {
@@ -460,7 +460,7 @@ int main(int argc, char **argv) {
     double dislike = 2;
     int scale[2] = {0, 0};
     bool have_scale = false;
-    bool tasks[TASK_COUNT] = {true, true, true};
+    bool tasks[RTASK_COUNT] = {true, true, true};
     sampling_params sp;
     sampling_params_default(&sp);
     static const struct option opts[] = {
@@ -513,7 +513,7 @@ int main(int argc, char **argv) {
             for (;;) {
                 const char *e = strchr(p, ',');
                 size_t n = e ? (size_t)(e - p) : strlen(p);
-                int t = task_from_name(p, n);
+                int t = rtask_from_name(p, n);
                 if (t < 0) die_usage(USAGE, "--tasks: unknown task '%.*s'", (int)n, p);
                 tasks[t] = true;
                 if (!e) break;

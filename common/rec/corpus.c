@@ -106,8 +106,8 @@ void corpus_write(FILE *out, const char *out_name, const interactions *ia, const
     /* Liked-list documents only when a task shows liked lists (pairwise's template, else
      * listwise's): with every history rated (data/prompts/rated.tmpl) the rated windows are
      * already the prompts' history format. */
-    bool any_liked = !t->rated[TASK_PAIRWISE] || !t->rated[TASK_LISTWISE];
-    template_key liked_key = !t->rated[TASK_PAIRWISE] ? T_PAIR_HIST : T_LIST_HIST;
+    bool any_liked = !t->rated[RTASK_PAIRWISE] || !t->rated[RTASK_LISTWISE];
+    template_key liked_key = !t->rated[RTASK_PAIRWISE] ? T_PAIR_HIST : T_LIST_HIST;
     int32_t *liked = xmalloc(sizeof *liked * (size_t)(hist.off[hist.n_users] + 1));
     for (int pass = 0; pass < (p->repeat > 0 ? p->repeat : 1); pass++)
         for (int32_t u = 0; u < hist.n_users; u++) {

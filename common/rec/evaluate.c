@@ -3,6 +3,7 @@
 
 #include "io/err.h"
 #include "io/stream.h"
+#include "records/candidates.h"
 #include "records/rankings.h"
 #include "rec/metrics.h"
 
@@ -28,75 +29,67 @@ static method_ranking *find_or_add(method_ranking **ms, int *n, const char *name
 }
 
 /* The stream's params.scheme must match the interactions' scheme when both are known. */
-static void check_scheme(stream_reader *r, const interactions *ia) {
-    const msgpack_object *s = sr_header_param(r, "scheme");
-    if (!s || s->type != MSGPACK_OBJECT_STR || !ia->scheme[0]) return;
-    if (strlen(ia->scheme) != s->via.str.size || memcmp(ia->scheme, s->via.str.ptr, s->via.str.size) != 0)
-        die_at(sr_name(r), 0, "field 'params.scheme': '%.*s' does not match the interactions' scheme '%s' (%s)",
-               (int)s->via.str.size, s->via.str.ptr, ia->scheme, ia->source);
+static void check_scheme(stream_reader *r, const char *scheme, const interactions *ia) {
+    if (!scheme || !ia->scheme[0]) return;
+    if (strcmp(ia->scheme, scheme) != 0)
+        die_at(sr_name(r), 0, "field 'params.scheme': '%s' does not match the interactions' scheme '%s' (%s)", scheme,
+               ia->scheme, ia->source);
 }
 
 /* Each load call has its own id, so a method may come from two inputs (fuse's `base` and the
  * candidates) as long as they agree, while a repeat within one input is an error. */
 static int32_t load_calls;
 
-static void store(stream_reader *r, method_ranking *m, const msgpack_object *rec, const interactions *ia) {
-    int64_t u = sr_int(r, rec, "user");
+/* User u's ranking items[0..n) (the current record of r) into m. */
+static void store(stream_reader *r, method_ranking *m, int64_t u, const int32_t *items, int n, const interactions *ia) {
     if (u < 0 || u >= ia->n_users) sr_fail(r, "field 'user': %lld is not a user of %s", (long long)u, ia->source);
-    const msgpack_object_array *a = sr_array(r, rec, "items");
     if (m->items[u]) {
         if (m->from[u] == load_calls)
             sr_fail(r, "field 'user': duplicate ranking for user %lld (method %s)", (long long)u, m->name);
-        bool same = a->size == (uint32_t)m->len[u];
-        for (uint32_t k = 0; same && k < a->size; k++) same = sr_elem_int(r, a, k, "items") == m->items[u][k];
-        if (!same)
+        if (n != m->len[u] || memcmp(items, m->items[u], sizeof *items * (size_t)n) != 0)
             sr_fail(r, "field 'items': the %s ranking of user %lld differs from the one in an earlier input", m->name,
                     (long long)u);
         return;
     }
     m->from[u] = load_calls;
-    m->items[u] = xmalloc(sizeof(int32_t) * (a->size + 1));
-    m->len[u] = (int32_t)a->size;
-    for (uint32_t k = 0; k < a->size; k++) {
-        int64_t it = sr_elem_int(r, a, k, "items");
-        if (it < 0 || it > INT32_MAX) sr_fail(r, "field 'items[%u]': %lld is not an item id", k, (long long)it);
-        for (uint32_t j = 0; j < k; j++)
-            if (m->items[u][j] == it) sr_fail(r, "field 'items[%u]': item %lld appears twice", k, (long long)it);
-        m->items[u][k] = (int32_t)it;
-    }
+    m->items[u] = xmalloc(sizeof(int32_t) * ((size_t)n + 1));
+    memcpy(m->items[u], items, sizeof *items * (size_t)n);
+    m->len[u] = n;
 }
 
 void rankings_load(method_ranking **ms, int *n, const char *path, const interactions *ia) {
     load_calls++;
     stream_reader *r = sr_open(path, RANKINGS_SCHEMA, 1);
-    check_scheme(r, ia);
-    bool leaky = rankings_header_leaky(r);
-    const msgpack_object *rec;
-    while ((rec = sr_next(r))) {
-        char *name = rankings_method(r, rec);
-        bool mark = leaky && strcmp(name, "base") != 0;
-        if (mark && !strstr(name, "LEAKY")) {
-            char *named = xmalloc(strlen(name) + 7);
-            sprintf(named, "LEAKY %s", name);
-            free(name);
-            name = named;
+    rankings_head h;
+    rankings_head_read(r, &h);
+    check_scheme(r, h.scheme, ia);
+    ranking_rec k = {0};
+    while (rankings_next(r, &k)) {
+        char name[sizeof k.method + 6];
+        bool mark = h.leaky && strcmp(k.method, "base") != 0;
+        if (mark && !strstr(k.method, "LEAKY")) {
+            snprintf(name, sizeof name, "LEAKY %s", k.method);
             if (strlen(name) >= 32) sr_fail(r, "field 'method': '%s' is longer than 31 bytes", name);
-        }
+        } else
+            snprintf(name, sizeof name, "%s", k.method);
         method_ranking *m = find_or_add(ms, n, name, ia->n_users, sr_name(r));
         m->leaky |= mark;
-        free(name);
-        store(r, m, rec, ia);
+        store(r, m, k.user, k.items, k.n_items, ia);
     }
+    rankings_head_free(&h);
     sr_close(r);
 }
 
 void candidates_load_as_method(method_ranking **ms, int *n, const char *path, const interactions *ia, const char *name) {
     load_calls++;
-    stream_reader *r = sr_open(path, "itrek.candidates", 1);
-    check_scheme(r, ia);
+    stream_reader *r = sr_open(path, CANDIDATES_SCHEMA, 1);
+    cand_head h;
+    cand_head_read(r, &h);
+    check_scheme(r, h.scheme, ia);
+    cand_head_free(&h);
     method_ranking *m = find_or_add(ms, n, name, ia->n_users, sr_name(r));
-    const msgpack_object *rec;
-    while ((rec = sr_next(r))) store(r, m, rec, ia);
+    cand_rec c = {0};
+    while (candidates_next(r, &c)) store(r, m, c.user, c.items, c.n_items, ia);
     sr_close(r);
 }
 

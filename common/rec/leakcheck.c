@@ -3,6 +3,8 @@
 
 #include "io/err.h"
 #include "io/stream.h"
+#include "records/instructions.h"
+#include "records/queries.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -11,10 +13,10 @@
 enum { MAX_PAIRS = PROMPT_MAX_ITEMS / 2 };
 
 typedef struct {
-    bool has[TASK_COUNT];
+    bool has[RTASK_COUNT];
     uint64_t cover;                 /* pointwise: ranks seen */
-    uint64_t prefix_hash[TASK_COUNT];
-    uint64_t prefix_len[TASK_COUNT];
+    uint64_t prefix_hash[RTASK_COUNT];
+    uint64_t prefix_len[RTASK_COUNT];
     int8_t pair_first[MAX_PAIRS], pair_second[MAX_PAIRS];
     uint8_t pair_seen[MAX_PAIRS];   /* bit 0: asked unswapped, bit 1: swapped */
     int8_t rank_pair[PROMPT_MAX_ITEMS];
@@ -57,6 +59,20 @@ static bool title_leaks(const catalog *cat, const char *needle, const char *titl
     return true;
 }
 
+/* One record of either stream, as the checks see it. */
+typedef struct {
+    long rec;
+    int64_t id, user;
+    int task;
+    const char *prompt, *response; /* response: instructions only, NULL when absent */
+    size_t prompt_len, response_len;
+    size_t region;                 /* bytes of the prompt checked: queries' prefix, else all */
+    const int32_t *items, *history, *ranks; /* ranks: queries with candidates */
+    int n_items, n_history;
+    int64_t pair;                  /* pairwise queries with candidates */
+    int swapped;
+} leak_rec;
+
 void leakcheck_stream(const char *path, const leak_inputs *in, leak_report *rep) {
     memset(rep, 0, sizeof *rep);
     const interactions *ia = in->ia;
@@ -64,20 +80,21 @@ void leakcheck_stream(const char *path, const leak_inputs *in, leak_report *rep)
     char *name = xstrdup(sr_name(r));
     const char *schema = sr_schema(r);
     bool queries;
-    if (strcmp(schema, "itrek.instructions") == 0) queries = false;
-    else if (strcmp(schema, "itrek.queries") == 0) queries = true;
+    if (strcmp(schema, INSTRUCTIONS_SCHEMA) == 0) queries = false;
+    else if (strcmp(schema, QUERIES_SCHEMA) == 0) queries = true;
     else die_at(name, 0, "field 'schema': '%s' is neither itrek.instructions nor itrek.queries", schema);
     snprintf(rep->schema, sizeof rep->schema, "%s", schema);
-    const msgpack_object *lk = sr_header_param(r, "leaky");
-    if (lk && lk->type != MSGPACK_OBJECT_BOOLEAN) die_at(name, 0, "field 'params.leaky': expected a boolean");
-    rep->leaky = lk && lk->via.boolean;
+    queries_header qh = {0};
+    instructions_header ih = {0};
+    if (queries) queries_header_read(r, &qh, 0);
+    else instructions_header_read(r, &ih);
+    rep->leaky = queries ? qh.leaky : ih.leaky;
     if (rep->leaky && !in->diagnostic)
         die_at(name, 0, "field 'params.leaky': made with promptgen --hints recranker-leaky, whose hints read held-out "
                         "ratings: a leak (give --diagnostic if this is the leak diagnostic)");
     part_t part = PART_TRAIN;
     if (queries) {
-        const msgpack_object *p = sr_header_param(r, "part");
-        int pp = p && p->type == MSGPACK_OBJECT_STR ? part_from_name(p->via.str.ptr, p->via.str.size) : -1;
+        int pp = qh.part ? part_from_name(qh.part, strlen(qh.part)) : -1;
         if (pp != PART_TEST && pp != PART_VALID) die_at(name, 0, "field 'params.part': expected \"test\" or \"valid\"");
         part = (part_t)pp;
         if (in->cands && strcmp(in->cands->part, part_name(part)) != 0)
@@ -104,76 +121,76 @@ void leakcheck_stream(const char *path, const leak_inputs *in, leak_report *rep)
     size_t n_ids = 0, cap_ids = 0;
     int32_t hist[4096 + PROMPT_MAX_ITEMS];
     uint8_t *useen = xcalloc((size_t)ia->n_users + 1, 1);
-    const msgpack_object *rec;
-    while ((rec = sr_next(r))) {
-        long ri = sr_index(r);
+    unsigned qneed = QR_PROMPT | QR_ITEMS | QR_HISTORY | (in->cands ? QR_RANKS | QR_PAIR | QR_SWAPPED : 0);
+    unsigned ineed = IR_PROMPT | IR_ITEMS | IR_HISTORY | (in->cat ? IR_RESPONSE : 0);
+    query_rec q = {0};
+    instruction_read ir = {0};
+    for (;;) {
+        leak_rec x;
+        if (queries) {
+            if (!queries_next(r, qneed, &q)) break;
+            x = (leak_rec){q.rec, q.id, q.user, q.task, q.prompt, NULL, q.prompt_len, 0, q.prefix_len, q.items,
+                           q.history, q.ranks, q.n_items, q.n_history, q.pair, q.swapped};
+        } else {
+            if (!instructions_next(r, ineed, &ir)) break;
+            x = (leak_rec){ir.rec, ir.id, ir.user, ir.task, ir.prompt, ir.response, ir.prompt_len, ir.response_len,
+                           ir.prompt_len, ir.items, ir.history, NULL, ir.n_items, ir.n_history, -1, -1};
+        }
+        long ri = x.rec;
         rep->records++;
         if (n_ids == cap_ids) ids = xrealloc(ids, (cap_ids = cap_ids ? 2 * cap_ids : 4096) * sizeof *ids);
-        ids[n_ids++] = (id_rec){sr_int(r, rec, "id"), ri};
-        int64_t u64 = sr_int(r, rec, "user");
-        if (u64 < 0 || u64 >= ia->n_users) sr_fail(r, "field 'user': user %lld has no interactions", (long long)u64);
-        int32_t u = (int32_t)u64;
+        ids[n_ids++] = (id_rec){x.id, ri};
+        if (x.user < 0 || x.user >= ia->n_users) sr_fail(r, "field 'user': user %lld has no interactions", (long long)x.user);
+        int32_t u = (int32_t)x.user;
         if (!useen[u]) { useen[u] = 1; rep->users++; }
-        uint32_t tl;
-        const char *ts = sr_str(r, rec, "task", &tl);
-        int task = task_from_name(ts, tl);
-        if (task < 0) sr_fail(r, "field 'task': '%.*s' is not pointwise, pairwise or listwise", (int)(tl > 20 ? 20 : tl), ts);
-        uint32_t plen;
-        const char *prompt = sr_str(r, rec, "prompt", &plen);
-        const msgpack_object_array *h = sr_array(r, rec, "history");
-        const msgpack_object_array *it = sr_array(r, rec, "items");
-        if (h->size > 4096) sr_fail(r, "field 'history': %u items, at most 4096 supported", h->size);
-        if (it->size > PROMPT_MAX_ITEMS) sr_fail(r, "field 'items': %u items, at most %d supported", it->size, PROMPT_MAX_ITEMS);
+        int task = x.task;
+        const char *prompt = x.prompt;
+        if (x.n_history > 4096) sr_fail(r, "field 'history': %d items, at most 4096 supported", x.n_history);
+        if (x.n_items > PROMPT_MAX_ITEMS) sr_fail(r, "field 'items': %d items, at most %d supported", x.n_items, PROMPT_MAX_ITEMS);
         int nh = 0;
-        for (uint32_t k = 0; k < h->size; k++) {
-            int64_t x = sr_elem_int(r, h, k, "history");
-            uint8_t b = part_bits(ia, pm, u, x);
-            if (b & PART_BIT(PART_TEST)) sr_fail(r, "field 'history': test item %lld of user %d in the history", (long long)x, u);
+        for (int k = 0; k < x.n_history; k++) {
+            int64_t v = x.history[k];
+            uint8_t b = part_bits(ia, pm, u, v);
+            if (b & PART_BIT(PART_TEST)) sr_fail(r, "field 'history': test item %lld of user %d in the history", (long long)v, u);
             if ((b & PART_BIT(PART_VALID)) && !(allowed & PART_BIT(PART_VALID)))
-                sr_fail(r, "field 'history': valid item %lld of user %d in the history", (long long)x, u);
+                sr_fail(r, "field 'history': valid item %lld of user %d in the history", (long long)v, u);
             if (!(b & allowed))
-                sr_fail(r, "field 'history': item %lld is not a %s interaction of user %d", (long long)x,
+                sr_fail(r, "field 'history': item %lld is not a %s interaction of user %d", (long long)v,
                         allowed & PART_BIT(PART_VALID) ? "train or valid" : "train", u);
-            hist[nh++] = (int32_t)x;
+            hist[nh++] = (int32_t)v;
             rep->history_ids++;
         }
         int n_shown = nh;
-        for (uint32_t k = 0; k < it->size; k++) {
-            int64_t x = sr_elem_int(r, it, k, "items");
-            if (!queries) {
+        if (!queries)
+            for (int k = 0; k < x.n_items; k++) {
+                int64_t v = x.items[k];
                 for (int j = 0; j < nh; j++)
-                    if (hist[j] == x) sr_fail(r, "field 'items': target item %lld is in its own history", (long long)x);
-                uint8_t b = part_bits(ia, pm, u, x);
-                if (b & PART_BIT(PART_TEST)) sr_fail(r, "field 'items': test item %lld of user %d in a training prompt", (long long)x, u);
-                if (b & PART_BIT(PART_VALID)) sr_fail(r, "field 'items': valid item %lld of user %d in a training prompt", (long long)x, u);
-                hist[n_shown++] = (int32_t)x; /* a training prompt shows its targets too */
+                    if (hist[j] == v) sr_fail(r, "field 'items': target item %lld is in its own history", (long long)v);
+                uint8_t b = part_bits(ia, pm, u, v);
+                if (b & PART_BIT(PART_TEST)) sr_fail(r, "field 'items': test item %lld of user %d in a training prompt", (long long)v, u);
+                if (b & PART_BIT(PART_VALID)) sr_fail(r, "field 'items': valid item %lld of user %d in a training prompt", (long long)v, u);
+                hist[n_shown++] = (int32_t)v; /* a training prompt shows its targets too */
             }
-        }
         /* titles */
-        size_t region = plen;
-        if (queries) {
-            int64_t pl = sr_int(r, rec, "prefix_len");
-            if (pl < 0 || pl > plen) sr_fail(r, "field 'prefix_len': %lld is outside the prompt (%u bytes)", (long long)pl, plen);
-            region = (size_t)pl;
-        }
+        size_t region = x.region;
         char *blanked = NULL;
-        if (in->cat && queries && task == TASK_LISTWISE && it->size > 0) {
+        if (in->cat && queries && task == RTASK_LISTWISE && x.n_items > 0) {
             /* A listwise instruction may show the candidates (rated-last.tmpl), before the
              * history: that list, rendered exactly as prompt.c renders it, is not history. */
             const char *sep = in->tmpl->text[T_LIST_SEP];
             size_t cap = 1, len = 0;
-            for (uint32_t k = 0; k < it->size; k++) {
-                int64_t x = sr_elem_int(r, it, k, "items");
-                cap += (x >= 0 && x < in->cat->n_items && needles[x] ? strlen(needles[x]) : 0) + strlen(sep);
+            for (int k = 0; k < x.n_items; k++) {
+                int32_t v = x.items[k];
+                cap += (v < in->cat->n_items && needles[v] ? strlen(needles[v]) : 0) + strlen(sep);
             }
             char *list = xmalloc(cap);
             bool whole = true;
-            for (uint32_t k = 0; k < it->size && whole; k++) {
-                int64_t x = sr_elem_int(r, it, k, "items");
-                if (x < 0 || x >= in->cat->n_items || !needles[x]) { whole = false; break; }
+            for (int k = 0; k < x.n_items && whole; k++) {
+                int32_t v = x.items[k];
+                if (v >= in->cat->n_items || !needles[v]) { whole = false; break; }
                 if (k) { memcpy(list + len, sep, strlen(sep)); len += strlen(sep); }
-                memcpy(list + len, needles[x], strlen(needles[x]));
-                len += strlen(needles[x]);
+                memcpy(list + len, needles[v], strlen(needles[v]));
+                len += strlen(needles[v]);
             }
             const char *at = whole ? memmem(prompt, region, list, len) : NULL;
             if (at) {
@@ -185,8 +202,8 @@ void leakcheck_stream(const char *path, const leak_inputs *in, leak_report *rep)
         }
         const char *checked = blanked ? blanked : prompt;
         if (in->cat) {
-            uint32_t rl = 0;
-            const char *resp = !queries ? sr_str(r, rec, "response", &rl) : NULL;
+            const char *resp = x.response;
+            size_t rl = x.response_len;
             for (int j = fl.off[u]; j < fl.off[u + 1]; j++) {
                 int32_t v = fl.item[j];
                 if (v >= in->cat->n_items || !needles[v]) continue;
@@ -207,11 +224,11 @@ void leakcheck_stream(const char *path, const leak_inputs *in, leak_report *rep)
         uint64_t hp = fnv1a(prompt, region);
         if (s->has[task] && (s->prefix_len[task] != region || s->prefix_hash[task] != hp))
             sr_fail(r, "field 'prefix_len': the prompt's first %zu bytes differ from user %d's other %s queries", region, u,
-                    task_name((prompt_task)task));
+                    rtask_name((prompt_task)task));
         if (!s->has[task]) {
             s->prefix_len[task] = region;
             s->prefix_hash[task] = hp;
-            if (task == TASK_PAIRWISE) {
+            if (task == RTASK_PAIRWISE) {
                 memset(s->rank_pair, -1, sizeof s->rank_pair);
                 memset(s->pair_seen, 0, sizeof s->pair_seen);
             }
@@ -223,32 +240,26 @@ void leakcheck_stream(const char *path, const leak_inputs *in, leak_report *rep)
         if (u >= cs->n_users || !cs->items[u]) sr_fail(r, "field 'user': user %d has no candidates in %s", u, cs->source);
         const int32_t *c = cs->items[u];
         int nc = cs->len[u];
-        const msgpack_object_array *rk = sr_array(r, rec, "ranks");
-        if (rk->size != it->size) sr_fail(r, "field 'ranks': %u ranks for %u items", rk->size, it->size);
+        /* the reader has checked: ranks as many as items, pointwise 1 item, pairwise 2 distinct */
         int ranks[PROMPT_MAX_ITEMS];
-        for (uint32_t k = 0; k < it->size; k++) {
-            int64_t x = sr_elem_int(r, it, k, "items"), m = sr_elem_int(r, rk, k, "ranks");
-            if (m < 0 || m >= nc) sr_fail(r, "field 'ranks': rank %lld outside user %d's %d candidates", (long long)m, u, nc);
-            if (c[m] != x)
-                sr_fail(r, "field 'items': item %lld is not user %d's candidate at rank %lld (%d is)", (long long)x, u, (long long)m,
-                        c[m]);
-            ranks[k] = (int)m;
+        for (int k = 0; k < x.n_items; k++) {
+            int32_t v = x.items[k], m = x.ranks[k];
+            if (m >= nc) sr_fail(r, "field 'ranks': rank %d outside user %d's %d candidates", m, u, nc);
+            if (c[m] != v) sr_fail(r, "field 'items': item %d is not user %d's candidate at rank %d (%d is)", v, u, m, c[m]);
+            ranks[k] = m;
         }
-        if (task == TASK_POINTWISE) {
-            if (it->size != 1) sr_fail(r, "field 'items': a pointwise query shows 1 item, not %u", it->size);
+        if (task == RTASK_POINTWISE) {
             s->cover |= 1ull << ranks[0];
-        } else if (task == TASK_LISTWISE) {
-            if ((int)it->size != nc) sr_fail(r, "field 'items': the listwise query shows %u of user %d's %d candidates", it->size, u, nc);
+        } else if (task == RTASK_LISTWISE) {
+            if (x.n_items != nc) sr_fail(r, "field 'items': the listwise query shows %d of user %d's %d candidates", x.n_items, u, nc);
             for (int k = 0; k < nc; k++)
                 if (ranks[k] != k) sr_fail(r, "field 'ranks': the listwise candidates are not in base order (rank %d at %d)", ranks[k], k);
         } else {
-            if (it->size != 2 || ranks[0] == ranks[1]) sr_fail(r, "field 'items': a pairwise query shows 2 distinct candidates");
-            int64_t p = sr_int(r, rec, "pair");
-            const msgpack_object *sw = mp_find(rec, "swapped");
-            if (!sw || sw->type != MSGPACK_OBJECT_BOOLEAN) sr_fail(r, "field 'swapped': missing or not a boolean");
+            if (ranks[0] == ranks[1]) sr_fail(r, "field 'items': a pairwise query shows 2 distinct candidates");
+            int64_t p = x.pair;
             if (p < 0 || p >= nc / 2) sr_fail(r, "field 'pair': %lld outside 0..%d", (long long)p, nc / 2 - 1);
-            int f = sw->via.boolean ? ranks[1] : ranks[0], g = sw->via.boolean ? ranks[0] : ranks[1];
-            int bit = sw->via.boolean ? 2 : 1;
+            int f = x.swapped ? ranks[1] : ranks[0], g = x.swapped ? ranks[0] : ranks[1];
+            int bit = x.swapped ? 2 : 1;
             if (s->pair_seen[p] & bit) sr_fail(r, "field 'pair': pair %lld of user %d asked twice in the same order", (long long)p, u);
             if (s->pair_seen[p] && (s->pair_first[p] != f || s->pair_second[p] != g))
                 sr_fail(r, "field 'items': pair %lld of user %d shows other candidates than its other order", (long long)p, u);
@@ -263,6 +274,8 @@ void leakcheck_stream(const char *path, const leak_inputs *in, leak_report *rep)
             s->pair_seen[p] |= (uint8_t)bit;
         }
     }
+    query_rec_free(&q);
+    instruction_read_free(&ir);
     sr_close(r);
     /* unique ids */
     qsort(ids, n_ids, sizeof *ids, cmp_id_rec);
@@ -286,10 +299,10 @@ void leakcheck_stream(const char *path, const leak_inputs *in, leak_report *rep)
             }
             int nc = cs->len[u];
             uint64_t full = nc >= 64 ? ~0ull : (1ull << nc) - 1;
-            if (s->has[TASK_POINTWISE] && s->cover != full)
+            if (s->has[RTASK_POINTWISE] && s->cover != full)
                 die_at(name, s->last_record, "user %d: the pointwise queries cover %d of the %d candidates", u,
                        __builtin_popcountll(s->cover), nc);
-            if (s->has[TASK_PAIRWISE])
+            if (s->has[RTASK_PAIRWISE])
                 for (int p = 0; p < nc / 2; p++)
                     if (s->pair_seen[p] != 3)
                         die_at(name, s->last_record, "user %d: pair %d is not asked in both orders", u, p);
@@ -304,6 +317,8 @@ void leakcheck_stream(const char *path, const leak_inputs *in, leak_report *rep)
     free(st);
     free(useen);
     free(ids);
+    queries_header_free(&qh);
+    instructions_header_free(&ih);
     free(name);
     free(pm);
 }

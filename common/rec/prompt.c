@@ -68,7 +68,7 @@ static numbers numbers_of(const prompt_env *env, int n_items) {
     numbers s;
     snprintf(s.min, sizeof s.min, "%d", env->scale_min);
     snprintf(s.max, sizeof s.max, "%d", env->scale_max);
-    snprintf(s.k, sizeof s.k, "%d", PROMPT_TOP < n_items ? PROMPT_TOP : n_items);
+    snprintf(s.k, sizeof s.k, "%d", RTASK_LIST_TOP < n_items ? RTASK_LIST_TOP : n_items);
     snprintf(s.n, sizeof s.n, "%d", n_items);
     return s;
 }
@@ -79,8 +79,8 @@ static void history_part(sbuf *b, const prompt_env *env, prompt_task task, const
     const prompt_templates *t = env->t;
     numbers num = numbers_of(env, 0);
     sbuf x = {0}, y = {0};
-    template_key key = task == TASK_POINTWISE ? T_POINT_HIST : task == TASK_PAIRWISE ? T_PAIR_HIST : T_LIST_HIST;
-    if (task == TASK_POINTWISE || t->rated[task]) {
+    template_key key = task == RTASK_POINTWISE ? T_POINT_HIST : task == RTASK_PAIRWISE ? T_PAIR_HIST : T_LIST_HIST;
+    if (task == RTASK_POINTWISE || t->rated[task]) {
         int shown = 0;
         for (int k = 0; k < n; k++) {
             if (h[k].kind != HIST_RATED) continue;
@@ -121,7 +121,7 @@ static void query_part(sbuf *b, const prompt_env *env, prompt_task task, const p
     const prompt_templates *t = env->t;
     numbers num = numbers_of(env, q->n_items);
     sbuf x = {0}, y = {0};
-    if (task == TASK_POINTWISE) {
+    if (task == RTASK_POINTWISE) {
         add_item(&x, env, q->items[0]);
         const char *kv[] = {"target", x.p, "min", num.min, "max", num.max};
         render(b, t->text[T_POINT_QUERY], kv, 3);
@@ -135,7 +135,7 @@ static void query_part(sbuf *b, const prompt_env *env, prompt_task task, const p
             const char *kh[] = {"hint", hs, "min", num.min, "max", num.max};
             render(b, t->text[T_POINT_HINT], kh, 3);
         }
-    } else if (task == TASK_PAIRWISE) {
+    } else if (task == RTASK_PAIRWISE) {
         add_item(&x, env, q->items[0]);
         add_item(&y, env, q->items[1]);
         const char *kv[] = {"first", x.p, "second", y.p};
@@ -163,12 +163,12 @@ static void query_part(sbuf *b, const prompt_env *env, prompt_task task, const p
 static char *response_text(const prompt_env *env, prompt_task task, const prompt_query *q) {
     const prompt_templates *t = env->t;
     sbuf b = {0}, x = {0};
-    if (task == TASK_POINTWISE) {
+    if (task == RTASK_POINTWISE) {
         char r[16];
         snprintf(r, sizeof r, "%d", q->rating);
         const char *kv[] = {"rating", r};
         render(&b, t->text[T_POINT_RESP], kv, 1);
-    } else if (task == TASK_PAIRWISE) {
+    } else if (task == RTASK_PAIRWISE) {
         const char *kv[] = {"answer", t->text[q->answer_yes ? T_PAIR_YES : T_PAIR_NO]};
         render(&b, t->text[T_PAIR_RESP], kv, 1);
     } else {
@@ -189,10 +189,10 @@ static char *instruction_text(const prompt_env *env, prompt_task task, const pro
     /* the listwise instruction may show the candidates, so that the history comes last and
      * the answer follows it (data/prompts/rated-last.tmpl) */
     sbuf c = {0};
-    if (task == TASK_LISTWISE) item_list(&c, env, q->items, q->n_items, t->text[T_LIST_SEP]);
+    if (task == RTASK_LISTWISE) item_list(&c, env, q->items, q->n_items, t->text[T_LIST_SEP]);
     sb_grow(&c, 0);
     const char *kv[] = {"min", num.min, "max", num.max, "k", num.k, "n", num.n, "candidates", c.p};
-    render(&b, t->text[task == TASK_POINTWISE ? T_POINT_INSTR : task == TASK_PAIRWISE ? T_PAIR_INSTR : T_LIST_INSTR], kv, 5);
+    render(&b, t->text[task == RTASK_POINTWISE ? T_POINT_INSTR : task == RTASK_PAIRWISE ? T_PAIR_INSTR : T_LIST_INSTR], kv, 5);
     sb_grow(&b, 0);
     free(c.p);
     return sb_take(&b);

@@ -31,7 +31,7 @@ typedef int (*token_count_fn)(void *ctx, const char *text, size_t n);
 #define PROMPT_BYTES_PER_TOKEN 2.0
 int prompt_estimate_tokens(const char *text, size_t n);
 
-enum { PROMPT_MAX_ITEMS = 64, PROMPT_TOP = 5 };
+enum { PROMPT_MAX_ITEMS = 64 };
 
 typedef struct {
     const prompt_templates *t;
@@ -62,13 +62,13 @@ typedef struct {
     int n_items;
     double hint_score;              /* pointwise: the base's score on the rating scale */
     bool hint_yes;                  /* pairwise: the base prefers the first item */
-    int32_t hint_top[PROMPT_TOP];   /* listwise: the base's top items, best first */
+    int32_t hint_top[RTASK_LIST_TOP]; /* listwise: the base's top items, best first */
     int n_hint_top;
     /* training answer (ignored unless has_response) */
     bool has_response;
     int rating;                     /* pointwise */
     bool answer_yes;                /* pairwise */
-    int32_t answer[PROMPT_TOP];     /* listwise, best first */
+    int32_t answer[RTASK_LIST_TOP];   /* listwise, best first */
     int n_answer;
 } prompt_query;
 

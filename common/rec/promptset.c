@@ -2,7 +2,7 @@
  * and answers the prompts are about. Training samples its tasks per draw (targets, pairs with a
  * drawn negative, listwise candidates), evaluation turns each user's candidates into queries; both
  * give the base model's hints and hand the text to prompt_build (rec/prompt.c). The candidates
- * reader and the task names live here too until a records layer takes them. */
+ * reader and the task names are in the records layer (records/candidates.h, records/task.h). */
 #include "rec/promptset.h"
 
 #include "io/err.h"
@@ -14,16 +14,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static const char *TASK_NAMES[TASK_COUNT] = {"pointwise", "pairwise", "listwise"};
-
-const char *task_name(prompt_task t) { return (unsigned)t < TASK_COUNT ? TASK_NAMES[t] : "?"; }
-
-int task_from_name(const char *s, size_t n) {
-    for (int i = 0; i < TASK_COUNT; i++)
-        if (strlen(TASK_NAMES[i]) == n && memcmp(TASK_NAMES[i], s, n) == 0) return i;
-    return -1;
-}
 
 /* ---------- prompt sets ---------- */
 
@@ -59,7 +49,7 @@ double promptset_hint_rating(const promptset *ps, int32_t user, int32_t item) {
     return ps->rating_all[(size_t)user * (size_t)ps->ia->n_items + (size_t)item];
 }
 
-/* Listwise hint: the PROMPT_TOP items of items[0..n) with the highest promptset_hint_rating,
+/* Listwise hint: the RTASK_LIST_TOP items of items[0..n) with the highest promptset_hint_rating,
  * ties in the given order (RecRanker sorts with Python's stable sort). */
 static int hint_top_leaky(const promptset *ps, int32_t u, const int32_t *items, int n, int32_t *top) {
     int idx[PROMPT_MAX_ITEMS];
@@ -67,7 +57,7 @@ static int hint_top_leaky(const promptset *ps, int32_t u, const int32_t *items, 
     for (int i = 0; i < n; i++) { idx[i] = i; r[i] = promptset_hint_rating(ps, u, items[i]); }
     for (int i = 1; i < n; i++) /* insertion sort: stable, n <= PROMPT_MAX_ITEMS */
         for (int j = i; j > 0 && r[idx[j]] > r[idx[j - 1]]; j--) { int t = idx[j]; idx[j] = idx[j - 1]; idx[j - 1] = t; }
-    int k = n < PROMPT_TOP ? n : PROMPT_TOP;
+    int k = n < RTASK_LIST_TOP ? n : RTASK_LIST_TOP;
     for (int i = 0; i < k; i++) top[i] = items[idx[i]];
     return k;
 }
@@ -189,7 +179,7 @@ void promptset_free(promptset *ps) {
 static int user_history(const promptset *ps, prompt_task task, int32_t u, int end, const int32_t *excl, int ne,
                         hist_entry *h) {
     const user_lists *L = &ps->hist;
-    bool rated = task == TASK_POINTWISE || ps->env.t->rated[task];
+    bool rated = task == RTASK_POINTWISE || ps->env.t->rated[task];
     int a = L->off[u], b = end >= 0 ? end : L->off[u + 1];
     int left_r = ps->history, left_l = ps->history, left_d = ps->max_dislikes;
     int n = 0;
@@ -276,7 +266,7 @@ typedef struct {
     const promptset *ps;
     const int32_t *draws;
     long first_draw;
-    prompt_record *out; /* TASK_COUNT slots per draw */
+    prompt_record *out; /* RTASK_COUNT slots per draw */
 } train_job;
 
 static void train_one(void *vctx, int k, int worker) {
@@ -293,8 +283,8 @@ static void train_one(void *vctx, int k, int worker) {
     int nl = 0;
     for (int j = a; j < a + n; j++)
         if (L->rating[j] >= ps->ia->like) liked[nl++] = j;
-    for (int t = 0; t < TASK_COUNT; t++) {
-        prompt_record *rec = &J->out[(size_t)k * TASK_COUNT + t];
+    for (int t = 0; t < RTASK_COUNT; t++) {
+        prompt_record *rec = &J->out[(size_t)k * RTASK_COUNT + t];
         memset(rec, 0, sizeof *rec);
         rec->pair = -1;
         /* every task draws from the rng whether it is asked for or not, so --tasks does not
@@ -304,7 +294,7 @@ static void train_one(void *vctx, int k, int worker) {
         q.has_response = true;
         int nh = 0;
         bool ok = false;
-        if (t == TASK_POINTWISE) {
+        if (t == RTASK_POINTWISE) {
             if (n >= 2) {
                 /* next: a target with at least one entry before it, and only those shown */
                 int j = ps->next ? a + 1 + (int)rng_below(&r, (uint64_t)(n - 1)) : a + (int)rng_below(&r, (uint64_t)n);
@@ -312,11 +302,11 @@ static void train_one(void *vctx, int k, int worker) {
                 q.n_items = 1;
                 q.hint_score = promptset_hint_rating(ps, u, L->item[j]);
                 q.rating = (int)lround(L->rating[j]);
-                nh = ps->next ? user_history(ps, TASK_POINTWISE, u, j, NULL, 0, h)
-                              : user_history(ps, TASK_POINTWISE, u, -1, &L->item[j], 1, h);
+                nh = ps->next ? user_history(ps, RTASK_POINTWISE, u, j, NULL, 0, h)
+                              : user_history(ps, RTASK_POINTWISE, u, -1, &L->item[j], 1, h);
                 ok = true;
             }
-        } else if (t == TASK_PAIRWISE) {
+        } else if (t == RTASK_PAIRWISE) {
             if (nl >= 2) {
                 int j = ps->next ? liked[1 + rng_below(&r, (uint64_t)(nl - 1))] : liked[rng_below(&r, (uint64_t)nl)];
                 int32_t pos = L->item[j], neg = draw_negative(ps, &r, u, &pos, 1);
@@ -326,52 +316,52 @@ static void train_one(void *vctx, int k, int worker) {
                 q.n_items = 2;
                 q.hint_yes = promptset_score(ps, u, q.items[0]) > promptset_score(ps, u, q.items[1]);
                 q.answer_yes = first_pos;
-                nh = ps->next ? user_history(ps, TASK_PAIRWISE, u, j, NULL, 0, h)
-                              : user_history(ps, TASK_PAIRWISE, u, -1, &pos, 1, h);
+                nh = ps->next ? user_history(ps, RTASK_PAIRWISE, u, j, NULL, 0, h)
+                              : user_history(ps, RTASK_PAIRWISE, u, -1, &pos, 1, h);
                 ok = true;
             }
         } else {
-            if (nl >= PROMPT_TOP + 1) {
-                /* PROMPT_TOP distinct liked items, liked[first .. first + PROMPT_TOP): next, the
+            if (nl >= RTASK_LIST_TOP + 1) {
+                /* RTASK_LIST_TOP distinct liked items, liked[first .. first + RTASK_LIST_TOP): next, the
                  * ones from a random cut on (the history before it); otherwise random ones
                  * (partial Fisher-Yates over the liked list) */
-                ranked pos[PROMPT_TOP];
-                scored_item all[2 * PROMPT_TOP];
-                int32_t held[PROMPT_TOP];
+                ranked pos[RTASK_LIST_TOP];
+                scored_item all[2 * RTASK_LIST_TOP];
+                int32_t held[RTASK_LIST_TOP];
                 int first = 0, cut = -1;
                 if (ps->next) {
-                    first = 1 + (int)rng_below(&r, (uint64_t)(nl - PROMPT_TOP));
+                    first = 1 + (int)rng_below(&r, (uint64_t)(nl - RTASK_LIST_TOP));
                     cut = liked[first];
                 } else {
-                    for (int s = 0; s < PROMPT_TOP; s++) {
+                    for (int s = 0; s < RTASK_LIST_TOP; s++) {
                         int pick = s + (int)rng_below(&r, (uint64_t)(nl - s));
                         int32_t tmp = liked[s]; liked[s] = liked[pick]; liked[pick] = tmp;
                     }
                 }
-                for (int s = 0; s < PROMPT_TOP; s++) {
+                for (int s = 0; s < RTASK_LIST_TOP; s++) {
                     int j = liked[first + s];
                     pos[s] = (ranked){L->item[j], L->rating[j], L->ts[j]};
                     held[s] = L->item[j];
                 }
-                int32_t cand[2 * PROMPT_TOP];
-                for (int s = 0; s < PROMPT_TOP; s++) cand[s] = held[s];
-                for (int s = 0; s < PROMPT_TOP; s++) cand[PROMPT_TOP + s] = draw_negative(ps, &r, u, cand, PROMPT_TOP + s);
-                rng_shuffle_int(&r, cand, 2 * PROMPT_TOP);
-                q.n_items = 2 * PROMPT_TOP;
-                for (int s = 0; s < 2 * PROMPT_TOP; s++) {
+                int32_t cand[2 * RTASK_LIST_TOP];
+                for (int s = 0; s < RTASK_LIST_TOP; s++) cand[s] = held[s];
+                for (int s = 0; s < RTASK_LIST_TOP; s++) cand[RTASK_LIST_TOP + s] = draw_negative(ps, &r, u, cand, RTASK_LIST_TOP + s);
+                rng_shuffle_int(&r, cand, 2 * RTASK_LIST_TOP);
+                q.n_items = 2 * RTASK_LIST_TOP;
+                for (int s = 0; s < 2 * RTASK_LIST_TOP; s++) {
                     q.items[s] = cand[s];
                     all[s] = (scored_item){promptset_score(ps, u, cand[s]), cand[s]};
                 }
-                qsort(all, 2 * PROMPT_TOP, sizeof all[0], cmp_scored);
-                q.n_hint_top = PROMPT_TOP;
-                for (int s = 0; s < PROMPT_TOP; s++) q.hint_top[s] = all[s].item;
+                qsort(all, 2 * RTASK_LIST_TOP, sizeof all[0], cmp_scored);
+                q.n_hint_top = RTASK_LIST_TOP;
+                for (int s = 0; s < RTASK_LIST_TOP; s++) q.hint_top[s] = all[s].item;
                 if (ps->hints == HINTS_RECRANKER_LEAKY) q.n_hint_top = hint_top_leaky(ps, u, q.items, q.n_items, q.hint_top);
                 /* random: best rated first (RecRanker); next: in the order they came */
-                if (!ps->next) qsort(pos, PROMPT_TOP, sizeof pos[0], cmp_answer);
-                q.n_answer = PROMPT_TOP;
-                for (int s = 0; s < PROMPT_TOP; s++) q.answer[s] = pos[s].item;
-                nh = ps->next ? user_history(ps, TASK_LISTWISE, u, cut, NULL, 0, h)
-                              : user_history(ps, TASK_LISTWISE, u, -1, held, PROMPT_TOP, h);
+                if (!ps->next) qsort(pos, RTASK_LIST_TOP, sizeof pos[0], cmp_answer);
+                q.n_answer = RTASK_LIST_TOP;
+                for (int s = 0; s < RTASK_LIST_TOP; s++) q.answer[s] = pos[s].item;
+                nh = ps->next ? user_history(ps, RTASK_LISTWISE, u, cut, NULL, 0, h)
+                              : user_history(ps, RTASK_LISTWISE, u, -1, held, RTASK_LIST_TOP, h);
                 ok = true;
             }
         }
@@ -385,12 +375,12 @@ static void train_one(void *vctx, int k, int worker) {
 }
 
 prompt_record *promptset_train(const promptset *ps, const int32_t *draws, int n, long first_draw, int *n_out,
-                               long skipped[TASK_COUNT]) {
-    prompt_record *all = xcalloc((size_t)n * TASK_COUNT + 1, sizeof *all);
+                               long skipped[RTASK_COUNT]) {
+    prompt_record *all = xcalloc((size_t)n * RTASK_COUNT + 1, sizeof *all);
     train_job J = {ps, draws, first_draw, all};
     parallel_for(n, ps->threads, train_one, &J);
     int m = 0;
-    for (int k = 0; k < n * TASK_COUNT; k++) {
+    for (int k = 0; k < n * RTASK_COUNT; k++) {
         if (all[k].user < 0) {
             if (ps->tasks[all[k].task]) skipped[all[k].task]++;
             continue;
@@ -428,14 +418,14 @@ static void eval_one(void *vctx, int k, int worker) {
     int32_t perm[PROMPT_MAX_ITEMS];
     for (int i = 0; i < nc; i++) perm[i] = i;
     rng_shuffle_int(&r, perm, (size_t)nc);
-    for (int t = 0; t < TASK_COUNT; t++) {
+    for (int t = 0; t < RTASK_COUNT; t++) {
         if (!ps->tasks[t] || nc == 0) continue;
         int nq = 0;
         int32_t ranks[PROMPT_MAX_ITEMS][PROMPT_MAX_ITEMS];
         int pair_of[PROMPT_MAX_ITEMS];
         bool swapped[PROMPT_MAX_ITEMS];
         memset(q, 0, sizeof *q * (size_t)(nc + 1));
-        if (t == TASK_POINTWISE) {
+        if (t == RTASK_POINTWISE) {
             for (int i = 0; i < nc; i++) {
                 q[nq].items[0] = c[i];
                 q[nq].n_items = 1;
@@ -445,7 +435,7 @@ static void eval_one(void *vctx, int k, int worker) {
                 swapped[nq] = false;
                 nq++;
             }
-        } else if (t == TASK_PAIRWISE) {
+        } else if (t == RTASK_PAIRWISE) {
             for (int p = 0; p < nc / 2; p++) {
                 int x = perm[2 * p], y = perm[2 * p + 1];
                 for (int s = 0; s < 2; s++) {
@@ -464,7 +454,7 @@ static void eval_one(void *vctx, int k, int worker) {
         } else {
             q[0].n_items = nc;
             for (int i = 0; i < nc; i++) { q[0].items[i] = c[i]; ranks[0][i] = i; }
-            q[0].n_hint_top = nc < PROMPT_TOP ? nc : PROMPT_TOP;
+            q[0].n_hint_top = nc < RTASK_LIST_TOP ? nc : RTASK_LIST_TOP;
             for (int i = 0; i < q[0].n_hint_top; i++) q[0].hint_top[i] = c[i];
             if (ps->hints == HINTS_RECRANKER_LEAKY) q[0].n_hint_top = hint_top_leaky(ps, u, c, nc, q[0].hint_top);
             pair_of[0] = -1;

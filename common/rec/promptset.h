@@ -1,7 +1,7 @@
 /* promptset.h - the record generator: training instructions and evaluation queries, each a
  * prompt (rec/prompt.h) with the items it shows, its history and, for training, its answer. It
  * decides what the prompts are about (targets, pairs, negatives, candidates, hints); prompt.h
- * decides how they read. Also the task names. See docs/promptgen.md.
+ * decides how they read. The task names are records/task.h's. See docs/promptgen.md.
  */
 #ifndef ITREK_REC_PROMPTSET_H
 #define ITREK_REC_PROMPTSET_H
@@ -15,9 +15,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-const char *task_name(prompt_task t);
-int task_from_name(const char *s, size_t n); /* -1 when unknown */
-
 /* Least-squares line rating = a + b * score over (score, rating) pairs; b = 0 and a = mean when
  * the scores do not vary. */
 void fit_line(const double *x, const double *y, size_t n, double *a, double *b);
@@ -25,7 +22,7 @@ void fit_line(const double *x, const double *y, size_t n, double *a, double *b);
 
 /* Where the hints come from.
  * HINTS_BASE: the base model (MF): pointwise its score calibrated to the rating scale, pairwise
- *   which of the two it scores higher, listwise its top PROMPT_TOP.
+ *   which of the two it scores higher, listwise its top RTASK_LIST_TOP.
  * HINTS_RECRANKER_LEAKY: a diagnostic that reproduces RecRanker's published hint construction
  *   (its data_processing/make_test_prompt.py and make_train_prompt.py, the flaw RecRankerEval,
  *   arXiv 2507.05880, reported): pointwise and listwise hints read a rating matrix of *every*
@@ -45,7 +42,7 @@ typedef struct {
     int history;          /* most recent rated (rated histories) / liked items shown (50) */
     int max_dislikes;     /* most recent disliked items shown (10) */
     double dislike;       /* ratings <= dislike are dislikes (2) */
-    bool tasks[TASK_COUNT];
+    bool tasks[RTASK_COUNT];
     uint64_t seed;
     int threads;
     /* training only: which train items become the answers, and what the negatives are */
@@ -99,11 +96,11 @@ double promptset_rating(const promptset *ps, int32_t user, int32_t item);
 double promptset_hint_rating(const promptset *ps, int32_t user, int32_t item);
 
 /* Training: the records of draws[0..n) (draw indices first_draw..first_draw+n-1 seed their
- * random choices), up to TASK_COUNT per draw, in draw order then task order; a task a user
+ * random choices), up to RTASK_COUNT per draw, in draw order then task order; a task a user
  * cannot fill (listwise needs 6 liked train items) is skipped and counted in skipped[task].
  * Runs on ps->threads threads; the result does not depend on the thread count. */
 prompt_record *promptset_train(const promptset *ps, const int32_t *draws, int n, long first_draw, int *n_out,
-                               long skipped[TASK_COUNT]);
+                               long skipped[RTASK_COUNT]);
 /* Evaluation: the queries of users[0..n) (each with candidates in cs): per user the pointwise
  * queries (one per candidate, base order), the pairwise ones (floor(c/2) disjoint random pairs,
  * each in both orders) and one listwise query over the candidates in base order. */

@@ -242,12 +242,12 @@ void templates_parse(prompt_templates *t, const char *text, size_t n, const char
             if (rated && lists)
                 die_at(name, key_line, "key '%s': {history} (the rated history) cannot be combined with {liked} or {disliked}",
                        KEYS[key].name);
-            t->rated[key == T_PAIR_HIST ? TASK_PAIRWISE : TASK_LISTWISE] = rated;
+            t->rated[key == T_PAIR_HIST ? RTASK_PAIRWISE : RTASK_LISTWISE] = rated;
         }
     }
     for (int k = 0; k < T_COUNT; k++)
         if (!t->text[k]) die_at(name, -1, "key '%s' is missing", KEYS[k].name);
-    t->rated[TASK_POINTWISE] = true;
+    t->rated[RTASK_POINTWISE] = true;
     const char *w = t->text[T_WRAPPER];
     long at_instr, at_input;
     if (count_placeholder(w, "instruction", &at_instr) != 1 || count_placeholder(w, "input", &at_input) != 1 ||

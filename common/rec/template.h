@@ -16,11 +16,13 @@
 #ifndef ITREK_REC_TEMPLATE_H
 #define ITREK_REC_TEMPLATE_H
 
+#include "records/task.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 
-/* RecRanker's three prompt tasks; a template file words each of them. */
-typedef enum { TASK_POINTWISE = 0, TASK_PAIRWISE = 1, TASK_LISTWISE = 2, TASK_COUNT = 3 } prompt_task;
+/* RecRanker's three prompt tasks (records/task.h: ids, names); a template file words each of them. */
+typedef rtask prompt_task;
 
 typedef enum {
     T_WRAPPER, T_ITEM, T_RATED_ITEM, T_RATED_SEP, T_LIST_SEP, T_NONE, T_ANSWER_SEP,
@@ -37,7 +39,7 @@ typedef struct {
      * order, rated_item joined by rated_sep); otherwise liked and disliked lists ({liked},
      * {disliked}). Always true for pointwise; for pairwise and listwise, true when their history
      * template uses {history} (set by templates_parse). */
-    bool rated[TASK_COUNT];
+    bool rated[RTASK_COUNT];
 } prompt_templates;
 
 /* Parse template text (name for messages: "NAME:LINE: what"). Dies on any error. */

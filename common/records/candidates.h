@@ -12,6 +12,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#define CANDIDATES_SCHEMA "itrek.candidates"
+
 typedef struct {
     const char *part;   /* "test" or "valid": what the candidates are for */
     int n;              /* candidates per user asked for */
@@ -24,6 +26,32 @@ typedef struct {
 stream_writer *candidates_write_begin(const char *path, bool zstd, const candidates_header *h);
 /* One user's candidates, best first, with their base scores. */
 void candidates_put(stream_writer *w, int32_t user, const int32_t *items, const float *scores, int n);
+
+/* ---------- reading ---------- */
+
+/* The header entries readers use. */
+typedef struct {
+    char part[8];  /* params.for ("" when absent, not a string or too long) */
+    int n;         /* params.n (0 when absent or not a positive integer) */
+    char *scheme;  /* params.scheme, NULL when absent or not a string */
+} cand_head;
+
+/* Reads the header of an opened itrek.candidates stream. */
+void cand_head_read(stream_reader *r, cand_head *h);
+void cand_head_free(cand_head *h);
+
+/* One record: the user as written (the caller checks it against what it knows) and its items,
+ * best first, each an id in [0, 1e8] and none listed twice. (The scores are not read.) */
+typedef struct {
+    long rec;        /* record index (data records count from 1) */
+    int64_t user;
+    int32_t *items;
+    int n_items;
+} cand_rec;
+
+/* The next record into c (its previous contents freed); false at the end of the stream. */
+bool candidates_next(stream_reader *r, cand_rec *c);
+void cand_rec_free(cand_rec *c);
 
 /* A candidates stream (itrek.candidates) by user. */
 typedef struct {

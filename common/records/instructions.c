@@ -1,7 +1,12 @@
 /* instructions.c - itrek.instructions writer and reader (see instructions.h). */
 #include "records/instructions.h"
 
+#include "io/err.h"
+#include "records/fields.h"
 #include "records/header.h"
+
+#include <stdlib.h>
+#include <string.h>
 
 void instructions_write_header(stream_writer *w, const prompt_params *p, const instructions_sampling *s, prompt_token_stats *ts) {
     pk_map h, m, st, pu, pool, sk;
@@ -67,5 +72,63 @@ bool instructions_next_text(stream_reader *r, char **prompt, char **response) {
     if (!rec) return false;
     *prompt = sr_strdup(r, rec, "prompt");
     *response = sr_strdup(r, rec, "response");
+    return true;
+}
+
+void instructions_header_read(stream_reader *r, instructions_header *h) {
+    memset(h, 0, sizeof *h);
+    h->source = xstrdup(sr_name(r));
+    h->scheme = records_param_str(r, "scheme", false);
+    h->leaky = records_param_leaky(r);
+}
+
+void instructions_header_free(instructions_header *h) {
+    free(h->source);
+    free(h->scheme);
+    memset(h, 0, sizeof *h);
+}
+
+void instruction_read_free(instruction_read *t) {
+    free(t->prompt);
+    free(t->response);
+    free(t->items);
+    free(t->history);
+    memset(t, 0, sizeof *t);
+}
+
+bool instructions_next(stream_reader *r, unsigned need, instruction_read *t) {
+    instruction_read_free(t);
+    const msgpack_object *rec = sr_next(r);
+    if (!rec) return false;
+    t->rec = sr_index(r);
+    t->prefix_len = t->tokens = t->dropped = -1;
+    t->id = sr_int(r, rec, "id");
+    t->task = records_task(r, rec);
+    t->user = sr_int(r, rec, "user");
+    if ((need & IR_PROMPT) || sr_has(rec, "prompt")) {
+        t->prompt = sr_strdup(r, rec, "prompt");
+        t->prompt_len = strlen(t->prompt);
+    }
+    if (sr_has(rec, "prefix_len")) {
+        t->prefix_len = sr_int(r, rec, "prefix_len");
+        if (t->prefix_len < 0 || (uint64_t)t->prefix_len > t->prompt_len)
+            sr_fail(r, "field 'prefix_len': %lld is outside the prompt's %zu bytes", (long long)t->prefix_len, t->prompt_len);
+    }
+    if ((need & IR_RESPONSE) || sr_has(rec, "response")) {
+        t->response = sr_strdup(r, rec, "response");
+        t->response_len = strlen(t->response);
+    }
+    if ((need & IR_ITEMS) || sr_has(rec, "items")) {
+        const msgpack_object_array *a = sr_array(r, rec, "items");
+        t->n_items = (int)a->size;
+        t->items = records_item_ids(r, a, "items");
+    }
+    if ((need & IR_HISTORY) || sr_has(rec, "history")) {
+        const msgpack_object_array *a = sr_array(r, rec, "history");
+        t->n_history = (int)a->size;
+        t->history = records_item_ids(r, a, "history");
+    }
+    if (sr_has(rec, "tokens")) t->tokens = sr_int(r, rec, "tokens");
+    if (sr_has(rec, "dropped")) t->dropped = sr_int(r, rec, "dropped");
     return true;
 }

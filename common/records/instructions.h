@@ -45,7 +45,40 @@ typedef struct {
 
 void instructions_write(stream_writer *w, const instruction_rec *r);
 
-/* Reading: each record's prompt and response (malloc'd), for training. Returns false at the end. */
+/* ---------- reading ---------- */
+
+/* The header entries readers use (params.*). */
+typedef struct {
+    char *source; /* the file name for messages */
+    char *scheme; /* params.scheme, NULL when absent */
+    bool leaky;   /* params.leaky */
+} instructions_header;
+
+/* Reads the header of an opened itrek.instructions stream. */
+void instructions_header_read(stream_reader *r, instructions_header *h);
+void instructions_header_free(instructions_header *h);
+
+/* Record fields a reader requires (id, task and user always are); others are read when present. */
+enum { IR_PROMPT = 1, IR_RESPONSE = 2, IR_ITEMS = 4, IR_HISTORY = 8 };
+
+/* One record, every field it has parsed and checked against the format. */
+typedef struct {
+    long rec; /* record index (data records count from 1) */
+    int64_t id, user;
+    int task;                 /* rtask */
+    char *prompt, *response;  /* NULL when absent */
+    size_t prompt_len, response_len;
+    int64_t prefix_len;       /* within the prompt; -1 when absent */
+    int32_t *items, *history; /* item ids; NULL when absent */
+    int n_items, n_history;
+    int64_t tokens, dropped;  /* -1 when absent */
+} instruction_read;
+
+/* The next record into t (its previous contents freed); false at the end of the stream. */
+bool instructions_next(stream_reader *r, unsigned need, instruction_read *t);
+void instruction_read_free(instruction_read *t);
+
+/* For training: each record's prompt and response only (malloc'd); false at the end. */
 bool instructions_next_text(stream_reader *r, char **prompt, char **response);
 
 #endif

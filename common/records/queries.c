@@ -2,19 +2,13 @@
 #include "records/queries.h"
 
 #include "io/err.h"
+#include "records/fields.h"
 #include "records/header.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 /* ====================================================================== header */
-
-static char *obj_strdup(const msgpack_object *o) {
-    char *d = xmalloc(o->via.str.size + 1);
-    memcpy(d, o->via.str.ptr, o->via.str.size);
-    d[o->via.str.size] = 0;
-    return d;
-}
 
 static bool obj_int(const msgpack_object *o, int64_t *v) {
     if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER && o->via.u64 <= INT64_MAX) *v = (int64_t)o->via.u64;
@@ -23,25 +17,12 @@ static bool obj_int(const msgpack_object *o, int64_t *v) {
     return true;
 }
 
-/* params.KEY as a string: NULL when absent (and not required). */
-static char *param_str(stream_reader *r, const char *key, bool required) {
-    const msgpack_object *o = sr_header_param(r, key);
-    if (!o) {
-        if (required) die_at(sr_name(r), 0, "field 'params.%s': missing", key);
-        return NULL;
-    }
-    if (o->type != MSGPACK_OBJECT_STR) die_at(sr_name(r), 0, "field 'params.%s': expected string", key);
-    return obj_strdup(o);
-}
-
 void queries_header_read(stream_reader *r, queries_header *h, unsigned need) {
     memset(h, 0, sizeof *h);
     h->source = xstrdup(sr_name(r));
-    h->scheme = param_str(r, "scheme", need & QH_SCHEME);
-    h->part = param_str(r, "part", need & QH_PART);
-    const msgpack_object *lk = sr_header_param(r, "leaky");
-    if (lk && lk->type != MSGPACK_OBJECT_BOOLEAN) die_at(h->source, 0, "field 'params.leaky': expected a boolean");
-    h->leaky = lk && lk->via.boolean;
+    h->scheme = records_param_str(r, "scheme", need & QH_SCHEME);
+    h->part = records_param_str(r, "part", need & QH_PART);
+    h->leaky = records_param_leaky(r);
     const msgpack_object *sc = sr_header_param(r, "scale");
     if (!sc && (need & QH_SCALE)) die_at(h->source, 0, "field 'params.scale': missing (the rating scale [min, max])");
     if (sc) {
@@ -61,7 +42,7 @@ void queries_header_read(stream_reader *r, queries_header *h, unsigned need) {
         if (!v) continue;
         if (v->type != MSGPACK_OBJECT_STR || memchr(v->via.str.ptr, 0, v->via.str.size))
             die_at(h->source, 0, "field 'params.format.%s': expected a string", keys[k]);
-        *dst[k] = obj_strdup(v);
+        *dst[k] = records_strdup(v);
     }
 }
 
@@ -80,17 +61,6 @@ void query_rec_free(query_rec *q) {
     memset(q, 0, sizeof *q);
 }
 
-/* An array of ids (items, history): 0 .. INT32_MAX each. */
-static int32_t *read_ids(stream_reader *r, const msgpack_object_array *a, const char *key, const char *what) {
-    int32_t *v = xmalloc(sizeof *v * (a->size ? a->size : 1));
-    for (uint32_t i = 0; i < a->size; i++) {
-        int64_t x = sr_elem_int(r, a, i, key);
-        if (x < 0 || x > INT32_MAX) sr_fail(r, "field '%s[%u]': %lld is not %s", key, i, (long long)x, what);
-        v[i] = (int32_t)x;
-    }
-    return v;
-}
-
 bool queries_next(stream_reader *r, unsigned need, query_rec *q) {
     query_rec_free(q);
     const msgpack_object *rec = sr_next(r);
@@ -99,11 +69,7 @@ bool queries_next(stream_reader *r, unsigned need, query_rec *q) {
     q->pair = q->swapped = -1;
     q->tokens = q->dropped = -1;
     q->id = sr_int(r, rec, "id");
-    uint32_t tl;
-    const char *ts = sr_str(r, rec, "task", &tl);
-    q->task = rtask_from_name(ts, tl);
-    if (q->task < 0)
-        sr_fail(r, "field 'task': unknown task '%.*s' (expected pointwise, pairwise or listwise)", (int)(tl > 40 ? 40 : tl), ts);
+    q->task = records_task(r, rec);
     q->user = sr_int(r, rec, "user");
     if ((need & QR_PROMPT) || sr_has(rec, "prompt")) {
         q->prompt = sr_strdup(r, rec, "prompt");
@@ -121,7 +87,7 @@ bool queries_next(stream_reader *r, unsigned need, query_rec *q) {
                     items->size);
         if (items->size == 0) sr_fail(r, "field 'items': empty");
         q->n_items = (int)items->size;
-        q->items = read_ids(r, items, "items", "an item id");
+        q->items = records_item_ids(r, items, "items");
         for (int i = 0; i < q->n_items; i++)
             for (int j = 0; j < i; j++)
                 if (q->items[j] == q->items[i]) sr_fail(r, "field 'items[%d]': item %d shown twice", i, q->items[i]);
@@ -149,7 +115,7 @@ bool queries_next(stream_reader *r, unsigned need, query_rec *q) {
             const msgpack_object *e = &a->ptr[i];
             if (e->type != MSGPACK_OBJECT_STR) { q->n_titles = (int)i; sr_fail(r, "field 'titles[%u]': expected string", i); }
             if (memchr(e->via.str.ptr, 0, e->via.str.size)) sr_fail(r, "field 'titles[%u]': contains a NUL byte", i);
-            q->titles[i] = obj_strdup(e);
+            q->titles[i] = records_strdup(e);
             q->title_len[i] = e->via.str.size;
         }
     }
@@ -164,7 +130,7 @@ bool queries_next(stream_reader *r, unsigned need, query_rec *q) {
     if ((need & QR_HISTORY) || sr_has(rec, "history")) {
         const msgpack_object_array *h = sr_array(r, rec, "history");
         q->n_history = (int)h->size;
-        q->history = read_ids(r, h, "history", "an item id");
+        q->history = records_item_ids(r, h, "history");
     }
     if (sr_has(rec, "tokens")) q->tokens = sr_int(r, rec, "tokens");
     if (sr_has(rec, "dropped")) q->dropped = sr_int(r, rec, "dropped");

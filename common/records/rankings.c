@@ -2,8 +2,10 @@
 #include "records/rankings.h"
 
 #include "io/err.h"
+#include "records/fields.h"
 #include "records/header.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 void rankings_write_header(stream_writer *w, const rankings_header *h) {
@@ -67,14 +69,42 @@ void rankings_write(stream_writer *w, int32_t user, const char *method, const in
     sw_end_record(w);
 }
 
-bool rankings_header_leaky(stream_reader *r) {
-    const msgpack_object *lk = sr_header_param(r, "leaky");
-    if (lk && lk->type != MSGPACK_OBJECT_BOOLEAN) die_at(sr_name(r), 0, "field 'params.leaky': expected a boolean");
-    return lk && lk->via.boolean;
+void rankings_head_read(stream_reader *r, rankings_head *h) {
+    memset(h, 0, sizeof *h);
+    const msgpack_object *s = sr_header_param(r, "scheme");
+    if (s && s->type == MSGPACK_OBJECT_STR) h->scheme = records_strdup(s);
+    h->leaky = records_param_leaky(r);
 }
 
-char *rankings_method(stream_reader *r, const msgpack_object *rec) {
+void rankings_head_free(rankings_head *h) {
+    free(h->scheme);
+    memset(h, 0, sizeof *h);
+}
+
+void ranking_rec_free(ranking_rec *k) {
+    free(k->items);
+    memset(k, 0, sizeof *k);
+}
+
+bool rankings_next(stream_reader *r, ranking_rec *k) {
+    ranking_rec_free(k);
+    const msgpack_object *rec = sr_next(r);
+    if (!rec) return false;
+    k->rec = sr_index(r);
     char *name = sr_strdup(r, rec, "method");
-    if (!name[0] || strlen(name) >= 32) sr_fail(r, "field 'method': empty or longer than 31 bytes");
-    return name;
+    if (!name[0] || strlen(name) >= sizeof k->method) sr_fail(r, "field 'method': empty or longer than 31 bytes");
+    memcpy(k->method, name, strlen(name) + 1);
+    free(name);
+    k->user = sr_int(r, rec, "user");
+    const msgpack_object_array *a = sr_array(r, rec, "items");
+    k->items = xmalloc(sizeof *k->items * (a->size + 1));
+    for (uint32_t i = 0; i < a->size; i++) {
+        int64_t it = sr_elem_int(r, a, i, "items");
+        if (it < 0 || it > INT32_MAX) sr_fail(r, "field 'items[%u]': %lld is not an item id", i, (long long)it);
+        for (uint32_t j = 0; j < i; j++)
+            if (k->items[j] == it) sr_fail(r, "field 'items[%u]': item %lld appears twice", i, (long long)it);
+        k->items[i] = (int32_t)it;
+    }
+    k->n_items = (int)a->size;
+    return true;
 }

@@ -33,9 +33,30 @@ void rankings_write_header(stream_writer *w, const rankings_header *h);
 /* One ranking: user, method, items best first, and each item's utility when scores is given. */
 void rankings_write(stream_writer *w, int32_t user, const char *method, const int32_t *items, int n, const double *scores);
 
-/* Reading (metrics): params.leaky of an opened rankings stream, and each record's method name
- * (malloc'd, 1..31 bytes). */
-bool rankings_header_leaky(stream_reader *r);
-char *rankings_method(stream_reader *r, const msgpack_object *rec);
+/* ---------- reading (metrics) ---------- */
+
+/* The header entries readers use. */
+typedef struct {
+    char *scheme; /* params.scheme, NULL when absent or not a string */
+    bool leaky;   /* params.leaky (dies when present and not a boolean) */
+} rankings_head;
+
+void rankings_head_read(stream_reader *r, rankings_head *h);
+void rankings_head_free(rankings_head *h);
+
+/* One record: the user as written (the caller checks it against what it knows), the method
+ * (1..31 bytes) and the items best first, each an id in [0, INT32_MAX] and none twice. (The
+ * scores are not read.) */
+typedef struct {
+    long rec; /* record index (data records count from 1) */
+    int64_t user;
+    char method[32];
+    int32_t *items;
+    int n_items;
+} ranking_rec;
+
+/* The next record into k (its previous contents freed); false at the end of the stream. */
+bool rankings_next(stream_reader *r, ranking_rec *k);
+void ranking_rec_free(ranking_rec *k);
 
 #endif

@@ -2,8 +2,8 @@
  *
  * itrek.instructions, itrek.queries and itrek.answers records carry `task` as one of the names
  * below; the rank and fuse stages and the leakage check look the name up here, so a task added
- * or renamed cannot disagree between writer and readers. The ids are the order of the names
- * (and equal rec/prompt.h's TASK_* values).
+ * or renamed cannot disagree between writer and readers. The ids are the order of the names;
+ * rec/template.h's prompt_task is this type.
  */
 #ifndef ITREK_RECORDS_TASK_H
 #define ITREK_RECORDS_TASK_H

@@ -65,7 +65,7 @@ static void test_layout(void) {
     prompt_query q = pairwise_query(4, 5);
     prompt_text out;
     bool over;
-    int d = prompt_build(&env, TASK_PAIRWISE, h, 3, &q, 1, &out, &over);
+    int d = prompt_build(&env, RTASK_PAIRWISE, h, 3, &q, 1, &out, &over);
     const char *want = "I:Q|IN:L[\"A (2000)\",\"C\"]D[\"B\"]\n\"D\">\"E\"?~Y|R\n";
     CHECK("pairwise: exact prompt", strcmp(out.prompt, want) == 0);
     CHECK("pairwise: response", strcmp(out.response, "N") == 0);
@@ -74,7 +74,7 @@ static void test_layout(void) {
     CHECK("pairwise: tokens estimated as 1 + ceil(bytes/2)", out.tokens == 1 + (int)((strlen(want) + 1) / 2));
     prompt_text_free(&out);
     env.hint = false;
-    prompt_build(&env, TASK_PAIRWISE, h, 3, &q, 1, &out, &over);
+    prompt_build(&env, RTASK_PAIRWISE, h, 3, &q, 1, &out, &over);
     CHECK("pairwise: --no-hint drops the hint", strcmp(out.prompt, "I:Q|IN:L[\"A (2000)\",\"C\"]D[\"B\"]\n\"D\">\"E\"?|R\n") == 0);
     prompt_text_free(&out);
     env.hint = true;
@@ -91,7 +91,7 @@ static void test_layout(void) {
     pq[0].has_response = true;
     pq[0].rating = 4;
     prompt_text po[3];
-    prompt_build(&env, TASK_POINTWISE, r, 2, pq, 3, po, &over);
+    prompt_build(&env, RTASK_POINTWISE, r, 2, pq, 3, po, &over);
     CHECK("pointwise: exact prompt", strcmp(po[0].prompt, "I:P1-5|IN:H[\"A (2000)\"=5;\"B\"=1.5]\nT\"F\"~2.3|R\n") == 0);
     CHECK("pointwise: hint clamped to the scale", strstr(po[1].prompt, "~5.0|") != NULL && strstr(po[2].prompt, "~5.0|") != NULL);
     CHECK("pointwise: response is the rating", strcmp(po[0].response, "4") == 0 && po[1].response == NULL);
@@ -114,7 +114,7 @@ static void test_layout(void) {
     lq.answer[0] = 5;
     lq.answer[1] = 4;
     lq.answer[2] = 8;
-    prompt_build(&env, TASK_LISTWISE, h, 1, &lq, 1, &out, &over);
+    prompt_build(&env, RTASK_LISTWISE, h, 1, &lq, 1, &out, &over);
     CHECK("listwise: exact prompt", strcmp(out.prompt, "I:K5of6|IN:L[\"A (2000)\"]D[-]\nC[\"D\",\"E\",\"F\",\"G\",\"H\",\"I\"]~\"I\",\"D\"|R\n") == 0);
     CHECK("listwise: response joined by answer_sep", strcmp(out.response, "\"E\"/\"D\"/\"H\"") == 0);
     prompt_text_free(&out);
@@ -142,23 +142,23 @@ static void test_budget(bool rated) {
     q.n_items = 2;
     prompt_text full, cut;
     bool over;
-    prompt_build(&env, TASK_PAIRWISE, h, 10, &q, 1, &full, &over);
+    prompt_build(&env, RTASK_PAIRWISE, h, 10, &q, 1, &full, &over);
     env.reserve = 7;
     env.context = full.tokens + 7 - 5; /* 5 tokens too many */
-    int d = prompt_build(&env, TASK_PAIRWISE, h, 10, &q, 1, &cut, &over);
+    int d = prompt_build(&env, RTASK_PAIRWISE, h, 10, &q, 1, &cut, &over);
     BUDGET_CHECK("oldest entries dropped", d > 0 && !over);
     BUDGET_CHECK("the shortened prompt fits with the reserve", cut.tokens + env.reserve <= env.context);
     BUDGET_CHECK("the newest entry stays, the oldest goes", strstr(cut.prompt, "\"J\"") && !strstr(cut.prompt, "\"A (2000)\""));
     prompt_text one_less;
     int ctx = env.context;
     env.context = 1 << 20;
-    prompt_build(&env, TASK_PAIRWISE, h + d - 1, 10 - d + 1, &q, 1, &one_less, &over);
+    prompt_build(&env, RTASK_PAIRWISE, h + d - 1, 10 - d + 1, &q, 1, &one_less, &over);
     env.context = ctx;
     BUDGET_CHECK("dropping one entry fewer would not fit", one_less.tokens + env.reserve > env.context);
     prompt_text_free(&one_less);
     prompt_text_free(&cut);
     env.context = 5;
-    d = prompt_build(&env, TASK_PAIRWISE, h, 10, &q, 1, &cut, &over);
+    d = prompt_build(&env, RTASK_PAIRWISE, h, 10, &q, 1, &cut, &over);
     BUDGET_CHECK("over budget even without history", over && d == 10 && strstr(cut.prompt, "L[-]") != NULL);
     prompt_text_free(&cut);
     /* training: the response counts when longer than the reserve */
@@ -166,11 +166,11 @@ static void test_budget(bool rated) {
     env.reserve = 0;
     q.has_response = true;
     q.answer_yes = true; /* "Y": 1 + ceil(1/2) = 2 tokens <= 3 */
-    d = prompt_build(&env, TASK_PAIRWISE, h, 10, &q, 1, &cut, &over);
+    d = prompt_build(&env, RTASK_PAIRWISE, h, 10, &q, 1, &cut, &over);
     BUDGET_CHECK("a short response fits without dropping", d == 0);
     prompt_text_free(&cut);
     env.context = full.tokens + 1;
-    d = prompt_build(&env, TASK_PAIRWISE, h, 10, &q, 1, &cut, &over);
+    d = prompt_build(&env, RTASK_PAIRWISE, h, 10, &q, 1, &cut, &over);
     BUDGET_CHECK("the response's own tokens count", d > 0 && cut.tokens + 2 <= env.context);
     prompt_text_free(&cut);
     prompt_text_free(&full);
@@ -222,17 +222,17 @@ static void test_token_boundary(const char *name, bool all_rated) {
     hist_entry h[4] = {{1, 5, 1, HIST_LIKED}, {2, 1, 2, HIST_DISLIKED}, {3, 4, 3, HIST_LIKED}, {9, 2, 4, HIST_DISLIKED}};
     hist_entry hr[4] = {{1, 5, 1, HIST_RATED}, {2, 1, 2, HIST_RATED}, {3, 4, 3, HIST_RATED}, {9, 2, 4, HIST_RATED}};
     int ok = 1, ids[4096], pids[4096];
-    for (int task = 0; task < TASK_COUNT; task++) {
+    for (int task = 0; task < RTASK_COUNT; task++) {
         prompt_query q;
         memset(&q, 0, sizeof q);
-        q.n_items = task == TASK_POINTWISE ? 1 : task == TASK_PAIRWISE ? 2 : 6;
+        q.n_items = task == RTASK_POINTWISE ? 1 : task == RTASK_PAIRWISE ? 2 : 6;
         for (int k = 0; k < q.n_items; k++) q.items[k] = 4 + k;
         q.hint_score = 3.7;
         q.n_hint_top = 5;
         for (int k = 0; k < 5; k++) q.hint_top[k] = 5 + k;
         prompt_text out;
         bool over;
-        prompt_build(&env, (prompt_task)task, task == TASK_POINTWISE || all_rated ? hr : h, 4, &q, 1, &out, &over);
+        prompt_build(&env, (prompt_task)task, task == RTASK_POINTWISE || all_rated ? hr : h, 4, &q, 1, &out, &over);
         if (all_rated) ok &= strstr(out.prompt, "User's historical movie ratings: \"Usual Suspects, The (1995)\": 5; ") != NULL;
         int n = tok_encode(tok, out.prompt, 1, 0, ids, 4096);
         char *prefix = strndup(out.prompt, out.prefix_len);

@@ -22,16 +22,16 @@ static void test_flags(void) {
     prompt_templates t;
     templates_parse(&t, TINY, strlen(TINY), "tiny");
     CHECK("flags: pointwise always rated; pairwise rated by {history}; listwise liked/disliked",
-          t.rated[TASK_POINTWISE] && t.rated[TASK_PAIRWISE] && !t.rated[TASK_LISTWISE]);
+          t.rated[RTASK_POINTWISE] && t.rated[RTASK_PAIRWISE] && !t.rated[RTASK_LISTWISE]);
     templates_free(&t);
     char *s = tiny_with("listwise.history", "listwise.history = {{history}} {history}");
     templates_parse(&t, s, strlen(s), "tiny2");
-    CHECK("flags: listwise rated by {history} ({{history}} is literal text)", t.rated[TASK_LISTWISE]);
+    CHECK("flags: listwise rated by {history} ({{history}} is literal text)", t.rated[RTASK_LISTWISE]);
     templates_free(&t);
     free(s);
     s = tiny_with("pairwise.history", "pairwise.history = {{history}} {liked}");
     templates_parse(&t, s, strlen(s), "tiny3");
-    CHECK("flags: a literal {{history}} beside {liked} is no rated history", !t.rated[TASK_PAIRWISE]);
+    CHECK("flags: a literal {{history}} beside {liked} is no rated history", !t.rated[RTASK_PAIRWISE]);
     templates_free(&t);
     free(s);
 
@@ -39,7 +39,7 @@ static void test_flags(void) {
     if (shipped_templates("recranker.tmpl", path, sizeof path)) {
         templates_load(&t, path);
         CHECK("flags: recranker.tmpl: pairwise and listwise show liked/disliked",
-              t.rated[TASK_POINTWISE] && !t.rated[TASK_PAIRWISE] && !t.rated[TASK_LISTWISE]);
+              t.rated[RTASK_POINTWISE] && !t.rated[RTASK_PAIRWISE] && !t.rated[RTASK_LISTWISE]);
         templates_free(&t);
     } else {
         CHECK("shipped templates found (set ITREK_ROOT)", 0);
@@ -47,7 +47,7 @@ static void test_flags(void) {
     if (shipped_templates("rated.tmpl", path, sizeof path)) {
         templates_load(&t, path);
         CHECK("flags: rated.tmpl: every task shows the rated history",
-              t.rated[TASK_POINTWISE] && t.rated[TASK_PAIRWISE] && t.rated[TASK_LISTWISE]);
+              t.rated[RTASK_POINTWISE] && t.rated[RTASK_PAIRWISE] && t.rated[RTASK_LISTWISE]);
         CHECK("rated.tmpl: pairwise and listwise history as pointwise's",
               strcmp(t.text[T_PAIR_HIST], t.text[T_POINT_HIST]) == 0 && strcmp(t.text[T_LIST_HIST], t.text[T_POINT_HIST]) == 0);
         templates_free(&t);
@@ -65,7 +65,7 @@ static void test_layout(void) {
     prompt_query q = pairwise_query(4, 5);
     prompt_text out;
     bool over;
-    int d = prompt_build(&env, TASK_PAIRWISE, r, 3, &q, 1, &out, &over);
+    int d = prompt_build(&env, RTASK_PAIRWISE, r, 3, &q, 1, &out, &over);
     const char *hist = "I:Q|IN:R[\"A (2000)\"=5;\"B\"=1.5;\"C\"=4]\n";
     char want[256];
     snprintf(want, sizeof want, "%s\"D\">\"E\"?~Y|R\n", hist);
@@ -73,7 +73,7 @@ static void test_layout(void) {
     CHECK("rated pairwise: prefix ends after the history", out.prefix_len == strlen(hist));
     CHECK("rated pairwise: response, nothing dropped", strcmp(out.response, "N") == 0 && d == 0 && !over);
     prompt_text_free(&out);
-    prompt_build(&env, TASK_PAIRWISE, r, 0, &q, 1, &out, &over);
+    prompt_build(&env, RTASK_PAIRWISE, r, 0, &q, 1, &out, &over);
     CHECK("rated pairwise: empty history shows `none`", strncmp(out.prompt, "I:Q|IN:R[-]\n", 12) == 0);
     prompt_text_free(&out);
 
@@ -84,7 +84,7 @@ static void test_layout(void) {
     for (int k = 0; k < 6; k++) lq.items[k] = 4 + k;
     lq.n_items = 6;
     env.hint = false;
-    prompt_build(&env, TASK_LISTWISE, h, 3, &lq, 1, &out, &over);
+    prompt_build(&env, RTASK_LISTWISE, h, 3, &lq, 1, &out, &over);
     CHECK("liked listwise beside rated pairwise: unchanged layout",
           strcmp(out.prompt, "I:K5of6|IN:L[\"A (2000)\",\"C\"]D[\"B\"]\nC[\"D\",\"E\",\"F\",\"G\",\"H\",\"I\"]|R\n") == 0);
     prompt_text_free(&out);
@@ -93,7 +93,7 @@ static void test_layout(void) {
     /* listwise rated: the same history text as pointwise's */
     char *s = tiny_with("listwise.history", "listwise.history = H[{history}]\\n");
     templates_parse(&t, s, strlen(s), "tiny-listwise");
-    prompt_build(&env, TASK_LISTWISE, r, 3, &lq, 1, &out, &over);
+    prompt_build(&env, RTASK_LISTWISE, r, 3, &lq, 1, &out, &over);
     CHECK("rated listwise: exact prompt",
           strcmp(out.prompt, "I:K5of6|IN:H[\"A (2000)\"=5;\"B\"=1.5;\"C\"=4]\nC[\"D\",\"E\",\"F\",\"G\",\"H\",\"I\"]|R\n") == 0);
     prompt_query pq;
@@ -101,7 +101,7 @@ static void test_layout(void) {
     pq.items[0] = 6;
     pq.n_items = 1;
     prompt_text po;
-    prompt_build(&env, TASK_POINTWISE, r, 3, &pq, 1, &po, &over);
+    prompt_build(&env, RTASK_POINTWISE, r, 3, &pq, 1, &po, &over);
     const char *ph = strstr(po.prompt, "|IN:"), *lh = strstr(out.prompt, "|IN:");
     CHECK("rated listwise: history part identical to pointwise's",
           ph && lh && po.prefix_len - (size_t)(ph - po.prompt) == out.prefix_len - (size_t)(lh - out.prompt) &&
@@ -115,7 +115,7 @@ static void test_layout(void) {
     char *s2 = with_line(s, "listwise.instruction", "listwise.instruction = K{k}of{n}:{candidates}");
     char *s3 = with_line(s2, "listwise.query", "listwise.query = Q?");
     templates_parse(&t, s3, strlen(s3), "tiny-last");
-    prompt_build(&env, TASK_LISTWISE, r, 3, &lq, 1, &out, &over);
+    prompt_build(&env, RTASK_LISTWISE, r, 3, &lq, 1, &out, &over);
     const char *want_last = "I:K5of6:\"D\",\"E\",\"F\",\"G\",\"H\",\"I\"|IN:H[\"A (2000)\"=5;\"B\"=1.5;\"C\"=4]\nQ?|R\n";
     CHECK("listwise candidates in the instruction: exact prompt", strcmp(out.prompt, want_last) == 0);
     CHECK("listwise candidates in the instruction: prefix ends after the history",
