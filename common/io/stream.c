@@ -386,6 +386,12 @@ void sw_end_record(stream_writer *w) {
 
 
 
+void sw_raw_record(stream_writer *w, const void *p, size_t n) {
+    if (w->sbuf.size) die("internal: record packed but not ended");
+    emit(w, p, n, false);
+    w->records++;
+}
+
 void sw_close(stream_writer *w) {
     if (w->sbuf.size) die("internal: record packed but not ended");
     if (w->zstd) emit(w, NULL, 0, true);

@@ -67,6 +67,8 @@ stream_writer *sw_open(const char *path, bool compress);
 /* The packer for the current record; pack exactly one map, then call sw_end_record. */
 msgpack_packer *sw_pk(stream_writer *w);
 void sw_end_record(stream_writer *w);
+/* One record already packed elsewhere (N bytes of exactly one map): copied as it is. */
+void sw_raw_record(stream_writer *w, const void *p, size_t n);
 /* Headers begin with schema, version and producer: records/header.h. */
 /* Finish: flush, end the zstd frame, fsync, rename into place. Dies on failure. */
 void sw_close(stream_writer *w);

@@ -13,12 +13,6 @@ static int cmp_ref(const void *a, const void *b) {
     return x[0] < y[0] ? -1 : x[0] > y[0];
 }
 
-static void sw_raw(stream_writer *w, const void *p, size_t n) {
-    msgpack_packer *pk = sw_pk(w);
-    pk->callback(pk->data, p, n);
-    sw_end_record(w);
-}
-
 void rank_merge(const char *const *inputs, int n, const char *output, bool zstd) {
     answers_raw *s = xcalloc((size_t)n, sizeof *s);
     size_t total = 0;
@@ -52,11 +46,11 @@ void rank_merge(const char *const *inputs, int n, const char *output, bool zstd)
             die_at(inputs[ref[3 * k + 1]], (long)ref[3 * k + 2] + 1, "field 'id': %lld also answered in %s", (long long)ref[3 * k],
                    inputs[ref[3 * (k - 1) + 1]]);
     stream_writer *w = sw_open(output, zstd);
-    sw_raw(w, hdr, hdr_len);
+    sw_raw_record(w, hdr, hdr_len);
     for (size_t k = 0; k < m; k++) {
         const answers_raw *a = &s[ref[3 * k + 1]];
         size_t r = (size_t)ref[3 * k + 2];
-        sw_raw(w, a->buf + a->off[r], a->rlen[r]);
+        sw_raw_record(w, a->buf + a->off[r], a->rlen[r]);
     }
     sw_close(w);
     for (int i = 0; i < n; i++) answers_raw_free(&s[i]);

@@ -35,12 +35,6 @@ static void pack_answer(msgpack_packer *pk, const query *q, const answer *a) {
     answers_pack(pk, &r);
 }
 
-static void sw_raw(stream_writer *w, const void *p, size_t n) {
-    msgpack_packer *pk = sw_pk(w);
-    pk->callback(pk->data, p, n);
-    sw_end_record(w);
-}
-
 static void pf_write(rk *c, const void *p, size_t n) {
     if (n && fwrite(p, 1, n, c->pf) != n) die_at(c->ppath, -1, "write failed: %s", strerror(errno));
 }
@@ -97,7 +91,7 @@ void rerank_open_output(rk *c, bool to_file, id_map *have) {
     const rank_opts *o = c->o;
     if (!to_file) {
         c->sw = sw_open(NULL, o->zstd);
-        sw_raw(c->sw, c->hdr, c->hdr_len);
+        sw_raw_record(c->sw, c->hdr, c->hdr_len);
         return;
     }
     size_t n = strlen(o->output) + 16;
@@ -124,13 +118,13 @@ static void write_final(rk *c) {
     id_map_init(&at);
     for (size_t k = 0; k < s.n; k++) id_map_put(&at, s.id[k], (int)k);
     stream_writer *w = sw_open(c->o->output, c->o->zstd);
-    sw_raw(w, c->hdr, c->hdr_len);
+    sw_raw_record(w, c->hdr, c->hdr_len);
     for (size_t k = 0; k < c->n_su; k++) {
         const user_ent *u = &c->u[c->su[k]];
         for (int j = 0; j < u->n_q; j++) {
             int x = id_map_get(&at, c->q[u->q[j]].id);
             if (x < 0) die_at(c->ppath, -1, "internal: no answer for query %lld", (long long)c->q[u->q[j]].id);
-            sw_raw(w, s.buf + s.off[x], s.rlen[x]);
+            sw_raw_record(w, s.buf + s.off[x], s.rlen[x]);
         }
     }
     sw_close(w);
