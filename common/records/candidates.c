@@ -68,14 +68,7 @@ bool candidates_next(stream_reader *r, cand_rec *c) {
     c->rec = sr_index(r);
     c->user = sr_int(r, rec, "user");
     const msgpack_object_array *a = sr_array(r, rec, "items");
-    c->items = xmalloc(sizeof *c->items * (a->size + 1));
-    for (uint32_t k = 0; k < a->size; k++) {
-        int64_t it = sr_elem_int(r, a, k, "items");
-        if (it < 0 || it > 100000000) sr_fail(r, "field 'items[%u]': id %lld out of range", k, (long long)it);
-        for (uint32_t j = 0; j < k; j++)
-            if (c->items[j] == it) sr_fail(r, "field 'items[%u]': item %lld listed twice", k, (long long)it);
-        c->items[k] = (int32_t)it;
-    }
+    c->items = records_item_list(r, a, "items");
     c->n_items = (int)a->size;
     return true;
 }

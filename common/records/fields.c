@@ -47,3 +47,11 @@ int32_t *records_item_ids(stream_reader *r, const msgpack_object_array *a, const
     }
     return v;
 }
+
+int32_t *records_item_list(stream_reader *r, const msgpack_object_array *a, const char *key) {
+    int32_t *v = records_item_ids(r, a, key);
+    for (uint32_t i = 1; i < a->size; i++)
+        for (uint32_t j = 0; j < i; j++)
+            if (v[j] == v[i]) sr_fail(r, "field '%s[%u]': item %d appears twice", key, i, v[i]);
+    return v;
+}

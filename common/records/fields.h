@@ -24,5 +24,7 @@ int records_task(stream_reader *r, const msgpack_object *rec);
 /* An array of item ids (field KEY, for messages): each 0 .. INT32_MAX; malloc'd (one element
  * more than a->size). */
 int32_t *records_item_ids(stream_reader *r, const msgpack_object_array *a, const char *key);
+/* The same, and no id twice: a ranked list (candidates, rankings). */
+int32_t *records_item_list(stream_reader *r, const msgpack_object_array *a, const char *key);
 
 #endif

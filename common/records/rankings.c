@@ -97,14 +97,7 @@ bool rankings_next(stream_reader *r, ranking_rec *k) {
     free(name);
     k->user = sr_int(r, rec, "user");
     const msgpack_object_array *a = sr_array(r, rec, "items");
-    k->items = xmalloc(sizeof *k->items * (a->size + 1));
-    for (uint32_t i = 0; i < a->size; i++) {
-        int64_t it = sr_elem_int(r, a, i, "items");
-        if (it < 0 || it > INT32_MAX) sr_fail(r, "field 'items[%u]': %lld is not an item id", i, (long long)it);
-        for (uint32_t j = 0; j < i; j++)
-            if (k->items[j] == it) sr_fail(r, "field 'items[%u]': item %lld appears twice", i, (long long)it);
-        k->items[i] = (int32_t)it;
-    }
+    k->items = records_item_list(r, a, "items");
     k->n_items = (int)a->size;
     return true;
 }
