@@ -171,7 +171,7 @@ typedef struct llm_backend {
     /* dst = src rounded to activations, n elements */
     void (*f32_to_act)(llm_act dst, const float *src, size_t n);
 
-    /* ---- graphs of the decode step (model.c's llm_decode_step; all NULL on the CPU, which
+    /* ---- graphs of the decode step (model_graph.c's llm_decode_step; all NULL on the CPU, which
      * then never takes that path) ----
      * Between graph_begin and graph_end every call on the backend is recorded, not run: no
      * call in between may upload, download, allocate or wait. graph_end returns the

@@ -9,7 +9,7 @@
  * GGUF type code and name, and a block-quantised tensor whose innermost dimension is not a
  * multiple of its block (32 or 256 values) is refused with its name.
  * Note on LLaMA q/k layout: llama.cpp's GGUF keeps Meta's interleaved RoPE rows (its
- * converters undo Hugging Face's permutation); model.c permutes them back to HF order.
+ * converters undo Hugging Face's permutation); model_load.c permutes them back to HF order.
  */
 #ifndef ITREK_LLM_GGUF_H
 #define ITREK_LLM_GGUF_H
