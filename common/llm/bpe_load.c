@@ -352,14 +352,6 @@ fail:
     return NULL;
 }
 
-bpe_tokenizer *bpe_load_gguf_path(const char *path, char *err, size_t errlen) {
-    gguf_file *g = gguf_open(path, err, errlen);
-    if (!g) return NULL;
-    bpe_tokenizer *b = bpe_load_gguf(g, path, err, errlen);
-    gguf_close(g);
-    return b;
-}
-
 /* ---------- tokenizer.json ---------- */
 
 static const char *jtype(json_t *o) {

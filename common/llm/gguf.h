@@ -22,7 +22,6 @@ gguf_file *gguf_open(const char *path, char *err, size_t errlen);
 void gguf_close(gguf_file *g);
 
 int gguf_count(const gguf_file *g);
-const llm_tensor *gguf_at(const gguf_file *g, int i);
 const llm_tensor *gguf_find(const gguf_file *g, const char *name);
 
 /* Metadata look-ups; return 1 when the key exists with a usable type, else 0. */
