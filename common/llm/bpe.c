@@ -291,13 +291,8 @@ static int special_at(const bpe_tokenizer *b, const char *s, size_t n) {
 }
 
 int bpe_encode(const bpe_tokenizer *b, const char *text, int add_bos, int add_eos, int *ids, int max_ids) {
-    enc_ctx c;
-    memset(&c, 0, sizeof c);
-    c.b = b;
-    c.heap.elem = sizeof(merge_cand);
-    c.heap.before = cand_before;
-    c.ids = ids;
-    c.max_ids = ids ? max_ids : 0;
+    enc_ctx c = {.b = b, .ids = ids, .max_ids = ids ? max_ids : 0};
+    tok_heap_init(&c.heap, sizeof(merge_cand), cand_before);
     if (add_bos && b->add_bos && b->bos >= 0) emit(&c, b->bos);
     size_t n = text ? strlen(text) : 0, cn;
     char *clean = utf8_clean(text ? text : "", n, &cn);

@@ -618,7 +618,11 @@ bpe_tokenizer *bpe_load_json(const char *path, char *err, size_t errlen) {
             b->add_bos = jbool(cfg, "add_bos_token", 0);
         }
     }
-    if (finish(b, pre, path, err, errlen) < 0) goto fail;
+    if (finish(b, pre, path, err, errlen) == 0) goto done;
+fail:
+    bpe_free(b);
+    b = NULL;
+done:
     free(s);
     free(len);
     free(types);
@@ -626,13 +630,4 @@ bpe_tokenizer *bpe_load_json(const char *path, char *err, size_t errlen) {
     json_decref(cfg);
     json_decref(root);
     return b;
-fail:
-    free(s);
-    free(len);
-    free(types);
-    free(cpath);
-    json_decref(cfg);
-    json_decref(root);
-    bpe_free(b);
-    return NULL;
 }

@@ -21,14 +21,17 @@ static inline uint32_t tok_fnv1a(const char *s, size_t n) {
     return h;
 }
 
-/* A binary min-heap by `before` (before(x, y): x pops first) of elem-byte items. Zero it,
- * then set elem and before; tok_heap_free releases the items. */
+/* A binary min-heap by `before` (before(x, y): x pops first) of elem-byte items, made empty by
+ * tok_heap_init; tok_heap_free releases the items. */
 typedef struct {
     unsigned char *a;
     size_t n, cap, elem;
     int (*before)(const void *x, const void *y);
 } tok_heap;
 
+static inline void tok_heap_init(tok_heap *h, size_t elem, int (*before)(const void *x, const void *y)) {
+    *h = (tok_heap){.elem = elem, .before = before};
+}
 void tok_heap_push(tok_heap *h, const void *item);
 /* The first item into out (h->n > 0). */
 void tok_heap_pop(tok_heap *h, void *out);

@@ -344,13 +344,8 @@ static void bpe(bpe_ctx *c, size_t n) {
 int tok_encode(const llm_tokenizer *t, const char *text, int add_bos, int add_eos,
                int *ids, int max_ids) {
     if (t->bpe) return bpe_encode(t->bpe, text, add_bos, add_eos, ids, max_ids);
-    bpe_ctx c;
-    memset(&c, 0, sizeof c);
-    c.t = t;
-    c.heap.elem = sizeof(pair);
-    c.heap.before = pair_before;
-    c.ids = ids;
-    c.max_ids = ids ? max_ids : 0;
+    bpe_ctx c = {.t = t, .ids = ids, .max_ids = ids ? max_ids : 0};
+    tok_heap_init(&c.heap, sizeof(pair), pair_before);
     if (add_bos && t->bos >= 0) emit_id(&c, t->bos);
     size_t n = text ? strlen(text) : 0;
     sbuf b = { 0 };
