@@ -123,5 +123,6 @@ include pipeline.mk
 ifneq ($(SAN),1)
 $(BUILD)/common/rec/mf.o: OPT := -O3 -g
 $(BUILD)/common/llm/backend_cpu.o: OPT := -O3 -g
+$(BUILD)/common/llm/backend_cpu_train.o: OPT := -O3 -g
 $(BUILD)/common/llm/train.o: OPT := -O3 -g
 endif

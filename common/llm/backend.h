@@ -145,9 +145,6 @@ typedef struct llm_backend {
     /* dst = src keep / (1 - p), keep drawn from a counter-based hash of (seed, stream, i), so
      * the same call gives the same mask (not the CPU's xoshiro masks). dst may equal src. */
     void (*dropout)(llm_act dst, llm_cact src, size_t n, float p, uint64_t seed, uint64_t stream);
-    /* AdamW as optim.c: w *= decay; m, v moments; w -= step_size m / (sqrt(v) / bc2s + eps). */
-    void (*adamw)(float *w, const float *g, float *m, float *v, size_t n, float decay, float b1, float b2, float eps,
-                  float step_size, float bc2s);
     /* Random fill for benchmarks: elem 1: int8 uniform in [-127, 127]; elem 4: fp32 uniform in
      * [-scale, scale]; elem 2: activations (act_bytes 2) uniform in [-scale, scale]; from a
      * counter-based hash of (seed, i). */
@@ -171,7 +168,7 @@ typedef struct llm_backend {
     /* dst = src rounded to activations, n elements */
     void (*f32_to_act)(llm_act dst, const float *src, size_t n);
 
-    /* ---- graphs of the decode step (model.c's llm_decode_step; all NULL on the CPU, which
+    /* ---- graphs of the decode step (model_graph.c's llm_decode_step; all NULL on the CPU, which
      * then never takes that path) ----
      * Between graph_begin and graph_end every call on the backend is recorded, not run: no
      * call in between may upload, download, allocate or wait. graph_end returns the

@@ -8,7 +8,10 @@
  *
  * Attention (prefill and training) runs one task per (sequence, head) on the pool, each task
  * calling a single-threaded sgemm (OpenBLAS is switched to one thread for the job) on blocks
- * of ATT_BQ query rows against the keys of their causal prefix only. */
+ * of ATT_BQ query rows against the keys of their causal prefix only.
+ *
+ * The training kernels (backward passes, training attention, the generic gemm) are in
+ * backend_cpu_train.c; backend_cpu_impl.h is what the two files share. */
 #include "llm/backend.h"
 
 #include <cblas.h>
@@ -19,6 +22,7 @@
 #include <string.h>
 
 #include "io/err.h"
+#include "llm/backend_cpu_impl.h"
 #include "llm/gemm.h"
 
 /* Lets the vectoriser if-convert float compares (the clamps of vexpf, softmax maxima): only
@@ -31,8 +35,6 @@
  * worker that wakes late (the machine busy with other processes) cannot claim a task of a
  * later job; the caller waits for its tasks to be done, not for every worker to check in, so
  * a job the caller finished alone costs no wake-up latency. */
-
-typedef void (*task_fn)(void *ctx, int i);
 
 #define POOL_MAX 256
 static struct {
@@ -82,7 +84,7 @@ static void *pool_worker(void *arg) {
 }
 
 /* Run on up to want threads; small jobs (work below ~64K flops) stay on the caller. */
-static void pool_run(int n, task_fn fn, void *ctx, double work) {
+void cpu_pool_run(int n, task_fn fn, void *ctx, double work) {
     if (n <= 0) return;
     if (pool.want <= 1 || n == 1 || work < 65536) {
         for (int i = 0; i < n; i++) fn(ctx, i);
@@ -114,12 +116,12 @@ static void pool_run(int n, task_fn fn, void *ctx, double work) {
 }
 
 /* Per-thread scratch buffers (the pool's workers live as long as the process): no allocation
- * per call once they have grown. Slot 0-2 are for kernels run inside tasks, 3 for the caller. */
+ * per call once they have grown. */
 #define N_SCRATCH 4
 static _Thread_local float *scratch_p[N_SCRATCH];
 static _Thread_local size_t scratch_n[N_SCRATCH];
 
-static float *scratch(int slot, size_t n) {
+float *cpu_scratch(int slot, size_t n) {
     if (n > scratch_n[slot]) {
         free(scratch_p[slot]);
         scratch_p[slot] = xmalloc((n ? n : 1) * sizeof(float));
@@ -128,8 +130,6 @@ static float *scratch(int slot, size_t n) {
     return scratch_p[slot];
 }
 
-/* Parallel loop over [0, n) in contiguous ranges (about 4 per thread, at least grain items). */
-typedef void (*range_fn)(void *ctx, size_t a, size_t b);
 typedef struct {
     range_fn fn;
     void *ctx;
@@ -142,17 +142,16 @@ static void range_task(void *vctx, int i) {
     r->fn(r->ctx, a, b);
 }
 
-static void par_range(size_t n, size_t grain, range_fn fn, void *ctx, double work_per_item) {
+void cpu_par_range(size_t n, size_t grain, range_fn fn, void *ctx, double work_per_item) {
     if (n == 0) return;
     size_t chunk = n / ((size_t)pool.want * 4) + 1;
     if (chunk < grain) chunk = grain;
     range_ctx r = {fn, ctx, n, chunk};
-    pool_run((int)((n + chunk - 1) / chunk), range_task, &r, work_per_item * (double)n);
+    cpu_pool_run((int)((n + chunk - 1) / chunk), range_task, &r, work_per_item * (double)n);
 }
 
-/* OpenBLAS threads, and a job of single-threaded sgemm calls made from the pool's tasks. */
-static int blas_threads = 1;
-static void blas_serial(int on) {
+static int blas_threads = 1; /* OpenBLAS's threads outside cpu_blas_serial(1) */
+void cpu_blas_serial(int on) {
     if (blas_threads > 1 && pool.want > 1) openblas_set_num_threads(on ? 1 : blas_threads);
 }
 
@@ -187,7 +186,7 @@ static void mm_int8_task(void *vctx, int i) {
     mm_ctx *c = vctx;
     int K = c->w->cols, N = c->w->rows;
     int r0 = i * c->rows_per_task, r1 = r0 + c->rows_per_task < N ? r0 + c->rows_per_task : N;
-    float *row = scratch(0, (size_t)K);
+    float *row = cpu_scratch(0, (size_t)K);
     for (int r = r0; r < r1; r++) {
         const int8_t *q = c->w->q + (size_t)r * K;
         float s = c->w->scale[r];
@@ -213,13 +212,12 @@ static void dequant_range(void *vctx, size_t a, size_t b) {
     }
 }
 
-static void dequant_rows(float *buf, const llm_weight *w, int r0, int nr) {
+void cpu_dequant_rows(float *buf, const llm_weight *w, int r0, int nr) {
     dq_ctx c = {w, buf, r0};
-    par_range((size_t)nr, 16, dequant_range, &c, 2.0 * w->cols);
+    cpu_par_range((size_t)nr, 16, dequant_range, &c, 2.0 * w->cols);
 }
 
-/* Rows per dequantised block: about 1 MiB of fp32. */
-static int dequant_block_rows(const llm_weight *w) {
+int cpu_dequant_block_rows(const llm_weight *w) {
     int K = w->cols, N = w->rows, rb = (1 << 18) / (K > 0 ? K : 1);
     if (rb < 8) rb = 8;
     if (rb > N) rb = N;
@@ -243,15 +241,15 @@ static void cpu_matmul(llm_act yv, llm_cact xv, const llm_weight *w, int T) {
     if (T <= 4) {
         mm_ctx c = {y, x, w, T, 64};
         int n = (N + c.rows_per_task - 1) / c.rows_per_task;
-        pool_run(n, mm_int8_task, &c, 2.0 * T * N * K);
+        cpu_pool_run(n, mm_int8_task, &c, 2.0 * T * N * K);
         return;
     }
     /* Prefill: dequantise blocks of rows (about 1 MiB) and hand them to sgemm. */
-    int rb = dequant_block_rows(w);
-    float *buf = scratch(3, (size_t)rb * K);
+    int rb = cpu_dequant_block_rows(w);
+    float *buf = cpu_scratch(3, (size_t)rb * K);
     for (int r0 = 0; r0 < N; r0 += rb) {
         int nr = r0 + rb <= N ? rb : N - r0;
-        dequant_rows(buf, w, r0, nr);
+        cpu_dequant_rows(buf, w, r0, nr);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, nr, K, 1.0f, x, K, buf, K, 0.0f, y + r0, N);
     }
 }
@@ -319,7 +317,7 @@ static const float *gk_weight(const llm_weight *cw) {
     e->p = xmalloc(n_pan * (size_t)w->cols * LLM_GEMM_NR * sizeof *e->p);
     e->src = w->f, e->rows = w->rows, e->cols = w->cols, e->fp = fp;
     gk_ctx c = {.w = w->f, .wp = e->p, .N = w->rows, .K = w->cols};
-    par_range(n_pan, 1, gk_pack_w_range, &c, (double)w->cols * LLM_GEMM_NR);
+    cpu_par_range(n_pan, 1, gk_pack_w_range, &c, (double)w->cols * LLM_GEMM_NR);
     return e->p;
 }
 
@@ -382,24 +380,14 @@ static void cpu_matmul_infer(llm_act yv, llm_cact xv, const llm_weight *w, int T
         return;
     }
     int K = w->cols, N = w->rows, n_tiles = (T + LLM_GEMM_MR - 1) / LLM_GEMM_MR;
-    gk_ctx c = {yv, scratch(3, (size_t)n_tiles * LLM_GEMM_MR * K), xv, w->f, gk_weight(w), T, N, K, n_tiles};
-    par_range((size_t)n_tiles, 1, gk_pack_tiles, &c, (double)LLM_GEMM_MR * K);
-    par_range((size_t)(N + LLM_GEMM_NR - 1) / LLM_GEMM_NR, 1, gk_panels, &c, 2.0 * T * LLM_GEMM_NR * K);
+    gk_ctx c = {yv, cpu_scratch(3, (size_t)n_tiles * LLM_GEMM_MR * K), xv, w->f, gk_weight(w), T, N, K, n_tiles};
+    cpu_par_range((size_t)n_tiles, 1, gk_pack_tiles, &c, (double)LLM_GEMM_MR * K);
+    cpu_par_range((size_t)(N + LLM_GEMM_NR - 1) / LLM_GEMM_NR, 1, gk_panels, &c, 2.0 * T * LLM_GEMM_NR * K);
 }
 
 #include "llm/vexp.h"
 
 /* ---- element-wise kernels, threaded over rows or ranges ---- */
-
-typedef struct {
-    float *y, *dx, *dw, *inv;
-    const float *x, *w, *dy, *u, *g;
-    float *g2, *du;
-    int T, C, n_heads, head_dim;
-    const int *pos;
-    float eps, theta;
-    const float *inv_freq;
-} ew_ctx;
 
 static void rmsnorm_range(void *vctx, size_t a, size_t b) {
     const ew_ctx *c = vctx;
@@ -416,7 +404,7 @@ static void rmsnorm_range(void *vctx, size_t a, size_t b) {
 
 static void cpu_rmsnorm(llm_act y, const float *x, const float *w, int T, int C, float eps) {
     ew_ctx c = {.y = y, .x = x, .w = w, .C = C, .eps = eps};
-    par_range((size_t)(T > 0 ? T : 0), 4, rmsnorm_range, &c, 4.0 * C);
+    cpu_par_range((size_t)(T > 0 ? T : 0), 4, rmsnorm_range, &c, 4.0 * C);
 }
 
 /* cos and sin of every (position, frequency) seen so far, (n_pos, hd) rows of hd/2 cosines
@@ -462,7 +450,7 @@ static void cpu_rope(llm_act x, const int *pos, int T, int n_heads, int head_dim
         float fr[512], *inv_freq = half <= 512 ? fr : xmalloc((size_t)(half ? half : 1) * sizeof *inv_freq);
         for (int i = 0; i < half; i++) inv_freq[i] = 1.0f / powf(theta, (float)(2 * i) / (float)head_dim);
         ew_ctx c = {.y = x, .pos = pos, .n_heads = n_heads, .head_dim = head_dim, .inv_freq = inv_freq};
-        par_range((size_t)(T > 0 ? T : 0), 2, rope_range, &c, 40.0 * half + 6.0 * n_heads * half);
+        cpu_par_range((size_t)(T > 0 ? T : 0), 2, rope_range, &c, 40.0 * half + 6.0 * n_heads * half);
         if (inv_freq != fr) free(inv_freq);
         return;
     }
@@ -483,7 +471,7 @@ static void cpu_rope(llm_act x, const int *pos, int T, int n_heads, int head_dim
         rope_tab.n_pos = n, rope_tab.theta = theta, rope_tab.hd = head_dim;
     }
     ew_ctx c = {.y = x, .pos = pos, .n_heads = n_heads, .head_dim = head_dim};
-    par_range((size_t)(T > 0 ? T : 0), 2, rope_range, &c, 6.0 * n_heads * half);
+    cpu_par_range((size_t)(T > 0 ? T : 0), 2, rope_range, &c, 6.0 * n_heads * half);
 }
 
 /* ---- attention: one task per (item, token) over all heads ---- */
@@ -499,7 +487,7 @@ static void att_task(void *vctx, int i) {
     const llm_attn_item *it = &c->items[c->task_item[i]];
     int t = c->task_tok[i], hd = c->head_dim, kvd = c->n_kv_heads * hd, rep = c->n_heads / c->n_kv_heads;
     int n = it->pos[t] + 1;
-    float *sc = scratch(0, (size_t)n), scale = 1.0f / sqrtf((float)hd);
+    float *sc = cpu_scratch(0, (size_t)n), scale = 1.0f / sqrtf((float)hd);
     for (int h = 0; h < c->n_heads; h++) {
         const float *q = (const float *)it->q + ((size_t)t * c->n_heads + h) * hd;
         float *out = (float *)it->out + ((size_t)t * c->n_heads + h) * hd;
@@ -534,7 +522,6 @@ static void att_task(void *vctx, int i) {
 /* Prefill of T >= 8 tokens: one task per (item, query head); blocks of ATT_BQ query rows,
  * scores = q K^T and out = softmax(scores) V as single-threaded sgemm calls over the cached
  * spans, each block against the positions up to its last row only. */
-#define ATT_BQ 64
 
 typedef struct {
     const llm_attn_item *items;
@@ -548,7 +535,7 @@ static void att_prefill_task(void *vctx, int task) {
     int h = task % c->n_heads, hd = c->head_dim, qd = c->n_heads * hd, kvd = c->n_kv_heads * hd;
     int kvh = h / (c->n_heads / c->n_kv_heads), T = it->T, nmax = 0;
     for (int t = 0; t < T; t++) if (it->pos[t] + 1 > nmax) nmax = it->pos[t] + 1;
-    float *S = scratch(0, (size_t)ATT_BQ * nmax), scale = 1.0f / sqrtf((float)hd);
+    float *S = cpu_scratch(0, (size_t)ATT_BQ * nmax), scale = 1.0f / sqrtf((float)hd);
     for (int t0 = 0; t0 < T; t0 += ATT_BQ) {
         int t1 = t0 + ATT_BQ < T ? t0 + ATT_BQ : T, nb = t1 - t0, n = 0, off = 0;
         for (int t = t0; t < t1; t++) if (it->pos[t] + 1 > n) n = it->pos[t] + 1;
@@ -602,8 +589,8 @@ static void att_gk_task(void *vctx, int task) {
     int r0 = c->task_r0[task], r1 = r0 + ATT_CHUNK < R ? r0 + ATT_CHUNK : R, n = 0;
     for (int r = r0; r < r1; r++) if (it->pos[r / rep] + 1 > n) n = it->pos[r / rep] + 1;
     int n_pan = (n + LLM_GEMM_NR - 1) / LLM_GEMM_NR, npad = n_pan * LLM_GEMM_NR;
-    float *kp = scratch(0, (size_t)npad * hd), *vc = scratch(1, (size_t)n * hd);
-    float *S = scratch(2, (size_t)LLM_GEMM_MR * (2 * npad + hd)), *pp = S + (size_t)LLM_GEMM_MR * npad,
+    float *kp = cpu_scratch(0, (size_t)npad * hd), *vc = cpu_scratch(1, (size_t)n * hd);
+    float *S = cpu_scratch(2, (size_t)LLM_GEMM_MR * (2 * npad + hd)), *pp = S + (size_t)LLM_GEMM_MR * npad,
           *qp = pp + (size_t)LLM_GEMM_MR * npad;
     // kp: panel j (hd,NR) = K[keys 32j..32j+31]^T, vc (n,hd) = V, both of kv head kvh
     const float *krow[LLM_GEMM_NR];
@@ -661,7 +648,7 @@ static void cpu_attention_gk(const llm_attn_item *items, int n_items, int n_head
                         (items[i].pos[items[i].T - 1] + 1) * head_dim;
             }
     gatt_ctx c = {items, ti, tk, tr, n_heads, n_kv_heads, head_dim};
-    pool_run(n, att_gk_task, &c, work);
+    cpu_pool_run(n, att_gk_task, &c, work);
     free(ti);
 }
 
@@ -685,9 +672,9 @@ static void cpu_attention(const llm_attn_item *items, int n_items, int n_heads, 
                     bwork += 2.0 * items[i].T * (items[i].pos[items[i].T - 1] + 1) * head_dim;
                 }
         pre_ctx pc = {items, bi, n_heads, n_kv_heads, head_dim};
-        blas_serial(1);
-        pool_run(nb, att_prefill_task, &pc, bwork);
-        blas_serial(0);
+        cpu_blas_serial(1);
+        cpu_pool_run(nb, att_prefill_task, &pc, bwork);
+        cpu_blas_serial(0);
         free(bi);
     }
     int *ti = xmalloc((size_t)(n ? n : 1) * sizeof *ti), *tt = xmalloc((size_t)(n ? n : 1) * sizeof *tt);
@@ -698,7 +685,7 @@ static void cpu_attention(const llm_attn_item *items, int n_items, int n_heads, 
             work += 4.0 * (items[i].pos[t] + 1) * n_heads * head_dim;
         }
     att_ctx c = {items, ti, tt, n_heads, n_kv_heads, head_dim};
-    pool_run(n, att_task, &c, work);
+    cpu_pool_run(n, att_task, &c, work);
     free(ti);
     free(tt);
 }
@@ -710,7 +697,7 @@ static void swiglu_range(void *vctx, size_t a, size_t b) {
 
 static void cpu_swiglu(llm_act g, llm_cact u, size_t n) {
     ew_ctx c = {.y = g, .u = u};
-    par_range(n, 4096, swiglu_range, &c, 20.0);
+    cpu_par_range(n, 4096, swiglu_range, &c, 20.0);
 }
 
 static void add_range(void *vctx, size_t a, size_t b) {
@@ -722,231 +709,7 @@ static void add_range(void *vctx, size_t a, size_t b) {
 
 static void cpu_add(float *y, llm_cact x, size_t n) {
     ew_ctx c = {.y = y, .x = x};
-    par_range(n, 16384, add_range, &c, 1.0);
-}
-
-
-/* ---- training kernels ---- */
-
-static void cpu_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
-                     float beta, float *C, int ldc) {
-    if (M <= 0 || N <= 0) return;
-    if (K <= 0) { /* C = beta C */
-        for (int i = 0; i < M; i++)
-            for (int j = 0; j < N; j++) C[(size_t)i * ldc + j] = beta == 0 ? 0 : beta * C[(size_t)i * ldc + j];
-        return;
-    }
-    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda,
-                B, ldb, beta, C, ldc);
-}
-
-/* dx (T,K) (+)= dy (T,N) W (N,K); int8 W is dequantised in blocks of rows (about 1 MiB). */
-static void cpu_matmul_dx(llm_act dxv, llm_cact dyv, const llm_weight *w, int T, int accumulate) {
-    float *dx = dxv;
-    const float *dy = dyv;
-    int N = w->rows, K = w->cols;
-    if (T <= 0) return;
-    if (w->f) {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, K, N, 1.0f, dy, N, w->f, K, accumulate ? 1.0f : 0.0f,
-                    dx, K);
-        return;
-    }
-    int rb = dequant_block_rows(w);
-    float *buf = scratch(3, (size_t)rb * K);
-    for (int r0 = 0; r0 < N; r0 += rb) {
-        int nr = r0 + rb <= N ? rb : N - r0;
-        dequant_rows(buf, w, r0, nr);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, K, nr, 1.0f, dy + r0, N, buf, K,
-                    (accumulate || r0 > 0) ? 1.0f : 0.0f, dx, K);
-    }
-}
-
-/* Rows [a, b): dx and each row's 1/rms (kept for the weight gradient). */
-static void rmsnorm_bwd_rows(void *vctx, size_t a, size_t b) {
-    const ew_ctx *c = vctx;
-    int C = c->C;
-    const float *w = c->w;
-    for (size_t t = a; t < b; t++) {
-        const float *xt = c->x + t * C, *gt = c->dy + t * C;
-        float *dxt = c->dx + t * C;
-        double ss = 0, dot = 0;
-        for (int i = 0; i < C; i++) ss += (double)xt[i] * xt[i];
-        float inv = (float)(1.0 / sqrt(ss / C + c->eps)); /* as the forward computes it */
-        for (int i = 0; i < C; i++) dot += (double)w[i] * gt[i] * xt[i];
-        float k = (float)(dot * (double)inv * inv * inv / C);
-        for (int i = 0; i < C; i++) dxt[i] += inv * w[i] * gt[i] - k * xt[i];
-        c->inv[t] = inv;
-    }
-}
-
-/* Columns [a, b) of dw, summed over the rows in order (the serial loop's order). */
-static void rmsnorm_bwd_cols(void *vctx, size_t a, size_t b) {
-    const ew_ctx *c = vctx;
-    size_t C = (size_t)c->C;
-    float *restrict dw = c->dw;
-    for (int t = 0; t < c->T; t++) {
-        const float *restrict xt = c->x + t * C, *restrict gt = c->dy + t * C;
-        float inv = c->inv[t];
-        for (size_t i = a; i < b; i++) dw[i] += gt[i] * xt[i] * inv;
-    }
-}
-
-static void cpu_rmsnorm_backward(float *dx, float *dw, llm_cact dy, const float *x, const float *w, int T, int C,
-                                 float eps) {
-    if (T <= 0) return;
-    ew_ctx c = {.dx = dx, .dw = dw, .dy = dy, .x = x, .w = w, .T = T, .C = C, .eps = eps,
-                .inv = scratch(3, (size_t)T)};
-    par_range((size_t)T, 4, rmsnorm_bwd_rows, &c, 8.0 * C);
-    if (dw) par_range((size_t)C, 32, rmsnorm_bwd_cols, &c, 3.0 * T);
-}
-
-static void swiglu_bwd_range(void *vctx, size_t a, size_t b) {
-    const ew_ctx *c = vctx;
-    float *restrict dg = c->g2, *restrict du = c->du;
-    const float *dh = c->dy, *g = c->g, *u = c->u;
-    for (size_t i = a; i < b; i++) {
-        float sg = 1.0f / (1.0f + vexpf(-g[i])), si = g[i] * sg;
-        du[i] = dh[i] * si;
-        dg[i] = dh[i] * u[i] * sg * (1.0f + g[i] * (1.0f - sg));
-    }
-}
-
-static void cpu_swiglu_backward(llm_act dg, llm_act du, llm_cact dh, llm_cact g, llm_cact u, size_t n) {
-    ew_ctx c = {.g2 = dg, .du = du, .dy = dh, .g = g, .u = u};
-    par_range(n, 4096, swiglu_bwd_range, &c, 25.0);
-}
-
-/* ---- training attention: one task per (sequence, head) forward, per (sequence, kv head)
- * backward (the kv head's dk, dv sum over its query heads in order); each task walks blocks of
- * ATT_BQ query rows against the keys 0..(last row of the block), single-threaded sgemm. ---- */
-
-typedef struct {
-    const llm_train_attn *a;
-    int *seq, *head;
-} tatt_ctx;
-
-/* Tasks (s, h) for h < nh, longest sequences first (better balance on the pool). */
-static int tatt_tasks(const llm_train_attn *a, int nh, tatt_ctx *c, double *work) {
-    int n = 0;
-    c->seq = xmalloc((size_t)(a->n_seq * nh + 1) * sizeof(int));
-    c->head = xmalloc((size_t)(a->n_seq * nh + 1) * sizeof(int));
-    *work = 0;
-    for (int s = 0; s < a->n_seq; s++)
-        if (a->len[s] > 0)
-            for (int h = 0; h < nh; h++) {
-                int k = n++;
-                while (k > 0 && a->len[c->seq[k - 1]] < a->len[s]) { /* stable insertion by length */
-                    c->seq[k] = c->seq[k - 1], c->head[k] = c->head[k - 1];
-                    k--;
-                }
-                c->seq[k] = s, c->head[k] = h;
-                *work += 2.0 * a->len[s] * a->len[s] * a->head_dim;
-            }
-    return n;
-}
-
-static void tatt_fwd_task(void *vctx, int task) {
-    const tatt_ctx *c = vctx;
-    const llm_train_attn *a = c->a;
-    int s = c->seq[task], h = c->head[task], L = a->len[s], hd = a->head_dim, nh = a->n_heads;
-    int qd = nh * hd, kvd = a->n_kv_heads * hd, kvh = h / (nh / a->n_kv_heads);
-    size_t o = (size_t)a->off[s];
-    const float *Q = (const float *)a->q + o * qd + (size_t)h * hd, *K = (const float *)a->k + o * kvd + (size_t)kvh * hd,
-                *V = (const float *)a->v + o * kvd + (size_t)kvh * hd;
-    float *O = (float *)a->out + o * qd + (size_t)h * hd, scale = 1.0f / sqrtf((float)hd);
-    float *S = scratch(0, (size_t)ATT_BQ * L);
-    for (int i0 = 0; i0 < L; i0 += ATT_BQ) {
-        int i1 = i0 + ATT_BQ < L ? i0 + ATT_BQ : L, nb = i1 - i0;
-        // S (nb,i1) = scale Q[i0:i1] K[0:i1]^T
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb, i1, hd, scale, Q + (size_t)i0 * qd, qd, K, kvd, 0.0f,
-                    S, i1);
-        for (int r = 0; r < nb; r++) {
-            int i = i0 + r;
-            float *row = S + (size_t)r * i1, mx = -INFINITY, sum = 0;
-            for (int j = 0; j <= i; j++) if (row[j] > mx) mx = row[j];
-            for (int j = 0; j <= i; j++) row[j] = vexpf(row[j] - mx);
-            for (int j = 0; j <= i; j++) sum += row[j];
-            float inv = 1.0f / sum;
-            for (int j = 0; j <= i; j++) row[j] *= inv;
-            for (int j = i + 1; j < i1; j++) row[j] = 0;
-            a->lse[(o + (size_t)i) * nh + h] = mx + logf(sum);
-        }
-        // O[i0:i1] (nb,hd) = P V[0:i1]
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb, hd, i1, 1.0f, S, i1, V, kvd, 0.0f,
-                    O + (size_t)i0 * qd, qd);
-    }
-}
-
-static void cpu_attention_train(const llm_train_attn *a) {
-    tatt_ctx c = {a, NULL, NULL};
-    double work;
-    int n = tatt_tasks(a, a->n_heads, &c, &work);
-    blas_serial(1);
-    pool_run(n, tatt_fwd_task, &c, work);
-    blas_serial(0);
-    free(c.seq);
-    free(c.head);
-}
-
-static void tatt_bwd_task(void *vctx, int task) {
-    const tatt_ctx *c = vctx;
-    const llm_train_attn *a = c->a;
-    int s = c->seq[task], kvh = c->head[task], L = a->len[s], hd = a->head_dim, nh = a->n_heads;
-    int qd = nh * hd, kvd = a->n_kv_heads * hd, rep = nh / a->n_kv_heads;
-    size_t o = (size_t)a->off[s];
-    float scale = 1.0f / sqrtf((float)hd);
-    const float *Kh = (const float *)a->k + o * kvd + (size_t)kvh * hd, *Vh = (const float *)a->v + o * kvd + (size_t)kvh * hd;
-    float *dK = (float *)a->dk + o * kvd + (size_t)kvh * hd, *dV = (float *)a->dv + o * kvd + (size_t)kvh * hd;
-    float *P = scratch(0, (size_t)ATT_BQ * L), *dP = scratch(1, (size_t)ATT_BQ * L), D[ATT_BQ];
-    for (int i = 0; i < L; i++) { /* zero this sequence's dk, dv rows of the kv head */
-        memset(dK + (size_t)i * kvd, 0, (size_t)hd * sizeof(float));
-        memset(dV + (size_t)i * kvd, 0, (size_t)hd * sizeof(float));
-    }
-    for (int h = kvh * rep; h < (kvh + 1) * rep; h++) {
-        const float *Qh = (const float *)a->q + o * qd + (size_t)h * hd, *dO = (const float *)a->dout + o * qd + (size_t)h * hd,
-                    *Oh = (const float *)a->out + o * qd + (size_t)h * hd;
-        float *dQ = (float *)a->dq + o * qd + (size_t)h * hd;
-        for (int i0 = 0; i0 < L; i0 += ATT_BQ) {
-            int i1 = i0 + ATT_BQ < L ? i0 + ATT_BQ : L, nb = i1 - i0;
-            const float *Qb = Qh + (size_t)i0 * qd, *dOb = dO + (size_t)i0 * qd;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb, i1, hd, scale, Qb, qd, Kh, kvd, 0.0f, P, i1);
-            for (int r = 0; r < nb; r++) { /* P = exp(S - lse), causal; D = rowsum(dO O) */
-                int i = i0 + r;
-                float *row = P + (size_t)r * i1, l = a->lse[(o + (size_t)i) * nh + h];
-                for (int j = 0; j <= i; j++) row[j] = vexpf(row[j] - l);
-                for (int j = i + 1; j < i1; j++) row[j] = 0;
-                const float *x = dOb + (size_t)r * qd, *y = Oh + (size_t)i * qd;
-                float d = 0;
-                for (int e = 0; e < hd; e++) d += x[e] * y[e];
-                D[r] = d;
-            }
-            // dV[0:i1] (i1,hd) += P^T dO[i0:i1]
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, i1, hd, nb, 1.0f, P, i1, dOb, qd, 1.0f, dV, kvd);
-            // dP (nb,i1) = dO[i0:i1] V[0:i1]^T
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb, i1, hd, 1.0f, dOb, qd, Vh, kvd, 0.0f, dP, i1);
-            for (int r = 0; r < nb; r++) { /* dS = P (dP - D) */
-                int i = i0 + r;
-                float *pr = P + (size_t)r * i1, *dr = dP + (size_t)r * i1, di = D[r];
-                for (int j = 0; j <= i; j++) dr[j] = pr[j] * (dr[j] - di);
-                for (int j = i + 1; j < i1; j++) dr[j] = 0;
-            }
-            // dQ[i0:i1] = scale dS K[0:i1] ; dK[0:i1] += scale dS^T Q[i0:i1]
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb, hd, i1, scale, dP, i1, Kh, kvd, 0.0f,
-                        dQ + (size_t)i0 * qd, qd);
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, i1, hd, nb, scale, dP, i1, Qb, qd, 1.0f, dK, kvd);
-        }
-    }
-}
-
-static void cpu_attention_backward(const llm_train_attn *a) {
-    tatt_ctx c = {a, NULL, NULL};
-    double work;
-    int n = tatt_tasks(a, a->n_kv_heads, &c, &work);
-    blas_serial(1);
-    pool_run(n, tatt_bwd_task, &c, work * 2.0 * a->n_heads / a->n_kv_heads);
-    blas_serial(0);
-    free(c.seq);
-    free(c.head);
+    cpu_par_range(n, 16384, add_range, &c, 1.0);
 }
 
 static const llm_backend cpu = {
@@ -975,5 +738,5 @@ const llm_backend *llm_backend_cpu(void) { return &cpu; }
 
 void llm_cpu_parallel(size_t n, size_t grain, void (*fn)(void *ctx, size_t a, size_t b), void *ctx,
                       double work_per_item) {
-    par_range(n, grain, fn, ctx, work_per_item);
+    cpu_par_range(n, grain, fn, ctx, work_per_item);
 }

@@ -39,6 +39,9 @@
  * omp_set_num_threads, found at run time in the libgomp that libdnnl loads); the rounding of
  * activations runs on the CPU backend's pool. Not thread-safe: one product at a time, as the
  * engine calls its backend.
+ *
+ * The bf16 attention (training and prefill) is in backend_dnnl_att.c; backend_dnnl_impl.h is
+ * what the two files share (conversion, scratch, the primitive cache, the statistics).
  */
 #include "llm/backend_dnnl.h"
 
@@ -53,13 +56,12 @@
 #include <time.h>
 
 #include "io/err.h"
+#include "llm/backend_dnnl_impl.h"
 #include "llm/vexp.h"
 
 #define MB 512      /* rows per main block of a product */
 #define KPAD 64     /* gemm: the contracted dimension rounded up to a multiple of this */
 #define GEMM_MIN 64 /* gemm: smallest side that goes to oneDNN */
-
-typedef uint16_t bf16;
 
 static const llm_backend *cpu;
 static llm_backend be16;
@@ -68,19 +70,8 @@ static char state_err[512], note[512];
 static dnnl_engine_t eng;
 static dnnl_stream_t strm;
 static int weight_cache = 1;
-static llm_dnnl_stats stats;
+llm_dnnl_stats bf_stats;
 static void (*omp_set)(int);
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static void dn(dnnl_status_t s, const char *what) {
-    if (s != dnnl_success) die("cpu-bf16: oneDNN %s failed (status %d)", what, (int)s);
-}
-#define DN(call) dn((call), #call)
 
 /* ---- fp32 -> bf16, round to nearest even (NaN stays NaN) ---- */
 
@@ -119,7 +110,7 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16"))) static void cvt_
     }
 }
 
-static void (*cvt)(bf16 *d, const float *s, size_t n) = cvt_scalar;
+void (*bf_cvt)(bf16 *d, const float *s, size_t n) = cvt_scalar;
 
 /* rows [a, b): d[r*ldd + 0..cols) = bf16(s[r*lds + ..]), then zeros up to pad */
 typedef struct {
@@ -131,25 +122,24 @@ typedef struct {
 static void cvt_range(void *vc, size_t a, size_t b) {
     const cvt_ctx *c = vc;
     for (size_t r = a; r < b; r++) {
-        cvt(c->d + r * c->ldd, c->s + r * c->lds, c->cols);
+        bf_cvt(c->d + r * c->ldd, c->s + r * c->lds, c->cols);
         if (c->pad > c->cols) memset(c->d + r * c->ldd + c->cols, 0, (c->pad - c->cols) * sizeof(bf16));
     }
 }
 
 static void cvt_rows(bf16 *d, size_t ldd, const float *s, size_t lds, size_t rows, size_t cols, size_t pad) {
-    double t = now();
+    double t = bf_now();
     cvt_ctx c = {d, s, ldd, lds, cols, pad};
     llm_cpu_parallel(rows, 1 + 16384 / (cols ? cols : 1), cvt_range, &c, 2.0 * (double)pad);
-    stats.round_s += now() - t;
+    bf_stats.round_s += bf_now() - t;
 }
 
-/* Growing 64-byte-aligned scratch (slot 0, 1: the two operands; 2: a dequantised weight;
- * S_* : attention). */
-enum { S_QP = 3, S_KT, S_VP, S_S, S_PB, S_O, S_KP, S_VT, S_QT, S_DOP, S_DOT, S_DP, S_DSB, S_DVT, S_DKT, S_ROWS, N_SCRATCH };
 static void *scratch_p[N_SCRATCH];
 static size_t scratch_n[N_SCRATCH];
 
-static void *scratch(int slot, size_t bytes) {
+/* Growing 64-byte-aligned scratch (slot 0, 1: the two operands; 2: a dequantised weight;
+ * S_* : attention). */
+void *bf_scratch(int slot, size_t bytes) {
     if (bytes > scratch_n[slot]) {
         free(scratch_p[slot]);
         scratch_p[slot] = NULL;
@@ -160,21 +150,6 @@ static void *scratch(int slot, size_t bytes) {
 }
 
 /* ---- primitives, cached by shape ---- */
-
-enum { K_FWD = 0, K_BWD = 1, K_GEMM = 2 };
-
-typedef struct {
-    int kind, M, N, K, ta, tb;
-    long lda, ldb, ldc;
-    float alpha, beta;
-} pkey;
-
-typedef struct pent {
-    pkey k;
-    dnnl_primitive_t p; /* NULL: oneDNN has none for this shape (run in fp32) */
-    dnnl_memory_t src, wei, dst;
-    struct pent *next;
-} pent;
 
 #define PBUCKETS 1024
 static pent *ptab[PBUCKETS];
@@ -210,9 +185,8 @@ static dnnl_primitive_attr_t make_attr(float alpha, float beta) {
     return attr;
 }
 
-/* A primitive descriptor for dst = alpha src wei + beta dst; NULL when oneDNN has none. */
-static dnnl_primitive_desc_t matmul_pd(const dnnl_memory_desc_t *src, const dnnl_memory_desc_t *wei,
-                                       const dnnl_memory_desc_t *dst, float alpha, float beta) {
+dnnl_primitive_desc_t bf_matmul_pd(const dnnl_memory_desc_t *src, const dnnl_memory_desc_t *wei,
+                                   const dnnl_memory_desc_t *dst, float alpha, float beta) {
     dnnl_matmul_desc_t d;
     if (dnnl_matmul_desc_init(&d, src, wei, NULL, dst) != dnnl_success) return NULL;
     dnnl_primitive_attr_t attr = make_attr(alpha, beta);
@@ -227,7 +201,7 @@ static void md_plain(dnnl_memory_desc_t *md, int64_t rows, int64_t cols, dnnl_da
     DN(dnnl_memory_desc_init_by_strides(md, 2, dims, dt, strides));
 }
 
-static pent *pent_new(const pkey *k, dnnl_primitive_desc_t pd) {
+pent *bf_pent_new(const pkey *k, dnnl_primitive_desc_t pd) {
     pent *e = xcalloc(1, sizeof *e);
     e->k = *k;
     if (pd) {
@@ -237,7 +211,7 @@ static pent *pent_new(const pkey *k, dnnl_primitive_desc_t pd) {
             DN(dnnl_memory_create(&e->wei, dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0), eng,
                                   DNNL_MEMORY_NONE));
             DN(dnnl_memory_create(&e->dst, dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0), eng, DNNL_MEMORY_NONE));
-            stats.primitives++;
+            bf_stats.primitives++;
         }
         DN(dnnl_primitive_desc_destroy(pd));
     }
@@ -247,21 +221,21 @@ static pent *pent_new(const pkey *k, dnnl_primitive_desc_t pd) {
     return e;
 }
 
-static pent *pent_find(const pkey *k) {
+pent *bf_pent_find(const pkey *k) {
     for (pent *e = ptab[pkey_hash(k)]; e; e = e->next)
         if (pkey_eq(&e->k, k)) return e;
     return NULL;
 }
 
-static void run(const pent *e, const void *src, const void *wei, void *dst) {
-    double t = now();
+void bf_run(const pent *e, const void *src, const void *wei, void *dst) {
+    double t = bf_now();
     DN(dnnl_memory_set_data_handle_v2(e->src, (void *)src, strm));
     DN(dnnl_memory_set_data_handle_v2(e->wei, (void *)wei, strm));
     DN(dnnl_memory_set_data_handle_v2(e->dst, dst, strm));
     dnnl_exec_arg_t args[3] = {{DNNL_ARG_SRC, e->src}, {DNNL_ARG_WEIGHTS, e->wei}, {DNNL_ARG_DST, e->dst}};
     DN(dnnl_primitive_execute(e->p, strm, 3, args));
     DN(dnnl_stream_wait(strm));
-    stats.product_s += now() - t;
+    bf_stats.product_s += bf_now() - t;
 }
 
 /* Rows of the next block: MB, else a multiple of 16, else the rest (< 16). */
@@ -294,7 +268,7 @@ static const lay *layout(int dir, int K, int N) {
     md_plain(&dst, MB, N, dnnl_f32, N, 1);
     dnnl_dims_t wd = {K, N};
     DN(dnnl_memory_desc_init_by_tag(&wei, 2, wd, dnnl_bf16, dnnl_format_tag_any));
-    dnnl_primitive_desc_t pd = matmul_pd(&src, &wei, &dst, 1.0f, 0.0f);
+    dnnl_primitive_desc_t pd = bf_matmul_pd(&src, &wei, &dst, 1.0f, 0.0f);
     if (!pd) return l;
     l->md = *dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
     DN(dnnl_primitive_desc_destroy(pd));
@@ -315,22 +289,22 @@ static const lay *layout(int dir, int K, int N) {
 /* The product primitive of M rows against a weight in layout l (sum into dst when acc). */
 static const pent *wprim(const lay *l, int M, int acc) {
     pkey k = {.kind = l->dir, .M = M, .N = l->N, .K = l->K, .alpha = 1.0f, .beta = acc ? 1.0f : 0.0f};
-    pent *e = pent_find(&k);
+    pent *e = bf_pent_find(&k);
     if (e) return e;
     dnnl_memory_desc_t src, dst, any;
     md_plain(&src, M, l->K, dnnl_bf16, l->K, 1);
     md_plain(&dst, M, l->N, dnnl_f32, l->N, 1);
-    dnnl_primitive_desc_t pd = matmul_pd(&src, &l->md, &dst, 1.0f, k.beta);
+    dnnl_primitive_desc_t pd = bf_matmul_pd(&src, &l->md, &dst, 1.0f, k.beta);
     if (!pd) { /* the layout fixed: does format_tag_any pick the same one for this M? */
         dnnl_dims_t wd = {l->K, l->N};
         DN(dnnl_memory_desc_init_by_tag(&any, 2, wd, dnnl_bf16, dnnl_format_tag_any));
-        pd = matmul_pd(&src, &any, &dst, 1.0f, k.beta);
+        pd = bf_matmul_pd(&src, &any, &dst, 1.0f, k.beta);
         if (pd && !dnnl_memory_desc_equal(dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0), &l->md)) {
             DN(dnnl_primitive_desc_destroy(pd));
             pd = NULL;
         }
     }
-    return pent_new(&k, pd);
+    return bf_pent_new(&k, pd);
 }
 
 /* ---- per-weight bf16 copies (w->dev) ---- */
@@ -379,10 +353,10 @@ static void dq_range(void *vc, size_t a, size_t b) {
 }
 
 static void convert_weight(const llm_weight *w, const lay *l, void *dst) {
-    double t = now();
+    double t = bf_now();
     const float *src = w->f;
     if (!src) { /* int8: dequantise (as the CPU backend does), then the same reorder */
-        float *d = scratch(2, (size_t)w->rows * w->cols * sizeof(float));
+        float *d = bf_scratch(2, (size_t)w->rows * w->cols * sizeof(float));
         dq_ctx c = {w, d};
         llm_cpu_parallel((size_t)w->rows, 16, dq_range, &c, 2.0 * w->cols);
         src = d;
@@ -392,8 +366,8 @@ static void convert_weight(const llm_weight *w, const lay *l, void *dst) {
     dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, l->rsrc}, {DNNL_ARG_TO, l->rdst}};
     DN(dnnl_primitive_execute(l->reorder, strm, 2, args));
     DN(dnnl_stream_wait(strm));
-    stats.conversions++;
-    stats.weight_s += now() - t;
+    bf_stats.conversions++;
+    bf_stats.weight_s += bf_now() - t;
 }
 
 static void went_drop(went *e) {
@@ -455,25 +429,25 @@ static void wproduct(float *out, const float *in, const llm_weight *w, int T, in
     const void *wb = weight_bf16(w, dir, &l);
     int K = l->K, N = l->N;
     if (!wb) {
-        stats.fallbacks++;
+        bf_stats.fallbacks++;
         if (dir == K_FWD) cpu->matmul(out, in, w, T);
         else cpu->matmul_dx(out, in, w, T, acc);
         return;
     }
-    bf16 *xb = scratch(0, (size_t)T * K * sizeof(bf16));
+    bf16 *xb = bf_scratch(0, (size_t)T * K * sizeof(bf16));
     cvt_rows(xb, (size_t)K, in, (size_t)K, (size_t)T, (size_t)K, (size_t)K);
     for (int t0 = 0; t0 < T;) {
         int m = block_rows(T - t0);
         const pent *e = wprim(l, m, acc);
-        if (e->p) run(e, xb + (size_t)t0 * K, wb, out + (size_t)t0 * N);
+        if (e->p) bf_run(e, xb + (size_t)t0 * K, wb, out + (size_t)t0 * N);
         else {
-            stats.fallbacks++;
+            bf_stats.fallbacks++;
             if (dir == K_FWD) cpu->matmul(out + (size_t)t0 * N, in + (size_t)t0 * K, w, m);
             else cpu->matmul_dx(out + (size_t)t0 * N, in + (size_t)t0 * K, w, m, acc);
         }
         t0 += m;
     }
-    stats.products++;
+    bf_stats.products++;
 }
 
 static void bf_matmul(llm_act y, llm_cact x, const llm_weight *w, int T) {
@@ -491,12 +465,12 @@ static void bf_gemm(int ta, int tb, int M, int N, int K, float alpha, const floa
                     float beta, float *C, int ldc) {
     if (M <= 0 || N <= 0) return;
     if (K < GEMM_MIN || M < GEMM_MIN || N < GEMM_MIN) {
-        stats.fp32++;
+        bf_stats.fp32++;
         cpu->gemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;
     }
     int Kp = (K + KPAD - 1) / KPAD * KPAD;
-    bf16 *Ab = scratch(0, (size_t)M * Kp * sizeof(bf16)), *Bb = scratch(1, (size_t)N * Kp * sizeof(bf16));
+    bf16 *Ab = bf_scratch(0, (size_t)M * Kp * sizeof(bf16)), *Bb = bf_scratch(1, (size_t)N * Kp * sizeof(bf16));
     long la, lb; /* leading dimensions of the copies */
     if (!ta) { /* A (M,K) -> (M,Kp) */
         la = Kp;
@@ -518,7 +492,7 @@ static void bf_gemm(int ta, int tb, int M, int N, int K, float alpha, const floa
         int m = block_rows(M - i0);
         pkey k = {.kind = K_GEMM, .M = m, .N = N, .K = Kp, .ta = ta, .tb = tb, .lda = la, .ldb = lb, .ldc = ldc,
                   .alpha = alpha, .beta = beta};
-        pent *e = pent_find(&k);
+        pent *e = bf_pent_find(&k);
         if (!e) {
             dnnl_memory_desc_t sa, sb, sc;
             if (ta) md_plain(&sa, m, Kp, dnnl_bf16, 1, la);
@@ -526,316 +500,17 @@ static void bf_gemm(int ta, int tb, int M, int N, int K, float alpha, const floa
             if (tb) md_plain(&sb, Kp, N, dnnl_bf16, 1, lb);
             else md_plain(&sb, Kp, N, dnnl_bf16, lb, 1);
             md_plain(&sc, m, N, dnnl_f32, ldc, 1);
-            e = pent_new(&k, matmul_pd(&sa, &sb, &sc, alpha, beta));
+            e = bf_pent_new(&k, bf_matmul_pd(&sa, &sb, &sc, alpha, beta));
         }
-        if (e->p) run(e, ta ? Ab + i0 : Ab + (size_t)i0 * la, Bb, C + (size_t)i0 * ldc);
+        if (e->p) bf_run(e, ta ? Ab + i0 : Ab + (size_t)i0 * la, Bb, C + (size_t)i0 * ldc);
         else {
-            stats.fallbacks++;
+            bf_stats.fallbacks++;
             cpu->gemm(ta, tb, m, N, K, alpha, ta ? A + i0 : A + (size_t)i0 * lda, lda, B, ldb, beta, C + (size_t)i0 * ldc,
                       ldc);
         }
         i0 += m;
     }
-    stats.products++;
-}
-
-/* ---- attention in bf16: training forward and backward, prefill items of 8 tokens or more ----
- *
- * Per sequence, the R = n_heads / n_kv_heads query heads of kv head g are stacked as rows, so
- * that each product is one matmul batched over the G = n_kv_heads groups, all operands plain
- * row-major: S (G, R Lp, Np) = scale Q K^T; the causal softmax in fp32 on the pool (the
- * log-sum-exp kept for the backward), P rounded to bf16; O = P V. The backward recomputes S,
- * then dP = dO V^T, P = exp(S - lse), dS = P (dP - rowsum(dO O)), dV^T = dO^T P,
- * dQ = scale dS K, dK^T = scale Q^T dS (P and dS rounded to bf16). Query and key counts are
- * padded with zero rows to multiples of 64 (the causal mask never reaches the padding), so
- * the primitives are per 64-token length. The products cover the whole Lp x Np square, twice
- * the causal work (the fp32 path skips the blocks above the diagonal): cheap on AMX.
- * Decode items (fewer than 8 tokens) go to the CPU backend's fp32 attention. */
-
-enum { K_BATCH = 3 };
-
-static int attention_bf16 = -1; /* -1: from ITREK_BF16_ATTENTION (default on) */
-
-static int att_on(void) {
-    if (attention_bf16 < 0) {
-        const char *e = getenv("ITREK_BF16_ATTENTION");
-        attention_bf16 = !(e && strcmp(e, "0") == 0);
-    }
-    return attention_bf16;
-}
-
-/* dst (G, M, N) fp32 = alpha src (G, M, K) wei (G, K, N), dense bf16 operands */
-static const pent *bprim(int G, int M, int K, int N, float alpha) {
-    pkey k = {.kind = K_BATCH, .M = M, .N = N, .K = K, .lda = G, .alpha = alpha};
-    pent *e = pent_find(&k);
-    if (e) return e;
-    dnnl_memory_desc_t sd, wd, dd;
-    dnnl_dims_t ds = {G, M, K}, dw = {G, K, N}, dst = {G, M, N};
-    DN(dnnl_memory_desc_init_by_tag(&sd, 3, ds, dnnl_bf16, dnnl_abc));
-    DN(dnnl_memory_desc_init_by_tag(&wd, 3, dw, dnnl_bf16, dnnl_abc));
-    DN(dnnl_memory_desc_init_by_tag(&dd, 3, dst, dnnl_f32, dnnl_abc));
-    return pent_new(&k, matmul_pd(&sd, &wd, &dd, alpha, 0.0f));
-}
-
-typedef struct {
-    int G, R, hd, nh;
-    int L, Lp;               /* query rows (contiguous, stride qd), padded */
-    int n, Np;               /* key / value rows, padded */
-    size_t qd, kvd;
-    const float *const *kr;  /* n key rows (all kv heads) */
-    const float *const *vr;  /* n value rows */
-    const int *lim;          /* query row i attends keys 0..lim[i] */
-    float scale;
-} att_geom;
-
-/* Pack rows into bf16 per (group, head-in-group): dst (G, R np, hd), or transposed
- * (G, hd, R np); row i of head (g, r) is src(i) + (g R + r) hd; rows i >= n are zero. */
-typedef struct {
-    bf16 *d;
-    const float *base;          /* rows base + i ld ... */
-    size_t ld;
-    const float *const *rows;   /* ... or these */
-    int n, np, G, R, hd, trans;
-} pack_ctx;
-
-static void pack_range(void *vc, size_t a, size_t b) {
-    const pack_ctx *c = vc;
-    bf16 tmp[1024];
-    for (size_t q = a; q < b; q++) {
-        int i = (int)(q % (size_t)c->np), r = (int)(q / (size_t)c->np % (size_t)c->R), g = (int)(q / ((size_t)c->np * c->R));
-        const float *src = i < c->n ? (c->rows ? c->rows[i] : c->base + (size_t)i * c->ld) + (size_t)(g * c->R + r) * c->hd : NULL;
-        if (!c->trans) {
-            bf16 *d = c->d + q * (size_t)c->hd;
-            if (src) cvt(d, src, (size_t)c->hd);
-            else memset(d, 0, (size_t)c->hd * sizeof(bf16));
-        } else {
-            if (src) cvt(tmp, src, (size_t)c->hd);
-            else memset(tmp, 0, (size_t)c->hd * sizeof(bf16));
-            size_t rn = (size_t)c->R * c->np;
-            bf16 *d = c->d + (size_t)g * c->hd * rn + (size_t)r * c->np + (size_t)i;
-            for (int e = 0; e < c->hd; e++) d[(size_t)e * rn] = tmp[e];
-        }
-    }
-}
-
-static bf16 *pack(int slot, const float *base, size_t ld, const float *const *rows, int n, int np, int G, int R, int hd,
-                  int trans) {
-    bf16 *d = scratch(slot, (size_t)G * R * np * hd * sizeof(bf16));
-    pack_ctx c = {d, base, ld, rows, n, np, G, R, hd, trans};
-    double t = now();
-    llm_cpu_parallel((size_t)G * R * np, 16, pack_range, &c, 4.0 * hd);
-    stats.round_s += now() - t;
-    return d;
-}
-
-/* Softmax rows of S (forward: into Pb, lse) or the backward's P and dS rows. */
-typedef struct {
-    const att_geom *g;
-    const float *S, *dP;
-    bf16 *Pb, *dSb;
-    float *lse;                  /* forward: (L, nh) rows, or NULL */
-    const float *out, *dout;     /* backward: (L, qd) rows of O and dO */
-    const float *lse_in;         /* backward */
-} soft_ctx;
-
-static void soft_fwd_range(void *vc, size_t a, size_t b) {
-    const soft_ctx *c = vc;
-    const att_geom *g = c->g;
-    for (size_t q = a; q < b; q++) {
-        int i = (int)(q % (size_t)g->Lp), h = (int)(q / (size_t)g->Lp); /* h = group * R + r */
-        const float *row = c->S + q * (size_t)g->Np;
-        bf16 *pb = c->Pb + q * (size_t)g->Np;
-        if (i >= g->L) { memset(pb, 0, (size_t)g->Np * sizeof(bf16)); continue; }
-        int np = g->lim[i] + 1;
-        float mx = -INFINITY, sum = 0;
-        for (int j = 0; j < np; j++) mx = row[j] > mx ? row[j] : mx;
-        float *p = (float *)row; /* S is scratch: overwritten with the probabilities */
-        for (int j = 0; j < np; j++) p[j] = vexpf(row[j] - mx);
-        for (int j = 0; j < np; j++) sum += p[j];
-        float inv = 1.0f / sum;
-        for (int j = 0; j < np; j++) p[j] *= inv;
-        cvt(pb, p, (size_t)np);
-        memset(pb + np, 0, (size_t)(g->Np - np) * sizeof(bf16));
-        if (c->lse) c->lse[(size_t)i * g->nh + h] = mx + logf(sum);
-    }
-}
-
-static void soft_bwd_range(void *vc, size_t a, size_t b) {
-    const soft_ctx *c = vc;
-    const att_geom *g = c->g;
-    for (size_t q = a; q < b; q++) {
-        int i = (int)(q % (size_t)g->Lp), h = (int)(q / (size_t)g->Lp);
-        float *S = (float *)c->S + q * (size_t)g->Np, *dP = (float *)c->dP + q * (size_t)g->Np;
-        bf16 *pb = c->Pb + q * (size_t)g->Np, *ds = c->dSb + q * (size_t)g->Np;
-        if (i >= g->L) {
-            memset(pb, 0, (size_t)g->Np * sizeof(bf16));
-            memset(ds, 0, (size_t)g->Np * sizeof(bf16));
-            continue;
-        }
-        const float *x = c->dout + (size_t)i * g->qd + (size_t)h * g->hd, *y = c->out + (size_t)i * g->qd + (size_t)h * g->hd;
-        float D = 0, l = c->lse_in[(size_t)i * g->nh + h];
-        for (int e = 0; e < g->hd; e++) D += x[e] * y[e];
-        int np = i + 1;
-        for (int j = 0; j < np; j++) S[j] = vexpf(S[j] - l);        /* P */
-        for (int j = 0; j < np; j++) dP[j] = S[j] * (dP[j] - D);    /* dS */
-        cvt(pb, S, (size_t)np);
-        cvt(ds, dP, (size_t)np);
-        memset(pb + np, 0, (size_t)(g->Np - np) * sizeof(bf16));
-        memset(ds + np, 0, (size_t)(g->Np - np) * sizeof(bf16));
-    }
-}
-
-/* Results back into the (rows, all heads) layouts: X (G, R Lp, hd) -> dst rows (head g R + r),
- * or transposed XT (G, hd, Np) -> dst rows (kv head g). */
-typedef struct {
-    const att_geom *g;
-    const float *X;
-    float *dst;
-    size_t ld;
-    int trans;
-} scat_ctx;
-
-static void scat_range(void *vc, size_t a, size_t b) {
-    const scat_ctx *c = vc;
-    const att_geom *g = c->g;
-    for (size_t i = a; i < b; i++) {
-        float *d = c->dst + i * c->ld;
-        if (!c->trans)
-            for (int h = 0; h < g->G * g->R; h++)
-                memcpy(d + (size_t)h * g->hd, c->X + ((size_t)h * g->Lp + i) * g->hd, (size_t)g->hd * sizeof(float));
-        else
-            for (int k = 0; k < g->G; k++)
-                for (int e = 0; e < g->hd; e++) d[(size_t)k * g->hd + e] = c->X[((size_t)k * g->hd + e) * g->Np + i];
-    }
-}
-
-static void scatter(const att_geom *g, const float *X, float *dst, size_t ld, int trans) {
-    scat_ctx c = {g, X, dst, ld, trans};
-    llm_cpu_parallel((size_t)g->L, 8, scat_range, &c, 2.0 * (trans ? g->G : g->G * g->R) * g->hd);
-}
-
-/* out (L rows, qd) = attention of the L query rows q; lse (L, nh) when not NULL. */
-static int att_forward(const att_geom *g, const float *q, float *out, float *lse) {
-    int G = g->G, RL = g->R * g->Lp;
-    const pent *pS = bprim(G, RL, g->hd, g->Np, g->scale), *pO = bprim(G, RL, g->Np, g->hd, 1.0f);
-    if (!pS->p || !pO->p) return -1;
-    bf16 *Qp = pack(S_QP, q, g->qd, NULL, g->L, g->Lp, G, g->R, g->hd, 0);
-    bf16 *KT = pack(S_KT, NULL, 0, g->kr, g->n, g->Np, G, 1, g->hd, 1);
-    bf16 *Vp = pack(S_VP, NULL, 0, g->vr, g->n, g->Np, G, 1, g->hd, 0);
-    float *S = scratch(S_S, (size_t)G * RL * g->Np * sizeof(float)), *O = scratch(S_O, (size_t)G * RL * g->hd * sizeof(float));
-    bf16 *Pb = scratch(S_PB, (size_t)G * RL * g->Np * sizeof(bf16));
-    run(pS, Qp, KT, S);
-    soft_ctx c = {.g = g, .S = S, .Pb = Pb, .lse = lse};
-    llm_cpu_parallel((size_t)G * RL, 4, soft_fwd_range, &c, 12.0 * g->Np);
-    run(pO, Pb, Vp, O);
-    scatter(g, O, out, g->qd, 0);
-    return 0;
-}
-
-static void bf_attention_train(const llm_train_attn *a) {
-    int G = a->n_kv_heads, R = a->n_heads / a->n_kv_heads, hd = a->head_dim;
-    size_t qd = (size_t)a->n_heads * hd, kvd = (size_t)G * hd;
-    if (!att_on() || hd > 1024) { cpu->attention_train(a); return; }
-    for (int s = 0; s < a->n_seq; s++) {
-        int L = a->len[s];
-        if (L <= 0) continue;
-        size_t o = (size_t)a->off[s];
-        int Lp = (L + 63) / 64 * 64;
-        const float **rows = scratch(S_ROWS, 2 * (size_t)L * sizeof *rows);
-        for (int i = 0; i < L; i++) {
-            rows[i] = (const float *)a->k + (o + (size_t)i) * kvd;
-            rows[L + i] = (const float *)a->v + (o + (size_t)i) * kvd;
-        }
-        att_geom g = {G, R, hd, a->n_heads, L, Lp, L, Lp, qd, kvd, rows, rows + L, NULL, 1.0f / sqrtf((float)hd)};
-        int *lm = xmalloc((size_t)L * sizeof *lm);
-        for (int i = 0; i < L; i++) lm[i] = i;
-        g.lim = lm;
-        int rc = att_forward(&g, (const float *)a->q + o * qd, (float *)a->out + o * qd, a->lse + o * (size_t)a->n_heads);
-        free(lm);
-        if (rc != 0) { /* no primitive for these shapes: this sequence in fp32 */
-            stats.fallbacks++;
-            llm_train_attn one = *a;
-            one.n_seq = 1, one.off = a->off + s, one.len = a->len + s;
-            cpu->attention_train(&one);
-        }
-    }
-    stats.attention++;
-}
-
-static void bf_attention_backward(const llm_train_attn *a) {
-    int G = a->n_kv_heads, R = a->n_heads / a->n_kv_heads, hd = a->head_dim;
-    size_t qd = (size_t)a->n_heads * hd, kvd = (size_t)G * hd;
-    if (!att_on() || hd > 1024) { cpu->attention_backward(a); return; }
-    for (int s = 0; s < a->n_seq; s++) {
-        int L = a->len[s];
-        if (L <= 0) continue;
-        size_t o = (size_t)a->off[s];
-        int Lp = (L + 63) / 64 * 64, RL = R * Lp;
-        float scale = 1.0f / sqrtf((float)hd);
-        const pent *pS = bprim(G, RL, hd, Lp, scale), *pdP = bprim(G, RL, hd, Lp, 1.0f), *pdV = bprim(G, hd, RL, Lp, 1.0f),
-                   *pdQ = bprim(G, RL, Lp, hd, scale), *pdK = bprim(G, hd, RL, Lp, scale);
-        if (!pS->p || !pdP->p || !pdV->p || !pdQ->p || !pdK->p) {
-            stats.fallbacks++;
-            llm_train_attn one = *a;
-            one.n_seq = 1, one.off = a->off + s, one.len = a->len + s;
-            cpu->attention_backward(&one);
-            continue;
-        }
-        const float *q = (const float *)a->q + o * qd, *k = (const float *)a->k + o * kvd, *v = (const float *)a->v + o * kvd;
-        const float *dO = (const float *)a->dout + o * qd;
-        att_geom g = {G, R, hd, a->n_heads, L, Lp, L, Lp, qd, kvd, NULL, NULL, NULL, scale};
-        bf16 *Qp = pack(S_QP, q, qd, NULL, L, Lp, G, R, hd, 0), *QT = pack(S_QT, q, qd, NULL, L, Lp, G, R, hd, 1);
-        bf16 *KT = pack(S_KT, k, kvd, NULL, L, Lp, G, 1, hd, 1), *Kp = pack(S_KP, k, kvd, NULL, L, Lp, G, 1, hd, 0);
-        bf16 *VT = pack(S_VT, v, kvd, NULL, L, Lp, G, 1, hd, 1);
-        bf16 *dOp = pack(S_DOP, dO, qd, NULL, L, Lp, G, R, hd, 0), *dOT = pack(S_DOT, dO, qd, NULL, L, Lp, G, R, hd, 1);
-        float *S = scratch(S_S, (size_t)G * RL * Lp * sizeof(float)), *dP = scratch(S_DP, (size_t)G * RL * Lp * sizeof(float));
-        bf16 *Pb = scratch(S_PB, (size_t)G * RL * Lp * sizeof(bf16)), *dSb = scratch(S_DSB, (size_t)G * RL * Lp * sizeof(bf16));
-        float *X = scratch(S_O, (size_t)G * RL * hd * sizeof(float));
-        float *dVT = scratch(S_DVT, (size_t)G * hd * Lp * sizeof(float)), *dKT = scratch(S_DKT, (size_t)G * hd * Lp * sizeof(float));
-        run(pS, Qp, KT, S);
-        run(pdP, dOp, VT, dP);
-        soft_ctx c = {.g = &g, .S = S, .dP = dP, .Pb = Pb, .dSb = dSb, .out = (const float *)a->out + o * qd, .dout = dO,
-                      .lse_in = a->lse + o * (size_t)a->n_heads};
-        llm_cpu_parallel((size_t)G * RL, 4, soft_bwd_range, &c, 16.0 * Lp);
-        run(pdV, dOT, Pb, dVT);
-        run(pdQ, dSb, Kp, X);
-        run(pdK, QT, dSb, dKT);
-        scatter(&g, X, (float *)a->dq + o * qd, qd, 0);
-        scatter(&g, dVT, (float *)a->dv + o * kvd, kvd, 1);
-        scatter(&g, dKT, (float *)a->dk + o * kvd, kvd, 1);
-    }
-    stats.attention++;
-}
-
-/* Inference attention: items of 8 tokens or more in bf16, the others (decode steps) on the
- * CPU backend, as it splits them too. */
-static void bf_attention(const llm_attn_item *items, int n_items, int n_heads, int n_kv_heads, int head_dim) {
-    if (!att_on() || head_dim > 1024) { cpu->attention(items, n_items, n_heads, n_kv_heads, head_dim); return; }
-    int G = n_kv_heads, R = n_heads / n_kv_heads, hd = head_dim, n_small = 0;
-    size_t qd = (size_t)n_heads * hd, kvd = (size_t)G * hd;
-    llm_attn_item *small = xmalloc((size_t)(n_items ? n_items : 1) * sizeof *small);
-    for (int it = 0; it < n_items; it++) {
-        const llm_attn_item *x = &items[it];
-        if (x->T < 8) { small[n_small++] = *x; continue; }
-        int n = 0;
-        for (int t = 0; t < x->T; t++) n = x->pos[t] + 1 > n ? x->pos[t] + 1 : n;
-        const float **rows = scratch(S_ROWS, 2 * (size_t)n * sizeof *rows);
-        int p = 0;
-        for (int s = 0; s < x->n_spans && p < n; s++)
-            for (int j = 0; j < x->spans[s].len && p < n; j++, p++) {
-                rows[p] = (const float *)x->spans[s].k + (size_t)j * kvd;
-                rows[n + p] = (const float *)x->spans[s].v + (size_t)j * kvd;
-            }
-        att_geom g = {G, R, hd, n_heads, x->T, (x->T + 63) / 64 * 64, n, (n + 63) / 64 * 64, qd, kvd, rows, rows + n,
-                      x->pos, 1.0f / sqrtf((float)hd)};
-        if (p < n || att_forward(&g, (const float *)x->q, (float *)x->out, NULL) != 0) {
-            stats.fallbacks++;
-            small[n_small++] = *x;
-        }
-    }
-    if (n_small) cpu->attention(small, n_small, n_heads, n_kv_heads, head_dim);
-    free(small);
-    stats.attention++;
+    bf_stats.products++;
 }
 
 static void bf_set_threads(int n) {
@@ -877,7 +552,7 @@ static void init(void) {
     md_plain(&a, 16, 16, dnnl_bf16, 16, 1);
     md_plain(&b, 16, 16, dnnl_bf16, 16, 1);
     md_plain(&c, 16, 16, dnnl_f32, 16, 1);
-    dnnl_primitive_desc_t pd = matmul_pd(&a, &b, &c, 1.0f, 0.0f);
+    dnnl_primitive_desc_t pd = bf_matmul_pd(&a, &b, &c, 1.0f, 0.0f);
     if (!pd) {
         snprintf(state_err, sizeof state_err,
                  "--precision bf16: oneDNN %d.%d.%d has no bf16 matrix product on this CPU (instruction set %s; it "
@@ -892,7 +567,7 @@ static void init(void) {
                  "cpu-bf16: this CPU has no avx512_bf16 or AMX (oneDNN %d.%d.%d: %s); oneDNN emulates bf16 with "
                  "AVX-512, slower than --precision fp32",
                  v->major, v->minor, v->patch, isa_name(isa));
-    cvt = hw ? cvt_avx512bf16 : cvt_avx512;
+    bf_cvt = hw ? cvt_avx512bf16 : cvt_avx512;
     void *sym = dlsym(RTLD_DEFAULT, "omp_set_num_threads");
     memcpy(&omp_set, &sym, sizeof sym);
     be16 = *cpu;
@@ -925,4 +600,4 @@ const char *llm_dnnl_isa_note(void) {
 
 void llm_dnnl_set_weight_cache(int on) { weight_cache = on; }
 
-void llm_dnnl_get_stats(llm_dnnl_stats *s) { *s = stats; }
+void llm_dnnl_get_stats(llm_dnnl_stats *s) { *s = bf_stats; }

@@ -33,8 +33,6 @@ typedef struct bpe_tokenizer bpe_tokenizer;
 
 /* From the tokenizer.ggml.* keys of an open GGUF file (path is only named in errors). */
 bpe_tokenizer *bpe_load_gguf(const struct gguf_file *g, const char *path, char *err, size_t errlen);
-/* Open a GGUF file, read its tokenizer, close it. */
-bpe_tokenizer *bpe_load_gguf_path(const char *path, char *err, size_t errlen);
 /* From a Hugging Face tokenizer.json (model.type BPE, byte-level pre-tokenizer and decoder).
  * Special-token names and add_bos_token come from the tokenizer_config.json beside it
  * (".../NAMEtokenizer.json" -> ".../NAMEtokenizer_config.json") when there is one; else

@@ -226,7 +226,6 @@ void gguf_close(gguf_file *g) {
 }
 
 int gguf_count(const gguf_file *g) { return (int)g->n_t; }
-const llm_tensor *gguf_at(const gguf_file *g, int i) { return i >= 0 && (uint64_t)i < g->n_t ? &g->t[i] : NULL; }
 const llm_tensor *gguf_find(const gguf_file *g, const char *name) {
     for (uint64_t i = 0; i < g->n_t; i++)
         if (g->t[i].name && strcmp(g->t[i].name, name) == 0) return &g->t[i];

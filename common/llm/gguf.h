@@ -9,7 +9,7 @@
  * GGUF type code and name, and a block-quantised tensor whose innermost dimension is not a
  * multiple of its block (32 or 256 values) is refused with its name.
  * Note on LLaMA q/k layout: llama.cpp's GGUF keeps Meta's interleaved RoPE rows (its
- * converters undo Hugging Face's permutation); model.c permutes them back to HF order.
+ * converters undo Hugging Face's permutation); model_load.c permutes them back to HF order.
  */
 #ifndef ITREK_LLM_GGUF_H
 #define ITREK_LLM_GGUF_H
@@ -22,7 +22,6 @@ gguf_file *gguf_open(const char *path, char *err, size_t errlen);
 void gguf_close(gguf_file *g);
 
 int gguf_count(const gguf_file *g);
-const llm_tensor *gguf_at(const gguf_file *g, int i);
 const llm_tensor *gguf_find(const gguf_file *g, const char *name);
 
 /* Metadata look-ups; return 1 when the key exists with a usable type, else 0. */

@@ -52,7 +52,7 @@ typedef struct llm_model {
     float **lora_dev;
     float *lora_scratch_dev;
     size_t lora_scratch_dev_cap;
-    struct llm_dstep *dstep; /* llm_decode_step's graphs and fixed buffers (model.c); NULL until used */
+    struct llm_dstep *dstep; /* llm_decode_step's graphs and fixed buffers (model_graph.c); NULL until used */
 } llm_model;
 
 typedef struct {

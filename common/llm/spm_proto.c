@@ -8,12 +8,12 @@
  */
 #include "llm/spm_proto.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "io/err.h"
+#include "llm/tok_common.h"
 
 #define DEFAULT_UNK_SURFACE " \xE2\x81\x87 "   /* " ⁇ ", as spm_decode prints <unk> */
 
@@ -98,14 +98,6 @@ static void set_bytes(spm_bytes *b, const uint8_t *p, size_t n) {
     b->data = xmalloc(n ? n : 1);
     if (n) memcpy(b->data, p, n);
     b->len = n;
-}
-
-static void seterr(char *err, size_t errlen, const char *fmt, ...) {
-    if (!err || !errlen) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
 }
 
 void spm_model_init(spm_model *m) {
@@ -212,23 +204,23 @@ int spm_parse(spm_model *m, const uint8_t *buf, size_t n, char *err, size_t errl
             spm_piece *sp = &m->pieces[m->n_pieces++];
             memset(sp, 0, sizeof *sp);
             if (parse_piece(sp, f.data, f.len) < 0) {
-                seterr(err, errlen, "bad protobuf in piece %d", m->n_pieces - 1);
+                tok_seterr(err, errlen, "bad protobuf in piece %d", m->n_pieces - 1);
                 goto fail;
             }
             if (!sp->piece) {
-                seterr(err, errlen, "piece %d has no text", m->n_pieces - 1);
+                tok_seterr(err, errlen, "piece %d has no text", m->n_pieces - 1);
                 goto fail;
             }
         } else if (f.field == 2) {
             set_bytes(&m->raw_trainer, f.data, f.len);
             if (parse_trainer(m, f.data, f.len) < 0) {
-                seterr(err, errlen, "bad protobuf in trainer_spec");
+                tok_seterr(err, errlen, "bad protobuf in trainer_spec");
                 goto fail;
             }
         } else if (f.field == 3) {
             set_bytes(&m->raw_normalizer, f.data, f.len);
             if (parse_normalizer(m, f.data, f.len) < 0) {
-                seterr(err, errlen, "bad protobuf in normalizer_spec");
+                tok_seterr(err, errlen, "bad protobuf in normalizer_spec");
                 goto fail;
             }
         } else if (f.field == 5) {
@@ -236,12 +228,12 @@ int spm_parse(spm_model *m, const uint8_t *buf, size_t n, char *err, size_t errl
         }
     }
     if (rc < 0) {
-        seterr(err, errlen, "not a SentencePiece model: bad protobuf at byte %zu of %zu",
+        tok_seterr(err, errlen, "not a SentencePiece model: bad protobuf at byte %zu of %zu",
                (size_t)(r.p - buf), n);
         goto fail;
     }
     if (m->n_pieces == 0) {
-        seterr(err, errlen, "not a SentencePiece model: no pieces");
+        tok_seterr(err, errlen, "not a SentencePiece model: no pieces");
         goto fail;
     }
     return 0;

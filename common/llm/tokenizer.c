@@ -14,81 +14,32 @@
  *      has byte_fallback; consecutive <unk>s collapse into one.
  * Every step mirrors the reference code closely because "almost the same ids" is a bug:
  * the model was trained on the reference tokenisation.
+ * Loading (and the byte-level BPE kind's wrapping) is in tokenizer_load.c, the struct in
+ * tokenizer_impl.h; every tok_* function here defers to bpe.c for the byte-level kind.
  */
 #include "llm/tokenizer.h"
 
-#include <errno.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "io/err.h"
 #include "llm/bpe.h"
-#include "llm/gguf.h"
 #include "llm/spm_proto.h"
-
-#define WS "\xe2\x96\x81"   /* U+2581 LOWER ONE EIGHTH BLOCK, SentencePiece's visible space */
-#define WS_LEN 3
-
-/* Open-addressing hash map from piece bytes to id (value id + 1; 0 = empty slot). */
-typedef struct {
-    int *slot;
-    uint32_t mask;
-} piece_map;
-
-struct llm_tokenizer {
-    bpe_tokenizer *bpe;      /* the byte-level BPE kind (bpe.c) when set; every tok_* defers to it */
-    spm_model m;             /* the model as read (or synthesised); what tok_save_model writes */
-    int n;                   /* vocabulary size */
-    piece_map normal;        /* NORMAL, USER_DEFINED, UNUSED: the pieces BPE merges may form */
-    piece_map reserved;      /* UNKNOWN, CONTROL, BYTE: found only by exact id lookup */
-    int unk, bos, eos, pad;
-    int byte_id[256];        /* id of <0xNN>, -1 when absent */
-    int byte_fallback;
-    int has_unused;
-    /* user-defined symbols: longest match wins; first-byte filter keeps the common case cheap */
-    int n_user;
-    uint32_t user_maxlen;
-    uint8_t user_first[256];
-    /* precompiled_charsmap: a darts-clone double-array trie plus a blob of NUL-terminated
-     * replacement strings (NFKC and friends); NULL for identity normalisation */
-    uint32_t *trie;
-    size_t n_trie;
-    const char *repl;
-    size_t repl_len;
-    /* decoded text of each piece (U+2581 -> ' '), for tok_decode_piece */
-    char **surface;
-};
-
-static void seterr(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void seterr(char *err, size_t errlen, const char *fmt, ...) {
-    if (!err || !errlen) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
+#include "llm/tok_common.h"
+#include "llm/tokenizer_impl.h"
 
 /* ---------- piece map ---------- */
 
-static uint32_t hash_bytes(const char *s, size_t n) {
-    uint32_t h = 2166136261u;   /* FNV-1a */
-    for (size_t i = 0; i < n; i++) h = (h ^ (uint8_t)s[i]) * 16777619u;
-    return h;
-}
-
-static void map_init(piece_map *pm, int n) {
+void sp_map_init(piece_map *pm, int n) {
     uint32_t cap = 16;
     while (cap < (uint32_t)n * 2 + 16) cap <<= 1;
     pm->slot = xcalloc(cap, sizeof *pm->slot);
     pm->mask = cap - 1;
 }
 
-/* The id of piece s[0..n) whose hash_bytes is hash, or -1. */
+/* The id of piece s[0..n) whose tok_fnv1a is hash, or -1. */
 static int map_get_hashed(const llm_tokenizer *t, const piece_map *pm, const char *s, size_t n, uint32_t hash) {
     for (uint32_t h = hash & pm->mask;; h = (h + 1) & pm->mask) {
         int v = pm->slot[h];
@@ -99,21 +50,19 @@ static int map_get_hashed(const llm_tokenizer *t, const piece_map *pm, const cha
 }
 
 static int map_get(const llm_tokenizer *t, const piece_map *pm, const char *s, size_t n) {
-    return map_get_hashed(t, pm, s, n, hash_bytes(s, n));
+    return map_get_hashed(t, pm, s, n, tok_fnv1a(s, n));
 }
 
-/* Insert id; returns 0, or -1 when the piece is already there. */
-static int map_put(llm_tokenizer *t, piece_map *pm, int id) {
+int sp_map_put(llm_tokenizer *t, piece_map *pm, int id) {
     const spm_piece *p = &t->m.pieces[id];
     if (map_get(t, pm, p->piece, p->len) >= 0) return -1;
-    uint32_t h = hash_bytes(p->piece, p->len) & pm->mask;
+    uint32_t h = tok_fnv1a(p->piece, p->len) & pm->mask;
     while (pm->slot[h]) h = (h + 1) & pm->mask;
     pm->slot[h] = id + 1;
     return 0;
 }
 
-/* SentencePiece's PieceToId: reserved pieces first, then normal ones, else <unk>. */
-static int piece_to_id(const llm_tokenizer *t, const char *s, size_t n) {
+int sp_piece_to_id(const llm_tokenizer *t, const char *s, size_t n) {
     int id = map_get(t, &t->reserved, s, n);
     if (id < 0) id = map_get(t, &t->normal, s, n);
     return id < 0 ? t->unk : id;
@@ -149,23 +98,6 @@ static int valid_utf8(const uint8_t *s, size_t n, size_t *len) {
     }
     return 0;
 }
-
-/* ---------- growable byte buffer ---------- */
-
-typedef struct {
-    char *p;
-    size_t n, cap;
-} sbuf;
-
-static void sb_put(sbuf *b, const char *s, size_t n) {
-    if (b->n + n + 1 > b->cap) {
-        b->cap = (b->n + n + 1) * 2;
-        b->p = xrealloc(b->p, b->cap);
-    }
-    memcpy(b->p + b->n, s, n);
-    b->n += n;
-}
-
 /* ---------- normalisation ---------- */
 
 /* Longest user-defined symbol at the start of s (0 when none). The hashes of all prefixes come
@@ -292,7 +224,8 @@ typedef struct {
 } pair;
 
 /* heap order: higher score first, then smaller left index (SymbolPairComparator) */
-static int pair_before(const pair *a, const pair *b) {
+static int pair_before(const void *x, const void *y) {
+    const pair *a = x, *b = y;
     return a->score > b->score || (a->score == b->score && a->left < b->left);
 }
 
@@ -302,8 +235,7 @@ typedef struct {
     uint32_t *start, *len;
     int *prev, *next;
     uint8_t *freeze;
-    pair *heap;
-    size_t nheap, capheap;
+    tok_heap heap;           /* of pair, by pair_before */
     /* rev_merge for UNUSED pieces: (id, left length), latest wins */
     int *rev_id;
     uint32_t *rev_left;
@@ -314,37 +246,6 @@ typedef struct {
     int prev_unk;
 } bpe_ctx;
 
-static void heap_push(bpe_ctx *c, pair p) {
-    if (c->nheap == c->capheap) {
-        c->capheap = c->capheap * 2 + 16;
-        c->heap = xrealloc(c->heap, c->capheap * sizeof *c->heap);
-    }
-    size_t i = c->nheap++;
-    while (i > 0) {
-        size_t up = (i - 1) / 2;
-        if (!pair_before(&p, &c->heap[up])) break;
-        c->heap[i] = c->heap[up];
-        i = up;
-    }
-    c->heap[i] = p;
-}
-
-static pair heap_pop(bpe_ctx *c) {
-    pair top = c->heap[0], last = c->heap[--c->nheap];
-    size_t i = 0, n = c->nheap;
-    for (;;) {
-        size_t l = 2 * i + 1, best = i;
-        const pair *bp = &last;
-        if (l < n && pair_before(&c->heap[l], bp)) best = l, bp = &c->heap[l];
-        if (l + 1 < n && pair_before(&c->heap[l + 1], bp)) best = l + 1;
-        if (best == i) break;
-        c->heap[i] = c->heap[best];
-        i = best;
-    }
-    if (n) c->heap[i] = last;
-    return top;
-}
-
 /* MaybeAddNewSymbolPair */
 static void maybe_add(bpe_ctx *c, int left, int right) {
     if (left < 0 || right < 0 || c->freeze[left] || c->freeze[right]) return;
@@ -352,7 +253,7 @@ static void maybe_add(bpe_ctx *c, int left, int right) {
     int id = map_get(c->t, &c->t->normal, c->s + c->start[left], size);
     if (id < 0) return;
     pair p = { c->t->m.pieces[id].score, left, right, size };
-    heap_push(c, p);
+    tok_heap_push(&c->heap, &p);
     if (c->t->m.pieces[id].type == SPM_UNUSED) {
         if (c->nrev == c->caprev) {
             c->caprev = c->caprev * 2 + 8;
@@ -372,7 +273,7 @@ static void emit_id(bpe_ctx *c, int id) {
 /* One final piece -> ids (PopulateSentencePieceText): byte fallback or merged <unk>s. */
 static void emit_piece(bpe_ctx *c, const char *w, size_t n) {
     const llm_tokenizer *t = c->t;
-    int id = piece_to_id(t, w, n);
+    int id = sp_piece_to_id(t, w, n);
     int is_unk = t->m.pieces[id].type == SPM_UNKNOWN;
     if (is_unk && t->byte_fallback) {
         for (size_t i = 0; i < n; i++) emit_id(c, t->byte_id[(uint8_t)w[i]]);
@@ -384,7 +285,7 @@ static void emit_piece(bpe_ctx *c, const char *w, size_t n) {
 
 /* resegment: an UNUSED piece is split back into the two parts it was merged from. */
 static void resegment(bpe_ctx *c, const char *w, size_t n, int depth) {
-    int id = piece_to_id(c->t, w, n);
+    int id = sp_piece_to_id(c->t, w, n);
     if (c->t->m.pieces[id].type == SPM_UNUSED && depth < 64) {
         for (size_t r = c->nrev; r-- > 0;) {
             if (c->rev_id[r] != id) continue;
@@ -420,8 +321,9 @@ static void bpe(bpe_ctx *c, size_t n) {
         c->next[ns] = pos < n ? ns + 1 : -1;
     }
     for (int i = 1; i < ns; i++) maybe_add(c, i - 1, i);
-    while (c->nheap) {
-        pair top = heap_pop(c);
+    while (c->heap.n) {
+        pair top;
+        tok_heap_pop(&c->heap, &top);
         int l = top.left, r = top.right;
         if (!c->len[l] || !c->len[r] || c->len[l] + c->len[r] != top.size) continue;  /* stale */
         c->len[l] += c->len[r];
@@ -436,17 +338,14 @@ static void bpe(bpe_ctx *c, size_t n) {
         else emit_piece(c, s + c->start[i], c->len[i]);
     }
     free(c->start); free(c->len); free(c->prev); free(c->next); free(c->freeze);
-    free(c->heap); free(c->rev_id); free(c->rev_left);
+    tok_heap_free(&c->heap); free(c->rev_id); free(c->rev_left);
 }
 
 int tok_encode(const llm_tokenizer *t, const char *text, int add_bos, int add_eos,
                int *ids, int max_ids) {
     if (t->bpe) return bpe_encode(t->bpe, text, add_bos, add_eos, ids, max_ids);
-    bpe_ctx c;
-    memset(&c, 0, sizeof c);
-    c.t = t;
-    c.ids = ids;
-    c.max_ids = ids ? max_ids : 0;
+    bpe_ctx c = {.t = t, .ids = ids, .max_ids = ids ? max_ids : 0};
+    tok_heap_init(&c.heap, sizeof(pair), pair_before);
     if (add_bos && t->bos >= 0) emit_id(&c, t->bos);
     size_t n = text ? strlen(text) : 0;
     sbuf b = { 0 };
@@ -500,6 +399,16 @@ static void put_unescaped(out_t *o, const char *p, size_t n) {
         }
     }
     out_put(o, p + run, n - run);
+}
+
+char *sp_surface(const char *p, size_t n) {
+    out_t o = { NULL, 0, 0 };
+    put_unescaped(&o, p, n);   /* measure */
+    char *s = xmalloc(o.n + 1);
+    out_t w = { s, o.n + 1, 0 };
+    put_unescaped(&w, p, n);
+    s[o.n] = 0;
+    return s;
 }
 
 size_t tok_decode(const llm_tokenizer *t, const int *ids, int n, char *buf, size_t buflen) {
@@ -563,369 +472,6 @@ const char *tok_decode_piece(const llm_tokenizer *t, int prev, int id, char scra
     }
     }
 }
-
-/* ---------- loading ---------- */
-
-static void tok_free_partial(llm_tokenizer *t) {
-    if (!t) return;
-    if (t->bpe) {
-        bpe_free(t->bpe);
-        free(t);
-        return;
-    }
-    if (t->surface) for (int i = 0; i < t->n; i++) free(t->surface[i]);
-    free(t->surface);
-    free(t->normal.slot);
-    free(t->reserved.slot);
-    free(t->trie);
-    spm_model_free(&t->m);
-    free(t);
-}
-
-void tok_free(llm_tokenizer *t) { tok_free_partial(t); }
-
-static int parse_byte_piece(const char *s, uint32_t len) {
-    static const char hex[] = "0123456789ABCDEF";
-    if (len != 6 || memcmp(s, "<0x", 3) != 0 || s[5] != '>') return -1;
-    const char *hi = memchr(hex, s[3], 16), *lo = memchr(hex, s[4], 16);
-    if (!hi || !lo || !s[3] || !s[4]) return -1;
-    return (int)((hi - hex) * 16 + (lo - hex));
-}
-
-static const char *model_type_name(int mt) {
-    switch (mt) {
-    case SPM_UNIGRAM: return "unigram";
-    case SPM_BPE: return "bpe";
-    case SPM_WORD: return "word";
-    case SPM_CHAR: return "char";
-    default: return "unknown";
-    }
-}
-
-/* Validate t->m (as ModelInterface::InitializePieces does) and build the lookup tables. */
-static int finish_init(llm_tokenizer *t, char *err, size_t errlen) {
-    spm_model *m = &t->m;
-    t->n = m->n_pieces;
-    t->unk = -1;
-    if (m->model_type != SPM_BPE) {
-        seterr(err, errlen, "unsupported SentencePiece model_type %s (only bpe is supported)",
-               model_type_name(m->model_type));
-        return -1;
-    }
-    if (m->treat_whitespace_as_suffix) {
-        seterr(err, errlen, "unsupported SentencePiece option treat_whitespace_as_suffix");
-        return -1;
-    }
-    map_init(&t->normal, t->n);
-    map_init(&t->reserved, t->n);
-    for (int b = 0; b < 256; b++) t->byte_id[b] = -1;
-    int n_bytes = 0;
-    for (int i = 0; i < t->n; i++) {
-        spm_piece *p = &m->pieces[i];
-        if (p->len == 0) {
-            seterr(err, errlen, "piece %d is empty", i);
-            return -1;
-        }
-        int normal;
-        switch (p->type) {
-        case SPM_NORMAL: case SPM_USER_DEFINED: case SPM_UNUSED: normal = 1; break;
-        case SPM_UNKNOWN: case SPM_CONTROL: case SPM_BYTE: normal = 0; break;
-        default:
-            seterr(err, errlen, "piece %d has unknown type %d", i, p->type);
-            return -1;
-        }
-        if (map_put(t, normal ? &t->normal : &t->reserved, i) < 0) {
-            seterr(err, errlen, "piece %d \"%.40s\" is defined twice", i, p->piece);
-            return -1;
-        }
-        if (p->type == SPM_UNKNOWN) {
-            if (t->unk >= 0) {
-                seterr(err, errlen, "more than one <unk> piece (%d and %d)", t->unk, i);
-                return -1;
-            }
-            t->unk = i;
-        } else if (p->type == SPM_USER_DEFINED) {
-            t->n_user++;
-            if (p->len > t->user_maxlen) t->user_maxlen = p->len;
-            t->user_first[(uint8_t)p->piece[0]] = 1;
-        } else if (p->type == SPM_UNUSED) {
-            t->has_unused = 1;
-        } else if (p->type == SPM_BYTE) {
-            int b = parse_byte_piece(p->piece, p->len);
-            if (b < 0) {
-                seterr(err, errlen, "byte piece %d \"%.40s\" is not of the form <0xNN>", i, p->piece);
-                return -1;
-            }
-            if (!m->byte_fallback) {
-                seterr(err, errlen, "byte piece %d found but byte_fallback is off", i);
-                return -1;
-            }
-            t->byte_id[b] = i;
-            n_bytes++;
-        }
-    }
-    if (t->unk < 0) {
-        seterr(err, errlen, "the vocabulary has no <unk> piece");
-        return -1;
-    }
-    if (m->byte_fallback && n_bytes != 256) {
-        seterr(err, errlen, "byte_fallback is on but only %d of 256 byte pieces exist", n_bytes);
-        return -1;
-    }
-    t->byte_fallback = m->byte_fallback;
-    /* bos_id() etc. of SentencePieceProcessor: the named piece, if it is a control piece */
-    int *dst[3] = { &t->bos, &t->eos, &t->pad };
-    const char *name[3] = { m->bos_piece, m->eos_piece, m->pad_piece };
-    for (int k = 0; k < 3; k++) {
-        int id = piece_to_id(t, name[k], strlen(name[k]));
-        *dst[k] = m->pieces[id].type == SPM_CONTROL ? id : -1;
-    }
-    if (m->charsmap.len) {
-        /* <uint32 trie size><double array (uint32 units)><replacement strings> */
-        const uint8_t *cm = m->charsmap.data;
-        size_t len = m->charsmap.len;
-        uint32_t tsz = len > 4 ? (uint32_t)cm[0] | (uint32_t)cm[1] << 8 | (uint32_t)cm[2] << 16 | (uint32_t)cm[3] << 24 : 0;
-        if (len <= 4 || tsz >= len - 4 || tsz < 4) {
-            seterr(err, errlen, "normalizer_spec.precompiled_charsmap is broken");
-            return -1;
-        }
-        t->n_trie = tsz / 4;
-        t->trie = xmalloc(t->n_trie * sizeof *t->trie);
-        for (size_t i = 0; i < t->n_trie; i++) {
-            const uint8_t *u = cm + 4 + 4 * i;
-            t->trie[i] = (uint32_t)u[0] | (uint32_t)u[1] << 8 | (uint32_t)u[2] << 16 | (uint32_t)u[3] << 24;
-        }
-        t->repl = (const char *)cm + 4 + tsz;
-        t->repl_len = len - 4 - tsz;
-    }
-    t->surface = xcalloc((size_t)t->n, sizeof *t->surface);
-    for (int i = 0; i < t->n; i++) {
-        const spm_piece *p = &m->pieces[i];
-        out_t o = { NULL, 0, 0 };
-        put_unescaped(&o, p->piece, p->len);   /* measure */
-        char *s = xmalloc(o.n + 1);
-        out_t w = { s, o.n + 1, 0 };
-        put_unescaped(&w, p->piece, p->len);
-        s[o.n] = 0;
-        t->surface[i] = s;
-    }
-    return 0;
-}
-
-static uint8_t *read_file(const char *path, size_t *n, char *err, size_t errlen) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        seterr(err, errlen, "cannot open: %s", strerror(errno));
-        return NULL;
-    }
-    size_t cap = 1 << 16, len = 0;
-    uint8_t *buf = xmalloc(cap);
-    for (;;) {
-        size_t got = fread(buf + len, 1, cap - len, f);
-        len += got;
-        if (len < cap) break;
-        cap *= 2;
-        buf = xrealloc(buf, cap);
-    }
-    if (ferror(f)) {
-        seterr(err, errlen, "read error: %s", strerror(errno));
-        fclose(f);
-        free(buf);
-        return NULL;
-    }
-    fclose(f);
-    *n = len;
-    return buf;
-}
-
-static llm_tokenizer *wrap_bpe(bpe_tokenizer *b) {
-    if (!b) return NULL;
-    llm_tokenizer *t = xcalloc(1, sizeof *t);
-    t->bpe = b;
-    t->n = bpe_vocab_size(b);
-    return t;
-}
-
-llm_tokenizer *tok_load_gguf(const gguf_file *g, const char *path, char *err, size_t errlen) {
-    const char *model = gguf_get_str(g, "tokenizer.ggml.model");
-    if (model && !strcmp(model, "llama")) {
-        seterr(err, errlen, "%s: tokenizer.ggml.model is \"llama\" (SentencePiece in GGUF): not supported yet; "
-               "give its tokenizer.model instead", path);
-        return NULL;
-    }
-    if (model && strcmp(model, "gpt2") != 0) {
-        seterr(err, errlen, "%s: tokenizer.ggml.model \"%s\" is not supported (gpt2: byte-level BPE)", path, model);
-        return NULL;
-    }
-    return wrap_bpe(bpe_load_gguf(g, path, err, errlen));
-}
-
-static int ends_with(const char *s, const char *suffix) {
-    size_t n = strlen(s), k = strlen(suffix);
-    return n >= k && !strcmp(s + n - k, suffix);
-}
-
-llm_tokenizer *tok_load(const char *path, char *err, size_t errlen) {
-    struct stat st;
-    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
-        /* a model directory: its SentencePiece tokenizer.model, else its tokenizer.json */
-        size_t pl = strlen(path);
-        char *p = xmalloc(pl + 32);
-        snprintf(p, pl + 32, "%s/tokenizer.model", path);
-        llm_tokenizer *t = NULL;
-        if (access(p, F_OK) == 0) {
-            t = tok_load(p, err, errlen);
-        } else {
-            snprintf(p, pl + 32, "%s/tokenizer.json", path);
-            if (access(p, F_OK) == 0) t = wrap_bpe(bpe_load_json(p, err, errlen));
-            else seterr(err, errlen, "%s: a directory without tokenizer.model or tokenizer.json", path);
-        }
-        free(p);
-        return t;
-    }
-    char magic[4] = { 0 };
-    FILE *f = fopen(path, "rb");
-    size_t got = f ? fread(magic, 1, 4, f) : 0;
-    if (f) fclose(f);
-    if (got == 4 && !memcmp(magic, "GGUF", 4)) {
-        gguf_file *g = gguf_open(path, err, errlen);
-        if (!g) return NULL;
-        llm_tokenizer *t = tok_load_gguf(g, path, err, errlen);
-        gguf_close(g);
-        return t;
-    }
-    if (ends_with(path, ".json")) return wrap_bpe(bpe_load_json(path, err, errlen));
-    size_t n;
-    uint8_t *buf = read_file(path, &n, err, errlen);
-    if (!buf) return NULL;
-    llm_tokenizer *t = xcalloc(1, sizeof *t);
-    int rc = spm_parse(&t->m, buf, n, err, errlen);
-    free(buf);
-    if (rc < 0 || finish_init(t, err, errlen) < 0) {
-        tok_free_partial(t);
-        return NULL;
-    }
-    return t;
-}
-
-/* llama2.c's export (tokenizer.py) wrote each SentencePiece piece with U+2581 replaced by
- * ' ', BOS/EOS as "\n<s>\n" / "\n</s>\n", and scores as they were. The piece types are not
- * stored; they are recovered from the conventions of that export: "<unk>" is UNKNOWN,
- * "<s>"/"</s>" CONTROL, "<0xNN>" BYTE when all 256 exist (then byte_fallback is on). */
-llm_tokenizer *tok_load_llama2c(const char *path, int vocab_size, char *err, size_t errlen) {
-    size_t n;
-    uint8_t *buf = read_file(path, &n, err, errlen);
-    if (!buf) return NULL;
-    llm_tokenizer *t = xcalloc(1, sizeof *t);
-    spm_model *m = &t->m;
-    spm_model_init(m);
-    size_t pos = 4;
-    if (n < 4) {
-        seterr(err, errlen, "truncated llama2.c tokenizer: %zu bytes", n);
-        goto fail;
-    }
-    int cap = vocab_size > 0 ? vocab_size : 1024;
-    m->pieces = xcalloc((size_t)cap, sizeof *m->pieces);
-    int nbyte = 0;
-    while (vocab_size > 0 ? m->n_pieces < vocab_size : pos < n) {
-        int i = m->n_pieces;
-        if (n - pos < 8) {
-            seterr(err, errlen, "truncated llama2.c tokenizer at token %d", i);
-            goto fail;
-        }
-        float score;
-        uint32_t len;
-        memcpy(&score, buf + pos, 4);
-        len = (uint32_t)buf[pos + 4] | (uint32_t)buf[pos + 5] << 8 | (uint32_t)buf[pos + 6] << 16 | (uint32_t)buf[pos + 7] << 24;
-        pos += 8;
-        if (len == 0 || len > n - pos) {
-            seterr(err, errlen, "bad length %u of token %d", len, i);
-            goto fail;
-        }
-        if (i == cap) {
-            cap *= 2;
-            m->pieces = xrealloc(m->pieces, (size_t)cap * sizeof *m->pieces);
-        }
-        const char *s = (const char *)buf + pos;
-        pos += len;
-        spm_piece *p = &m->pieces[m->n_pieces++];
-        memset(p, 0, sizeof *p);
-        p->score = score;
-        p->type = SPM_NORMAL;
-        if (len == 5 && !memcmp(s, "<unk>", 5)) {
-            p->type = SPM_UNKNOWN;
-            m->unk_id = i;
-        } else if (len == 5 && !memcmp(s, "\n<s>\n", 5)) {
-            s = "<s>", len = 3;
-            p->type = SPM_CONTROL;
-            m->bos_id = i;
-        } else if (len == 6 && !memcmp(s, "\n</s>\n", 6)) {
-            s = "</s>", len = 4;
-            p->type = SPM_CONTROL;
-            m->eos_id = i;
-        } else if (parse_byte_piece(s, len) >= 0) {
-            p->type = SPM_BYTE;
-            nbyte++;
-        }
-        /* ' ' -> U+2581 */
-        sbuf sb = { 0 };
-        for (uint32_t k = 0; k < len; k++) {
-            if (s[k] == ' ') sb_put(&sb, WS, WS_LEN);
-            else sb_put(&sb, s + k, 1);
-        }
-        sb_put(&sb, "", 0);
-        sb.p[sb.n] = 0;
-        p->piece = sb.p;
-        p->len = (uint32_t)sb.n;
-    }
-    if (nbyte == 256) {
-        m->byte_fallback = 1;
-    } else {   /* incomplete byte set: they are ordinary pieces then */
-        for (int i = 0; i < m->n_pieces; i++)
-            if (m->pieces[i].type == SPM_BYTE) m->pieces[i].type = SPM_NORMAL;
-    }
-    m->model_type = SPM_BPE;
-    m->vocab_size = m->n_pieces;
-    m->pad_id = -1;
-    free(m->norm_name);
-    m->norm_name = xstrdup("identity");
-    m->add_dummy_prefix = 1;
-    m->remove_extra_whitespaces = 0;   /* LLaMA's setting; llama2.c's encoder never collapses spaces */
-    m->escape_whitespaces = 1;
-    free(buf);
-    buf = NULL;
-    if (finish_init(t, err, errlen) < 0) goto fail;
-    return t;
-fail:
-    free(buf);
-    tok_free_partial(t);
-    return NULL;
-}
-
-int tok_save_model(const llm_tokenizer *t, const char *path, char *err, size_t errlen) {
-    if (t->bpe) {
-        seterr(err, errlen, "%s: a byte-level BPE tokenizer (%s) cannot be written as a SentencePiece model", path,
-               bpe_pre_name(t->bpe));
-        return -1;
-    }
-    size_t n;
-    uint8_t *buf = spm_serialize(&t->m, &n);
-    FILE *f = fopen(path, "wb");
-    if (!f) {
-        seterr(err, errlen, "cannot create: %s", strerror(errno));
-        free(buf);
-        return -1;
-    }
-    int ok = fwrite(buf, 1, n, f) == n;
-    ok = (fclose(f) == 0) && ok;
-    free(buf);
-    if (!ok) {
-        seterr(err, errlen, "write error: %s", strerror(errno));
-        return -1;
-    }
-    return 0;
-}
-
 /* ---------- accessors ---------- */
 
 int tok_vocab_size(const llm_tokenizer *t) { return t->bpe ? bpe_vocab_size(t->bpe) : t->n; }

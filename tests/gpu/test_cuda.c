@@ -402,42 +402,6 @@ static void check_kernels(void) {
         cmp("xent-dlogits", ref, glg, (size_t)nr * V, 1e-5);
         G->free(glg), G->free(gl), G->free(gt), free(lg), free(ref);
     }
-    { /* AdamW: the kernel against optim.c's host update, bit for bit (bound 0): two tensors
-       * (weight decay on and off, as LoRA A/B and norms), 12 updates with a new gradient each
-       * and optim.c's warm-up + cosine learning rate; the host computes decay, step_size and
-       * bc2s exactly as llm_adamw_step does. */
-        size_t n[2] = {5000, 777};
-        float *w[2], *g[2], *gw[2], *gg[2], *gm[2], *gv[2];
-        llm_param p[2];
-        for (int i = 0; i < 2; i++) {
-            w[i] = rnd(n[i], 60 + (uint64_t)i, 1), g[i] = rnd(n[i], 62 + (uint64_t)i, 1);
-            gw[i] = up(w[i], n[i] * 4), gg[i] = G->alloc(n[i] * 4), gm[i] = G->alloc(n[i] * 4), gv[i] = G->alloc(n[i] * 4);
-            G->zero(gm[i], n[i] * 4), G->zero(gv[i], n[i] * 4);
-            p[i] = (llm_param){.w = w[i], .g = g[i], .n = n[i], .decay = i == 0};
-        }
-        llm_adamw *o = llm_adamw_new(p, 2);
-        llm_adamw_opts h = {0.9f, 0.999f, 1e-8f, 0.01f};
-        for (int s = 0; s < 12; s++) {
-            float lr = llm_lr_cosine(s, 2e-3f, 3, 12);
-            for (int i = 0; i < 2; i++) { /* a new gradient per update, small and large values */
-                float *ng = rnd(n[i], 100 + (uint64_t)(s * 2 + i), s % 3 == 2 ? 1e-4f : 1.0f);
-                memcpy(g[i], ng, n[i] * 4);
-                G->upload(gg[i], ng, n[i] * 4);
-                free(ng);
-            }
-            llm_adamw_step(o, p, 2, &h, lr);
-            double bc1 = 1.0 - pow(h.beta1, (double)(s + 1)), bc2 = 1.0 - pow(h.beta2, (double)(s + 1));
-            for (int i = 0; i < 2; i++)
-                G->adamw(gw[i], gg[i], gm[i], gv[i], n[i], p[i].decay ? 1.0f - lr * h.weight_decay : 1.0f, h.beta1,
-                         h.beta2, h.eps, (float)(lr / bc1), (float)sqrt(bc2));
-        }
-        cmp("adamw-12-steps-decay-exact", w[0], gw[0], n[0], 0);
-        cmp("adamw-12-steps-nodecay-exact", w[1], gw[1], n[1], 0);
-        cmp("adamw-moment-m-exact", o->m[0], gm[0], n[0], 0);
-        cmp("adamw-moment-v-exact", o->v[1], gv[1], n[1], 0);
-        llm_adamw_free(o);
-        for (int i = 0; i < 2; i++) G->free(gw[i]), G->free(gg[i]), G->free(gm[i]), G->free(gv[i]), free(w[i]), free(g[i]);
-    }
     { /* uploads through the pinned staging ring: the host buffer is overwritten right after each
        * upload (asynchronous copies must have taken their own copy), more uploads than ring
        * slots, sizes that grow a slot (64 KiB -> 1 MiB) and one above the staging limit */

@@ -220,9 +220,16 @@ static void test_smollm2(void) {
     gguf_file *g = gguf_open(p, err, sizeof err);
     CHECK("smollm2 Q4_1 opens", g != NULL);
     if (!g) { printf("# %s\n", err); return; }
-    int n_t = gguf_count(g), ok = 1, n_q41 = 0, n_q80 = 0, n_f32 = 0;
-    for (int i = 0; i < n_t; i++) {
-        const llm_tensor *t = gguf_at(g, i);
+    /* every tensor by name: the embedding, the final norm, 9 per block (30 blocks; tied lm_head) */
+    static const char *blk[] = {"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down",
+                                "attn_norm", "ffn_norm"};
+    int n_t = gguf_count(g), ok = 1, n_q41 = 0, n_q80 = 0, n_f32 = 0, n_named = 2 + 30 * 9;
+    for (int i = 0; i < n_named; i++) {
+        char name[64];
+        if (i < 2) snprintf(name, sizeof name, "%s", i ? "output_norm.weight" : "token_embd.weight");
+        else snprintf(name, sizeof name, "blk.%d.%s.weight", (i - 2) / 9, blk[(i - 2) % 9]);
+        const llm_tensor *t = gguf_find(g, name);
+        if (!t) { ok = 0; printf("# %s missing\n", name); continue; }
         uint64_t n = llm_tensor_numel(t);
         float *out = malloc(n * sizeof *out);
         if (llm_tensor_to_f32(t, out, n, err, sizeof err) != 0) { ok = 0; printf("# %s\n", err); }
@@ -232,7 +239,7 @@ static void test_smollm2(void) {
         free(out);
         n_q41 += t->dtype == LLM_Q4_1, n_q80 += t->dtype == LLM_Q8_0, n_f32 += t->dtype == LLM_F32;
     }
-    CHECK("smollm2 every tensor converts to finite values", ok && n_t == 272);
+    CHECK("smollm2 every tensor converts to finite values", ok && n_t == 272 && n_named == 272);
     CHECK("smollm2 types Q4_1 x210, F32 x61, Q8_0 x1", n_q41 == 210 && n_f32 == 61 && n_q80 == 1);
 
     fixture_path(p, sizeof p, "smollm2-ref.txt");

@@ -93,10 +93,19 @@ static void pretok_sink(void *ctx, const char *s, size_t n) {
     free(u);
 }
 
+/* The byte-level BPE tokenizer of a GGUF file. */
+static bpe_tokenizer *load_gguf_bpe(const char *path, char *err, size_t errlen) {
+    gguf_file *g = gguf_open(path, err, errlen);
+    if (!g) return NULL;
+    bpe_tokenizer *b = bpe_load_gguf(g, path, err, errlen);
+    gguf_close(g);
+    return b;
+}
+
 static int cli_pretok(const char *spec) {
     size_t n = strlen(spec);
     bpe_tokenizer *b = n > 5 && !strcmp(spec + n - 5, ".json") ? bpe_load_json(spec, errbuf, sizeof errbuf)
-                                                               : bpe_load_gguf_path(spec, errbuf, sizeof errbuf);
+                                                               : load_gguf_bpe(spec, errbuf, sizeof errbuf);
     if (!b) {
         print_err(spec);
         return 1;

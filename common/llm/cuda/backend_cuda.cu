@@ -392,7 +392,6 @@ static const llm_backend cuda_backend = {
     .sync = cu_sync,
     .xent = cu_xent,
     .dropout = cu_dropout,
-    .adamw = cu_adamw,
     .randomize = cu_randomize,
     .act_bytes = 2, /* bf16 activations */
     .matmul_f32 = cu_matmul_f32,

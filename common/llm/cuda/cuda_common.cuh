@@ -82,8 +82,6 @@ void cu_rmsnorm_backward(float *dx, float *dw, const void *dy, const float *x, c
 void cu_swiglu_backward(void *dg, void *du, const void *dh, const void *g, const void *u, size_t n);
 void cu_xent(float *lg, const int *tgt, int nr, int V, float gs, int backward, float *loss);
 void cu_dropout(void *dst, const void *src, size_t n, float p, uint64_t seed, uint64_t stream);
-void cu_adamw(float *w, const float *g, float *m, float *v, size_t n, float decay, float b1, float b2, float eps,
-              float step_size, float bc2s);
 void cu_randomize(void *p, size_t n, int elem, float scale, uint64_t seed);
 void cu_f32_to_bf16(__nv_bfloat16 *dst, const float *src, size_t n);
 void cu_bf16_to_f32(float *dst, const __nv_bfloat16 *src, size_t n);

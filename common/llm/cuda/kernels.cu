@@ -251,33 +251,6 @@ void cu_dropout(void *dst, const void *src, size_t n, float p, uint64_t seed, ui
     CUDA_LAUNCH_CHECK();
 }
 
-/* AdamW, bit for bit optim.c's llm_adamw_step on one tensor (the host computes decay,
- * step_size = lr / bc1 and bc2s = sqrt(bc2) once per update, as optim.c does):
- *   w *= decay; m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g g;
- *   w -= step_size m / (sqrt(v) / bc2s + eps)
- * Every operation is an IEEE-rounded intrinsic in optim.c's order: nvcc would otherwise
- * contract a * b + c into one fma (one rounding instead of two) and the result would differ
- * from the CPU's (gcc -std=c11 on x86-64 does not contract) in the last bit. fp32 master
- * weights and moments, updated in place. */
-__global__ void adamw_k(float *w, const float *g, float *m, float *v, size_t n, float decay, float b1, float b2,
-                        float eps, float step_size, float bc2s) {
-    float c1 = __fsub_rn(1.0f, b1), c2 = __fsub_rn(1.0f, b2);
-    GRID_STRIDE(k, n) {
-        float gk = g[k], wk = __fmul_rn(w[k], decay);
-        float mk = __fadd_rn(__fmul_rn(b1, m[k]), __fmul_rn(c1, gk));
-        float vk = __fadd_rn(__fmul_rn(b2, v[k]), __fmul_rn(__fmul_rn(c2, gk), gk));
-        m[k] = mk, v[k] = vk;
-        float den = __fadd_rn(__fdiv_rn(__fsqrt_rn(vk), bc2s), eps);
-        w[k] = __fsub_rn(wk, __fdiv_rn(__fmul_rn(step_size, mk), den));
-    }
-}
-void cu_adamw(float *w, const float *g, float *m, float *v, size_t n, float decay, float b1, float b2, float eps,
-              float step_size, float bc2s) {
-    if (!n) return;
-    adamw_k<<<cu_blocks(n, 256), 256, 0, cu_stream()>>>(w, g, m, v, n, decay, b1, b2, eps, step_size, bc2s);
-    CUDA_LAUNCH_CHECK();
-}
-
 __global__ void rand_i8_k(int8_t *p, size_t n, uint64_t seed) {
     GRID_STRIDE(i, n) p[i] = (int8_t)((int)(hash3(seed, 1, i) % 255u) - 127);
 }
