@@ -24,11 +24,9 @@ void fuse_params_default(fuse_params *p) {
     p->allow_missing = false;
 }
 
-const char *fuse_task_name(fuse_task t) { return rtask_name((int)t); }
 const char *fuse_method_name(int m) { return m >= 0 && m < FUSE_NMETHODS ? METHOD_NAMES[m] : "?"; }
 const char *fuse_point_score_name(fuse_point_score s) { return s == FUSE_SCORE_ARGMAX ? "argmax" : "expected"; }
 
-int fuse_task_from_name(const char *s, size_t n) { return rtask_from_name(s, n); }
 
 /* ====================================================================== parsing */
 

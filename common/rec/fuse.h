@@ -43,8 +43,6 @@ typedef struct {
 
 /* c1 0.05, c2 0.5, c3 0.025, lambda 1/3 each, expected score, missing answers are errors. */
 void fuse_params_default(fuse_params *p);
-const char *fuse_task_name(fuse_task t);
-int fuse_task_from_name(const char *s, size_t n); /* -1 when unknown */
 const char *fuse_method_name(int method);
 const char *fuse_point_score_name(fuse_point_score s);
 
