@@ -64,3 +64,10 @@ void pkm_bool(pk_map *m, const char *key, bool v) { pk_kv_bool(&m->pk, key, v); 
 void pkm_ints(pk_map *m, const char *key, const int32_t *v, size_t n) { pk_kv_ints(&m->pk, key, v, n); m->n++; }
 void pkm_floats(pk_map *m, const char *key, const float *v, size_t n) { pk_kv_floats(&m->pk, key, v, n); m->n++; }
 void pkm_f32bin(pk_map *m, const char *key, const float *v, size_t n) { pk_kv_f32bin(&m->pk, key, v, n); m->n++; }
+
+void pkm_str_map(pk_map *m, const char *key, const char *k1, const char *v1) {
+    pk_map in;
+    pkm_begin(&in, pkm_key(m, key));
+    pkm_str(&in, k1, v1);
+    pkm_end(&in);
+}

@@ -53,6 +53,8 @@ void pkm_str(pk_map *m, const char *key, const char *v);
 void pkm_bool(pk_map *m, const char *key, bool v);
 void pkm_ints(pk_map *m, const char *key, const int32_t *v, size_t n);
 void pkm_floats(pk_map *m, const char *key, const float *v, size_t n);
+/* KEY: {K1: V1}, a one-entry map of a string (e.g. inputs: {interactions: NAME}). */
+void pkm_str_map(pk_map *m, const char *key, const char *k1, const char *v1);
 void pkm_f32bin(pk_map *m, const char *key, const float *v, size_t n);
 
 #endif

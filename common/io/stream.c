@@ -386,6 +386,13 @@ void sw_end_record(stream_writer *w) {
 
 
 
+void sw_map_begin(stream_writer *w, pk_map *m) { pkm_begin(m, &w->pk); }
+
+void sw_map_end(stream_writer *w, pk_map *m) {
+    pkm_end(m);
+    sw_end_record(w);
+}
+
 void sw_raw_record(stream_writer *w, const void *p, size_t n) {
     if (w->sbuf.size) die("internal: record packed but not ended");
     emit(w, p, n, false);

@@ -67,6 +67,10 @@ stream_writer *sw_open(const char *path, bool compress);
 /* The packer for the current record; pack exactly one map, then call sw_end_record. */
 msgpack_packer *sw_pk(stream_writer *w);
 void sw_end_record(stream_writer *w);
+/* A record as a counted map (io/pack.h): sw_map_begin, its entries (pkm_*), then sw_map_end,
+ * which writes the map and ends the record. */
+void sw_map_begin(stream_writer *w, pk_map *m);
+void sw_map_end(stream_writer *w, pk_map *m);
 /* One record already packed elsewhere (N bytes of exactly one map): copied as it is. */
 void sw_raw_record(stream_writer *w, const void *p, size_t n);
 /* Headers begin with schema, version and producer: records/header.h. */

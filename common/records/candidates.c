@@ -25,19 +25,17 @@ stream_writer *candidates_write_begin(const char *path, bool zstd, const candida
     pkm_str(&in, "mf", h->mf);
     pkm_end(&in);
     pkm_int(&m, "users", h->users);
-    pkm_end(&m);
-    sw_end_record(w);
+    sw_map_end(w, &m);
     return w;
 }
 
 void candidates_put(stream_writer *w, int32_t user, const int32_t *items, const float *scores, int n) {
     pk_map r;
-    pkm_begin(&r, sw_pk(w));
+    sw_map_begin(w, &r);
     pkm_int(&r, "user", user);
     pkm_ints(&r, "items", items, (size_t)n);
     pkm_floats(&r, "scores", scores, (size_t)n);
-    pkm_end(&r);
-    sw_end_record(w);
+    sw_map_end(w, &r);
 }
 
 void cand_head_read(stream_reader *r, cand_head *h) {

@@ -46,13 +46,12 @@ void instructions_write_header(stream_writer *w, const prompt_params *p, const i
     pkm_end(&sk);
     prompt_token_stats_pack(&st, ts, p->tokenizer);
     pkm_end(&st);
-    pkm_end(&h);
-    sw_end_record(w);
+    sw_map_end(w, &h);
 }
 
 void instructions_write(stream_writer *w, const instruction_rec *r) {
     pk_map m;
-    pkm_begin(&m, sw_pk(w));
+    sw_map_begin(w, &m);
     pkm_int(&m, "id", r->id);
     pkm_str(&m, "task", rtask_name(r->task));
     pkm_int(&m, "user", r->user);
@@ -63,8 +62,7 @@ void instructions_write(stream_writer *w, const instruction_rec *r) {
     pkm_ints(&m, "history", r->history, (size_t)r->n_history);
     pkm_int(&m, "tokens", r->tokens);
     pkm_int(&m, "dropped", r->dropped);
-    pkm_end(&m);
-    sw_end_record(w);
+    sw_map_end(w, &m);
 }
 
 bool instructions_next_text(stream_reader *r, char **prompt, char **response) {

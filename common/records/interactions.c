@@ -77,10 +77,7 @@ stream_writer *interactions_write_begin(const char *path, bool zstd, const inter
     pkm_num(&p, "dislike", h->dislike);
     if (h->refit) pkm_bool(&p, "refit", true); /* only when set: older streams keep their bytes */
     pkm_end(&p);
-    pk_map in;
-    pkm_begin(&in, pkm_key(&m, "inputs"));
-    pkm_str(&in, "ratings", h->ratings);
-    pkm_end(&in);
+    pkm_str_map(&m, "inputs", "ratings", h->ratings);
     pk_map c;
     pkm_begin(&c, pkm_key(&m, "counts"));
     for (int k = 0; k < 3; k++) pkm_int(&c, part_name((part_t)k), (int64_t)h->count[k]);
@@ -91,20 +88,18 @@ stream_writer *interactions_write_begin(const char *path, bool zstd, const inter
     pkm_int(&u, "all", h->users);
     pkm_int(&u, "with_test_positive", h->users_with_test_positive);
     pkm_end(&u);
-    pkm_end(&m);
-    sw_end_record(w);
+    sw_map_end(w, &m);
     return w;
 }
 
 void interactions_put(stream_writer *w, const interaction *x, double like) {
     pk_map m;
-    pkm_begin(&m, sw_pk(w));
+    sw_map_begin(w, &m);
     pkm_int(&m, "user", x->user);
     pkm_int(&m, "item", x->item);
     pkm_num(&m, "rating", x->rating);
     pkm_int(&m, "ts", x->ts);
     pkm_str(&m, "part", part_name((part_t)x->part));
     pkm_bool(&m, "liked", x->rating >= like);
-    pkm_end(&m);
-    sw_end_record(w);
+    sw_map_end(w, &m);
 }

@@ -62,25 +62,20 @@ void items_write(const char *path, bool zstd, const catalog *c, const char *sour
     pk_map m;
     records_header_begin(&m, sw_pk(w), "itrek.items", 1);
     pkm_int(&m, "items", c->count);
-    pk_map in;
-    pkm_begin(&in, pkm_key(&m, "inputs"));
-    pkm_str(&in, "ml100k", source);
-    pkm_end(&in);
-    pkm_end(&m);
-    sw_end_record(w);
+    pkm_str_map(&m, "inputs", "ml100k", source);
+    sw_map_end(w, &m);
     for (int32_t i = 0; i < c->n_items; i++) {
         const item_info *it = &c->by_id[i];
         if (!it->title) continue;
         pk_map r;
-        pkm_begin(&r, sw_pk(w));
+        sw_map_begin(w, &r);
         pkm_int(&r, "item", it->id);
         pkm_str(&r, "title", it->title);
         pkm_int(&r, "year", it->year);
         msgpack_packer *pk = pkm_key(&r, "genres");
         msgpack_pack_array(pk, (size_t)it->n_genres);
         for (int g = 0; g < it->n_genres; g++) pk_str(pk, it->genres[g]);
-        pkm_end(&r);
-        sw_end_record(w);
+        sw_map_end(w, &r);
     }
     sw_close(w);
 }

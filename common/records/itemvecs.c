@@ -19,23 +19,18 @@ stream_writer *itemvecs_write_begin(const char *path, bool zstd, const char *met
     pkm_begin(&p, pkm_key(&h, "params"));
     pkm_int(&p, "window", window);
     pkm_end(&p);
-    pk_map in;
-    pkm_begin(&in, pkm_key(&h, "inputs"));
-    pkm_str(&in, "interactions", inputs_name);
-    pkm_end(&in);
-    pkm_end(&h);
-    sw_end_record(w);
+    pkm_str_map(&h, "inputs", "interactions", inputs_name);
+    sw_map_end(w, &h);
     return w;
 }
 
 void itemvecs_put(stream_writer *w, int32_t item, const char *symbol, const float *vec, int dim) {
     pk_map r;
-    pkm_begin(&r, sw_pk(w));
+    sw_map_begin(w, &r);
     pkm_int(&r, "item", item);
     pkm_str(&r, "symbol", symbol);
     pkm_f32bin(&r, "vec", vec, (size_t)dim);
-    pkm_end(&r);
-    sw_end_record(w);
+    sw_map_end(w, &r);
 }
 
 void itemvecs_load(itemvecs *v, const char *path, int hidden) {

@@ -42,30 +42,24 @@ void mf_write(const mf_model *m, const mf_params *p, const char *path, bool zstd
     pkm_int(&v, "epochs_run", m->epochs_run);
     pkm_str(&v, "metric", p->metric == MF_METRIC_HR10 ? "HR@10" : "NDCG@10");
     pkm_end(&v);
-    pk_map in;
-    pkm_begin(&in, pkm_key(&h, "inputs"));
-    pkm_str(&in, "interactions", inputs_name);
-    pkm_end(&in);
-    pkm_end(&h);
-    sw_end_record(w);
+    pkm_str_map(&h, "inputs", "interactions", inputs_name);
+    sw_map_end(w, &h);
     for (int32_t u = 0; u < m->n_users; u++) {
         pk_map r;
-        pkm_begin(&r, sw_pk(w));
+        sw_map_begin(w, &r);
         pkm_int(&r, "user", u);
         pkm_f32bin(&r, "vec", m->P + (size_t)u * m->dim, (size_t)m->dim);
         pkm_num(&r, "bias", 0);
-        pkm_end(&r);
-        sw_end_record(w);
+        sw_map_end(w, &r);
     }
     for (int32_t i = 0; i < m->n_items; i++) {
         if (!m->has_item[i]) continue;
         pk_map r;
-        pkm_begin(&r, sw_pk(w));
+        sw_map_begin(w, &r);
         pkm_int(&r, "item", i);
         pkm_f32bin(&r, "vec", m->Q + (size_t)i * m->dim, (size_t)m->dim);
         pkm_num(&r, "bias", m->bias[i]);
-        pkm_end(&r);
-        sw_end_record(w);
+        sw_map_end(w, &r);
     }
     sw_close(w);
 }

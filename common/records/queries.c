@@ -190,13 +190,12 @@ void queries_write_header(stream_writer *w, const prompt_params *p, long n_candi
     pkm_int(&st, "users", users);
     prompt_token_stats_pack(&st, ts, p->tokenizer);
     pkm_end(&st);
-    pkm_end(&h);
-    sw_end_record(w);
+    sw_map_end(w, &h);
 }
 
 void queries_write(stream_writer *w, const query_rec *q) {
     pk_map m;
-    pkm_begin(&m, sw_pk(w));
+    sw_map_begin(w, &m);
     pkm_int(&m, "id", q->id);
     pkm_str(&m, "task", rtask_name(q->task));
     pkm_int(&m, "user", q->user);
@@ -214,6 +213,5 @@ void queries_write(stream_writer *w, const query_rec *q) {
     pkm_ints(&m, "history", q->history, (size_t)q->n_history);
     pkm_int(&m, "tokens", q->tokens);
     pkm_int(&m, "dropped", q->dropped);
-    pkm_end(&m);
-    sw_end_record(w);
+    sw_map_end(w, &m);
 }

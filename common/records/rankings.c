@@ -48,13 +48,12 @@ void rankings_write_header(stream_writer *w, const rankings_header *h) {
     pkm_str(&in, "answers", h->answers_path);
     pkm_end(&in);
     pkm_int(&m, "users", h->users);
-    pkm_end(&m);
-    sw_end_record(w);
+    sw_map_end(w, &m);
 }
 
 void rankings_write(stream_writer *w, int32_t user, const char *method, const int32_t *items, int n, const double *scores) {
     pk_map m;
-    pkm_begin(&m, sw_pk(w));
+    sw_map_begin(w, &m);
     pkm_int(&m, "user", user);
     pkm_str(&m, "method", method);
     msgpack_packer *pk = pkm_key(&m, "items");
@@ -65,8 +64,7 @@ void rankings_write(stream_writer *w, int32_t user, const char *method, const in
         msgpack_pack_array(pk, (size_t)n);
         for (int k = 0; k < n; k++) msgpack_pack_double(pk, scores[k]);
     }
-    pkm_end(&m);
-    sw_end_record(w);
+    sw_map_end(w, &m);
 }
 
 void rankings_head_read(stream_reader *r, rankings_head *h) {
