@@ -19,8 +19,8 @@ make -j"$(nproc)" >/dev/null
 NV=/usr/local/cuda/lib64
 mkdir -p build/rel/tests
 cc -Icommon -D_GNU_SOURCE -I/usr/include/x86_64-linux-gnu/openblas-pthread -DITREK_HAVE_CUDA=1 \
-    -std=c11 -O2 -g -Wall -Wextra -Werror -pthread -o build/rel/tests/test_cuda tests/gpu/test_cuda.c \
-    build/rel/libitrek.a -L$NV -Wl,-rpath,$NV -lcudart -lstdc++ -ldl -lmsgpackc -lzstd -ljansson -lopenblas -lm
+    -std=c11 -O2 -g -Wall -Wextra -Werror -pthread -o build/rel/tests/test_cuda tests/gpu/test_cuda.c tests/gpu/bench_cuda.c \
+    build/rel/libitrek.a -L$NV -Wl,-rpath,$NV -lcudart -lstdc++ -ldl -lmsgpackc -lzstd -ljansson -lpcre2-8 -ldnnl -lopenblas -lm
 rm -rf "$dir"
 mkdir -p "$dir/bin" "$dir/lib" "$dir/shared/models"
 cp bin/* "$dir/bin/"
