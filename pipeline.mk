@@ -472,9 +472,13 @@ LLM_OUTPUTS := $(foreach s,$(SCHEMES),$(RES)/$(s).md $(RES)/$(s).json $(RES)/$(s
 
 # `make results`: the whole table, base and the tuned model's rankings, for every scheme.
 # The programs are built first on every core (the pipeline itself runs one step at a time).
+# One run per ART at a time: two would build the same artifacts at once, so the second finds
+# $(ART)/.lock held (flock -n exits 75 then) and refuses with one line.
 results: deps
 	@$(MAKE) --no-print-directory -j$$(nproc) $(PROGS)
-	@$(MAKE) --no-print-directory base llm
+	@mkdir -p $(ART); rc=0; flock -n -E 75 $(ART)/.lock $(MAKE) --no-print-directory base llm || rc=$$?; \
+	if [ $$rc = 75 ]; then echo "make results: another make results is running on ART=$(ART) (it holds $(ART)/.lock); wait for it or give another ART" >&2; fi; \
+	exit $$rc
 
 # `make valid`: the reranking on the valid part (tuning only).
 valid: $(foreach s,$(SCHEMES),$(ART)/$(s)/llm-valid.md)

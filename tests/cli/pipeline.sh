@@ -76,6 +76,13 @@ expect_fail "candgen: --mf required" 2 "--mf MODEL is required" "$B/candgen" "$T
 
 # The Make DAG, on the real data, into temporary folders.
 mk() { make -C "$ITREK_ROOT" --no-print-directory "$@" SAN="${SAN:-}" ML100K="$ML" ART="$T/art" RES="$T/res" PROFILE=tiny SCHEMES=loo BINDIR="$BINDIR"; }
+# two `make results` on one ART: the second refuses while the first holds $ART/.lock
+mkdir -p "$T/art"; exec 8> "$T/art/.lock"; flock 8
+mk results > "$T/lock.out" 2> "$T/lock.err" 8>&-; rc=$?
+exec 8>&-
+[ $rc -ne 0 ] && grep -q "^make results: another make results is running on ART=$T/art (it holds $T/art/.lock)" "$T/lock.err" &&
+    [ ! -e "$T/art/loo/interactions.mp" ] && pass "a second make results on one ART refuses" ||
+    fail "a second make results on one ART refuses" "exit $rc; $(head -c 300 "$T/lock.err")"
 mk base > "$T/make1.log" 2>&1 && [ -s "$T/res/loo-base.md" ] && [ -s "$T/res/loo-base.json" ] && pass "make base writes results" || fail "make base writes results" "$(tail -5 "$T/make1.log")"
 mk base 2>&1 | grep -E 'bin/(split|mf-train|candgen|metrics) ' > "$T/make2.log"
 [ ! -s "$T/make2.log" ] && pass "second make base does nothing" || fail "second make base does nothing" "$(cat "$T/make2.log")"
