@@ -110,4 +110,4 @@ expect_fail "--metric unknown" 2 "^mf-train: --metric: expected ndcg10 or hr10, 
 expect_fail "--positives unknown" 2 "^mf-train: --positives: expected liked or all, got 'some'$" "$B/mf-train" --positives some "$T/loo.mp"
 expect_fail "--recency-floor above 1" 2 "^mf-train: --recency-floor: 2 is outside \[0, 1\]$" "$B/mf-train" --recency-floor 2 "$T/loo.mp"
 expect_fail "two inputs" 2 "^mf-train: at most one input file$" "$B/mf-train" "$T/loo.mp" "$T/loo.mp"
-expect_fail "unknown option" 2 "^mf-train: invalid option$" "$B/mf-train" --frob
+expect_fail "unknown option" 2 "^mf-train: unknown option '--frob'$" "$B/mf-train" --frob
