@@ -295,6 +295,9 @@ int main(int argc, char **argv) {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
+    /* restart interrupted system calls: stdio does not retry a write that fails with EINTR, so
+     * a signal arriving while a checkpoint or the log is written would fail that write */
+    sa.sa_flags = SA_RESTART;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     llm_run_result res;
