@@ -2,6 +2,7 @@
 #include "io/atomic.h"
 
 #include "io/err.h"
+#include "io/fault.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -28,11 +29,11 @@ int atomic_open(atomic_file *f, const char *path) {
     if (!path || strcmp(path, "-") == 0) { f->fp = stdout; return 0; }
     f->path = xstrdup(path);
     if (!is_regular_or_absent(path)) {
-        f->fp = fopen(path, "wb");
+        f->fp = io_gate() == 0 ? fopen(path, "wb") : NULL;
     } else {
         f->tmp = atomic_tmp_name(path);
         err_register_tmp(f->tmp);
-        f->fp = fopen(f->tmp, "wb");
+        f->fp = io_gate() == 0 ? fopen(f->tmp, "wb") : NULL;
     }
     if (!f->fp) {
         int e = errno;
@@ -54,14 +55,16 @@ static void release(atomic_file *f) {
 
 int atomic_commit(atomic_file *f) {
     if (f->fp == stdout) { f->fp = NULL; return 0; } /* close_stdout() checks stdout */
-    int ok = fflush(f->fp) == 0 && !ferror(f->fp);
+    int ok = io_gate() == 0 && fflush(f->fp) == 0 && !ferror(f->fp);
     /* fsync before the rename, so a crash cannot leave PATH naming unwritten blocks; a device
      * (EINVAL) cannot be synced and need not be */
-    if (ok && f->tmp && fsync(fileno(f->fp)) != 0 && errno != EINVAL) ok = 0;
+    if (ok && f->tmp && (io_gate() != 0 || (fsync(fileno(f->fp)) != 0 && errno != EINVAL))) ok = 0;
     int e = errno;
-    if (fclose(f->fp) != 0 && ok) { ok = 0; e = errno; }
+    int closed = io_gate() == 0; /* an injected failure still closes the file */
+    if (fclose(f->fp) != 0) closed = 0;
+    if (!closed && ok) { ok = 0; e = errno; }
     f->fp = NULL;
-    if (ok && f->tmp && rename(f->tmp, f->path) != 0) { ok = 0; e = errno; }
+    if (ok && f->tmp && (io_gate() != 0 || rename(f->tmp, f->path) != 0)) { ok = 0; e = errno; }
     if (!ok) {
         atomic_abort(f);
         errno = e;
@@ -96,7 +99,7 @@ int atomic_copy(const char *src, const char *dst) {
     char buf[1 << 16];
     size_t n;
     int ok = 1;
-    while (ok && (n = fread(buf, 1, sizeof buf, in)) > 0) ok = fwrite(buf, 1, n, f.fp) == n;
+    while (ok && (n = fread(buf, 1, sizeof buf, in)) > 0) ok = io_write_all(f.fp, buf, n) == 0;
     if (ferror(in)) ok = 0;
     int e = errno;
     fclose(in);

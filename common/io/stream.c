@@ -3,6 +3,7 @@
 
 #include "io/atomic.h"
 #include "io/err.h"
+#include "io/fault.h"
 
 #include <errno.h>
 #include <math.h>
@@ -64,8 +65,9 @@ static size_t read_raw(stream_reader *r, unsigned char *buf, size_t cap) {
         r->sniff_pos += n;
         return n;
     }
-    size_t n = fread(buf, 1, cap, r->fp);
-    if (n == 0 && ferror(r->fp)) die_at(r->name, -1, "read failed: %s", strerror(errno));
+    int failed;
+    size_t n = io_read(r->fp, buf, cap, &failed);
+    if (failed) die_at(r->name, -1, "read failed: %s", strerror(errno));
     return n;
 }
 
@@ -137,15 +139,16 @@ stream_reader *sr_open(const char *path, const char *schema, int major) {
         r->fp = stdin;
     } else {
         r->name = xstrdup(path);
-        r->fp = fopen(path, "rb");
+        r->fp = io_gate() == 0 ? fopen(path, "rb") : NULL;
         if (!r->fp) die_at(path, -1, "cannot open: %s", strerror(errno));
         r->own_fp = true;
     }
     const char *cap = getenv("ITREK_MAX_RECORD");
     r->max_record = cap && *cap ? strtoull(cap, NULL, 10) : default_max_record;
     r->index = -1; /* the header is record 0 */
-    r->nsniff = fread(r->sniff, 1, 4, r->fp);
-    if (r->nsniff == 0 && ferror(r->fp)) die_at(r->name, -1, "read failed: %s", strerror(errno));
+    int failed;
+    r->nsniff = io_read(r->fp, r->sniff, 4, &failed);
+    if (failed) die_at(r->name, -1, "read failed: %s", strerror(errno));
     if (r->nsniff == 4 && is_zstd_magic(r->sniff)) {
         r->zstd = true;
         r->dctx = ZSTD_createDCtx();
@@ -333,8 +336,7 @@ struct stream_writer {
 };
 
 static void write_all(stream_writer *w, const void *p, size_t n) {
-    if (n && fwrite(p, 1, n, w->fp) != n)
-        die_at(w->name, -1, "write failed: %s", strerror(errno));
+    if (io_write_all(w->fp, p, n) != 0) die_at(w->name, -1, "write failed: %s", strerror(errno));
 }
 
 /* Push n bytes through the compressor (or straight out). end: finish the frame. */
