@@ -51,3 +51,12 @@ sweep "candgen" cand2.mp "$B/candgen" --quiet --threads 1 --mf mf.mp -n 3 ia.mp 
 sweep "metrics (a text table)" m.md "$B/metrics" --bootstrap 20 --interactions ia.mp --candidates cand.mp -o m.md
 "$B/mp2json" cand.mp > cand.jsonl
 sweep "json2mp" c2.mp "$B/json2mp" -o c2.mp cand.jsonl
+# the prompt side, on the golden tests' small inputs
+G=$ITREK_ROOT/tests/cli/golden/inputs
+for f in q a ia items mf cand; do "$B/json2mp" < "$G/$f.jsonl" > "g-$f.mp" || fail "setup: $f"; done
+TM=$ITREK_ROOT/data/prompts/recranker.tmpl
+sweep "fuse" rk.mp "$B/fuse" --quiet --queries g-q.mp g-a.mp -o rk.mp
+sweep "promptgen --mode eval" qq.mp "$B/promptgen" --quiet --mode eval --interactions g-ia.mp --catalog g-items.mp --mf g-mf.mp \
+    --candidates g-cand.mp --templates "$TM" -o qq.mp
+sweep "promptgen --mode train" ins.mp "$B/promptgen" --quiet --mode train --draws 20 --interactions g-ia.mp --catalog g-items.mp \
+    --mf g-mf.mp --templates "$TM" -o ins.mp
