@@ -391,6 +391,31 @@ $(RES)/$(1)-base.json: $(ART)/$(1)/base.json
 endef
 $(foreach s,$(SCHEMES),$(eval $(call SCHEME_RULES,$(s))))
 
+# SHARDS=N (N > 1): rank runs as N independent targets, one per shard of the users
+# (`rank --shard I/N`, users with user mod N = I), merged by `rank --merge` into the same
+# answers file, so `make -jN` ranks on N processes (or give the shard targets to Slurm or GNU
+# parallel). The merge has the unsharded run's header and record order; docs/rank.md says what
+# may differ (scores' last bits in decode steps of at most 4 rows; texts agree).
+SHARDS ?= 1
+ifeq ($(shell echo '$(SHARDS)' | grep -Ex '[1-9][0-9]*'),)
+  $(error SHARDS must be a positive whole number, not '$(SHARDS)')
+endif
+ifneq ($(SHARDS),1)
+SHARD_IDS := $(shell seq 0 $$(($(SHARDS) - 1)))
+# $(1) scheme, $(2) part, $(3) shard index
+define SHARD_RULES
+$(ART)/$(1)/shards/answers-$(2).$(3)-of-$(SHARDS).mp: $(ART)/$(1)/queries-$(2).mp $(ART)/$(1)/adapter/adapter_model.safetensors $(ART)/$(1)/rank.params $(BINDIR)/rank
+	@mkdir -p $$(@D)
+	$(call timed,$(1),rank-$(2)-shard-$(3)-of-$(SHARDS),$(BINDIR)/rank $(PROGRESS) --model $(call base_of,$(1)) --adapter $(ART)/$(1)/adapter \
+	  $$$$(cat $(ART)/$(1)/rank.params) --shard $(3)/$(SHARDS) $$< -o $$@)
+endef
+define MERGE_RULE
+$(ART)/$(1)/answers-$(2).mp: $(foreach i,$(SHARD_IDS),$(ART)/$(1)/shards/answers-$(2).$(i)-of-$(SHARDS).mp) $(BINDIR)/rank
+	$(BINDIR)/rank --merge $$(filter %.mp,$$^) -o $$@
+endef
+$(foreach s,$(SCHEMES),$(foreach p,test valid,$(eval $(call MERGE_RULE,$(s),$(p)))$(foreach i,$(SHARD_IDS),$(eval $(call SHARD_RULES,$(s),$(p),$(i))))))
+endif
+
 # --- the leak audit (`make leak-audit`, issue 30; docs/protocols.md, "The hint leak").
 # RecRanker's hints read a rating matrix of train + test ratings (0 when unrated), so a held-out
 # candidate shows its real rating. The audit replicates that as a labelled diagnostic

@@ -23,6 +23,18 @@ mk results > "$T/make2.log" 2>&1
 grep -E '^[^ ]*bin/(split|mf-train|candgen|promptgen|lora-train|rank|fuse|metrics) |^spm_train ' "$T/make2.log" > "$T/ran"
 [ ! -s "$T/ran" ] && pass "second make results does nothing" || fail "second make results does nothing" "$(head -3 "$T/ran")"
 
+# SHARDS=2: rank as two shard targets (make -j2) merged by rank --merge; the merge has the
+# unsharded run's header, ids, order and texts (scores may differ in the last bits: docs/rank.md)
+A=$T/art/loo
+mv "$A/answers-test.mp" "$T/answers-unsharded.mp"
+if mk -j2 SHARDS=2 "$A/answers-test.mp" > "$T/shards.log" 2>&1 && grep -q -- '--shard 1/2' "$T/shards.log" &&
+    grep -q 'rank --merge' "$T/shards.log"; then pass "SHARDS=2: two rank shards and a merge"
+else fail "SHARDS=2: two rank shards and a merge" "$(tail -3 "$T/shards.log")"; fi
+strip_scores() { "$BINDIR/mp2json" "$1" | sed 's/,"scores":\[[^]]*\]//'; }
+cmp -s <(strip_scores "$T/answers-unsharded.mp") <(strip_scores "$A/answers-test.mp") &&
+    pass "SHARDS=2: header, ids, order and texts as unsharded" || fail "SHARDS=2: header, ids, order and texts as unsharded"
+mv "$T/answers-unsharded.mp" "$A/answers-test.mp"
+
 # issue 30: the seed's hybrid row, provenance without machine paths, and the leak audit
 grep -q "^| seed hybrid | 0\.[0-9]* |" "$md" && pass "table row seed hybrid (the seed's lambda 1/3)" || fail "table row seed hybrid"
 grep -q -- '- split: `--scheme loo --ml100k <ML-100K, u.data sha256 [0-9a-f]\{16\}…>`' "$md" && ! grep -q "$ML" "$md" \

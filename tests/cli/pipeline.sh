@@ -117,6 +117,11 @@ grep -q -- "--item-vectors $T/iart/loo/itemvecs.mp" "$T/iinit.log" &&
     grep -q "item-init 0.05" "$T/iinit.log" &&
     pass "ITEM_INIT_STD=0.05: item vectors made, given to the pretraining, stamped" || fail "ITEM_INIT_STD=0.05" "$(grep -- 'init-embeddings\|item-vectors' "$T/iinit.log" | cut -c1-300)"
 expect_fail "REFIT must be 0 or 1" 2 "REFIT must be 0 or 1, not 'yes'" mk base REFIT=yes
+make -C "$ITREK_ROOT" --no-print-directory -n results PROFILE=tiny SCHEMES=loo SHARDS=3 ML100K="$ML" ART="$T/hart" RES="$T/hres" BINDIR="$BINDIR" > "$T/shards.log" 2>&1
+[ "$(grep -c -- "--shard [0-2]/3 $T/hart/loo/queries-test.mp -o $T/hart/loo/shards/answers-test.[0-2]-of-3.mp" "$T/shards.log")" = 3 ] &&
+    grep -q "rank --merge $T/hart/loo/shards/answers-test.0-of-3.mp $T/hart/loo/shards/answers-test.1-of-3.mp $T/hart/loo/shards/answers-test.2-of-3.mp -o $T/hart/loo/answers-test.mp" "$T/shards.log" &&
+    pass "SHARDS=3: three rank shard targets and one merge" || fail "SHARDS=3" "$(grep -- '--shard\|--merge' "$T/shards.log" | cut -c1-200)"
+expect_fail "SHARDS must be a positive whole number" 2 "SHARDS must be a positive whole number, not '0'" mk base SHARDS=0
 # A method may come from two inputs when they agree (fuse's base and the candidates), not otherwise.
 "$B/mp2json" "$T/c1.mp" | awk 'NR==1{print "{\"schema\":\"itrek.rankings\",\"version\":1,\"params\":{\"scheme\":\"loo\"}}"; next}
   {sub(/,"scores":\[[^]]*\]/,""); sub(/\{"user"/,"{\"method\":\"base\",\"user\""); print}' | "$B/json2mp" > "$T/fusedbase.mp"
