@@ -4,6 +4,7 @@
 #include "io/atomic.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -12,6 +13,8 @@
 #include <unistd.h>
 
 static const char *prog_name = "itrek";
+static pthread_t main_thread;
+static bool have_main_thread;
 
 /* Registered temporary files. A handful at most per process, so a small fixed table. */
 #define MAX_TMP 16
@@ -42,6 +45,8 @@ void err_set_prog(const char *argv0) {
     const char *slash = argv0 ? strrchr(argv0, '/') : NULL;
     prog_name = slash ? slash + 1 : (argv0 ? argv0 : "itrek");
     if (strncmp(prog_name, "itrek-", 6) == 0) prog_name += 6;
+    main_thread = pthread_self();
+    have_main_thread = true;
     atexit(cleanup_tmp);
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
@@ -63,6 +68,18 @@ void err_unregister_tmp(const char *path) {
         if (tmp_paths[i] && strcmp(tmp_paths[i], path) == 0) { free(tmp_paths[i]); tmp_paths[i] = NULL; }
 }
 
+/* The end of every failure. From a worker thread (an allocation failing inside a parallel
+ * region) exit() would run the atexit handlers while the other workers and the pool wait on
+ * each other, and could hang; so a worker removes the temporaries itself and ends the process
+ * at once. */
+static noreturn void leave(int code) {
+    if (have_main_thread && !pthread_equal(pthread_self(), main_thread)) {
+        cleanup_tmp();
+        _exit(code);
+    }
+    exit(code);
+}
+
 void die_at(const char *file, long record, const char *fmt, ...) {
     va_list ap;
     fflush(stdout);
@@ -72,7 +89,7 @@ void die_at(const char *file, long record, const char *fmt, ...) {
     vfprintf(stderr, fmt, ap);
     va_end(ap);
     fputc('\n', stderr);
-    exit(EXIT_DATA);
+    leave(EXIT_DATA);
 }
 
 void die(const char *fmt, ...) {
@@ -83,7 +100,7 @@ void die(const char *fmt, ...) {
     vfprintf(stderr, fmt, ap);
     va_end(ap);
     fputc('\n', stderr);
-    exit(EXIT_DATA);
+    leave(EXIT_DATA);
 }
 
 void die_usage(const char *usage, const char *fmt, ...) {
@@ -94,7 +111,7 @@ void die_usage(const char *usage, const char *fmt, ...) {
     va_end(ap);
     fputc('\n', stderr);
     if (usage) fputs(usage, stderr);
-    exit(EXIT_USAGE);
+    leave(EXIT_USAGE);
 }
 
 void warnf(const char *fmt, ...) {
